@@ -1,0 +1,3 @@
+from xdsgen.cli import main
+
+main()

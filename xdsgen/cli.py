@@ -1,0 +1,172 @@
+"""The command line: parse options, call one function, map errors to messages and exit codes.
+
+Only click is imported at start-up; everything else is imported inside the command that
+needs it, so `xdsgen --help` and cron runs start fast (OpenWrt's Python writes no .pyc).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, Optional, TypeVar
+
+import click
+
+from xdsgen import __version__
+from xdsgen.errors import EXIT_CODES, InventoryError, Problem, XdsgenError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
+
+
+def _print_problems(problems: list[Problem], fmt: str = "text") -> None:
+    if fmt == "json":
+        click.echo(json.dumps([p.as_dict() for p in problems], indent=2))
+        return
+    for problem in problems:
+        click.echo(problem.format(), err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn xdsgen's exceptions into messages and exit codes; never show a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InventoryError as exc:
+            fmt = kwargs.get("output_format", "text")
+            _print_problems(exc.problems + exc.warnings, fmt)
+            if fmt != "json":
+                count = len(exc.problems)
+                click.echo(f"{count} error{'s' if count != 1 else ''}; nothing written.", err=True)
+            sys.exit(exc.exit_code)
+        except XdsgenError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(__version__, "--version", prog_name="xdsgen")
+def main() -> None:
+    """Turn one short, checked inventory into Envoy v3 file-based xDS.
+
+    xdsgen reads an inventory (HTTP vhosts with path routes, TLS termination and
+    passthrough by SNI, TCP/UDP port maps, separate IPv4/IPv6 listeners), checks it,
+    and writes cds.yaml, lds.yaml and their rds_*/sds_* companions for Envoy's
+    dynamic_resources with path_config_source.
+    """
+
+
+inventory_argument = click.argument(
+    "inventory", type=click.Path(dir_okay=True, allow_dash=False), metavar="INVENTORY"
+)
+
+
+@main.command()
+@inventory_argument
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+    show_default=True, help="json: print problems (or the summary) as JSON on stdout.",
+)
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--check-files", is_flag=True,
+    help="Missing or unreadable certificate files are errors (as for apply), not warnings.",
+)
+@handle_errors
+def validate(inventory: str, output_format: str, strict: bool, check_files: bool) -> None:
+    """Check INVENTORY against the schema and its meaning; exit 0 if valid, 1 otherwise."""
+    from xdsgen.pipeline import load_model
+    from xdsgen.summary import summarize
+
+    model = load_model(inventory, check_files=check_files)
+    if strict and model.warnings:
+        raise InventoryError(list(model.warnings))
+    summary = summarize(model)
+    if output_format == "json":
+        click.echo(json.dumps({"valid": True, "summary": summary.as_dict(),
+                               "warnings": [w.as_dict() for w in model.warnings]}, indent=2))
+        return
+    _print_problems(list(model.warnings))
+    click.echo(f"{inventory}: valid: {summary.line()}")
+
+
+@main.command()
+@inventory_argument
+@click.option(
+    "-o", "--out-dir", type=click.Path(file_okay=False),
+    help="Directory to write into (default: the inventory's envoy.config_dir). The files "
+    "refer to each other by this path unless envoy.container_config_dir is set.",
+)
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print every file instead of writing.")
+@handle_errors
+def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
+    """Render cds.yaml, lds.yaml, rds_*.yaml and sds_*.yaml from INVENTORY.
+
+    Files whose content is unchanged are not touched. For a live Envoy use `apply`,
+    which also orders the updates and waits for Envoy to accept them.
+    """
+    from xdsgen.pipeline import load_model, render as render_files, write_plain
+
+    model = load_model(inventory, config_dir=out_dir)
+    _print_problems(list(model.warnings))
+    rendered = render_files(model)
+    if to_stdout:
+        for name, text in rendered.files.items():
+            click.echo(f"# --- {name}")
+            click.echo(text, nl=False)
+        return
+    written = write_plain(model.envoy.config_dir, rendered)
+    click.echo(
+        f"wrote {len(written)} of {len(rendered.files)} files to {model.envoy.config_dir}"
+        + (" (the rest unchanged)" if len(written) < len(rendered.files) else ""),
+        err=True,
+    )
+
+
+@main.command()
+@inventory_argument
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option(
+    "--config-dir", type=click.Path(file_okay=False),
+    help="Point Envoy at this directory instead of envoy.config_dir.",
+)
+@handle_errors
+def bootstrap(inventory: str, output: Optional[str], config_dir: Optional[str]) -> None:
+    """Print the Envoy bootstrap: node, file-based CDS/LDS, loopback admin, connection limit."""
+    from xdsgen.pipeline import load_model
+    from xdsgen.render import render_bootstrap
+
+    model = load_model(inventory, config_dir=config_dir)
+    _print_problems(list(model.warnings))
+    text = render_bootstrap(model)
+    if output:
+        from xdsgen.files import write_atomic
+
+        write_atomic(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+def schema() -> None:
+    """Print the inventory's JSON Schema (for editors: yaml-language-server)."""
+    from xdsgen import resources
+
+    click.echo(resources.read_text("schemas", "inventory.schema.json"), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

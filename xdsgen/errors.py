@@ -1,0 +1,100 @@
+"""The exception hierarchy and the exit codes; messages are made only at the CLI edge.
+
+Exit codes (the one place they are defined; README's table is checked against this):
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+EXIT_OK = 0
+EXIT_INVALID = 1  # the inventory (or a file it names) is invalid
+EXIT_USAGE = 2  # bad command line (click's own code)
+EXIT_ENVOY = 3  # Envoy refused the config, or did not confirm it in time
+EXIT_LOCKED = 4  # another apply holds the config directory's lock
+EXIT_CHANGES = 5  # apply --dry-run: the plan is not empty (like terraform's -detailed-exitcode)
+EXIT_IO = 6  # a file could not be read or written, or Envoy's admin is unreachable
+
+EXIT_CODES = {
+    EXIT_OK: "success (for apply --dry-run: nothing would change)",
+    EXIT_INVALID: "invalid inventory: every problem is listed",
+    EXIT_USAGE: "usage error (unknown option, missing argument)",
+    EXIT_ENVOY: "Envoy refused the config or did not confirm it in time; the previous files are restored",
+    EXIT_LOCKED: "another apply holds the config directory's lock (--lock-timeout ran out)",
+    EXIT_CHANGES: "apply --dry-run: changes would be made",
+    EXIT_IO: "a file or Envoy's admin interface could not be reached",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with an inventory, located as precisely as we can."""
+
+    line: int  # 1-based; 0 when unknown
+    column: int  # 1-based; 0 when unknown
+    path: str  # key path such as http[0].routes[2].upstream ("" for the whole file)
+    message: str
+    hint: Optional[str] = None
+    severity: str = "error"  # "error" or "warning"
+    source: str = field(default="", compare=False)
+
+    def format(self) -> str:
+        where = self.source or "<inventory>"
+        if self.line:
+            where += f":{self.line}:{self.column}"
+        text = f"{where}: {self.severity}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.source,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class XdsgenError(Exception):
+    """Base of every error xdsgen reports to a person; carries its exit code."""
+
+    exit_code = EXIT_INVALID
+
+
+class InventoryError(XdsgenError):
+    """The inventory is invalid; `problems` lists every error found (sorted by position)."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, problems: list[Problem], warnings: Optional[list[Problem]] = None):
+        self.problems = sorted(problems)
+        self.warnings = sorted(warnings or [])
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class RenderError(XdsgenError):
+    """The rendered output did not parse back to the model: a bug in xdsgen, never written."""
+
+    exit_code = EXIT_INVALID
+
+
+class EnvoyRefused(XdsgenError):
+    """Envoy (its validate mode, or the running server) refused the config."""
+
+    exit_code = EXIT_ENVOY
+
+
+class LockTimeout(XdsgenError):
+    exit_code = EXIT_LOCKED
+
+
+class IOProblem(XdsgenError):
+    exit_code = EXIT_IO

@@ -1,0 +1,743 @@
+"""The normalized model: every decision (names, defaults, ordering, durations) is made here.
+
+Templates only loop over these frozen dataclasses and print their fields.  `build` also
+runs the meaning checks the schema cannot express, collecting every problem with its
+position before it gives up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+import posixpath
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional, Union
+
+from xdsgen.errors import InventoryError, Problem
+from xdsgen.inventory import Inventory, PathKey
+from xdsgen.schema_errors import suggest
+
+FAMILIES = ("ipv4", "ipv6")
+DEFAULT_CONFIG_DIR = "/etc/envoy"
+DEFAULT_ADMIN = "127.0.0.1:15001"
+DEFAULT_ACCESS_LOG = "/dev/stdout"
+DEFAULT_CONNECT_TIMEOUT = "5s"
+DEFAULT_MAX_CONNECTIONS = 1024
+DEFAULT_CA = "/etc/ssl/certs/ca-certificates.crt"
+CDS_FILE = "cds.yaml"
+LDS_FILE = "lds.yaml"
+
+_HOST_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOSTNAME_RE = re.compile(rf"^{_HOST_LABEL}(\.{_HOST_LABEL})*\.?$")
+_ENDPOINT_RE = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]{1,5})$")
+_DURATION_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)$")
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class UpstreamTls:
+    sni: Optional[str]
+    verify: bool
+    ca: Optional[str]  # only when verify
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    discovery: str  # STATIC or STRICT_DNS
+    endpoints: tuple[Endpoint, ...]
+    connect_timeout: str  # protobuf Duration text: "5s", "0.25s"
+    tls: Optional[UpstreamTls]
+    # A router's LAN names often have only an A record; prefer it over a missing AAAA.
+    dns_lookup_family: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    match: str  # "prefix" or "path"
+    value: str
+    cluster: Optional[str]  # None for a redirect
+    prefix_rewrite: Optional[str]
+    websocket: bool
+    timeout: Optional[str]
+    https_redirect: bool = False
+    redirect_port: Optional[int] = None  # None: leave the port out (https default 443)
+
+
+@dataclass(frozen=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    name: str  # same as its listener: http_ipv4, https_ipv6
+    virtual_hosts: tuple[VirtualHost, ...]
+
+    @property
+    def file_name(self) -> str:
+        return f"rds_{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    cert: str
+    key: str
+
+    @property
+    def file_name(self) -> str:
+        return f"sds_{self.name}.yaml"
+
+
+@dataclass(frozen=True)
+class HttpChain:
+    """A filter chain running the HTTP connection manager: the only one of an http listener,
+    or on an https listener one per certificate, matched by SNI."""
+
+    name: str
+    server_names: tuple[str, ...] = ()
+    secret: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PassthroughChain:
+    name: str
+    server_names: tuple[str, ...]
+    cluster: str
+    stat_prefix: str
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    kind: str  # http, https, tcp, udp
+    family: str
+    address: str
+    port: int
+    stat_prefix: str
+    route_config: Optional[str] = None  # http/https
+    cluster: Optional[str] = None  # tcp/udp
+    http_chains: tuple[HttpChain, ...] = ()
+    passthrough: tuple[PassthroughChain, ...] = ()
+
+    @property
+    def protocol(self) -> str:
+        return "UDP" if self.kind == "udp" else "TCP"
+
+
+@dataclass(frozen=True)
+class Envoy:
+    config_dir: str  # where xdsgen writes the files
+    envoy_dir: str  # the same directory as Envoy sees it (Docker: the mount point)
+    admin_host: str
+    admin_port: int
+    access_log: Optional[str]
+    node_id: str
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class Model:
+    envoy: Envoy
+    clusters: tuple[Cluster, ...]
+    listeners: tuple[Listener, ...]
+    route_configs: tuple[RouteConfig, ...]
+    secrets: tuple[Secret, ...]
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
+        """The same model writing to another directory (render -o, apply --config-dir)."""
+        config_dir = os.path.abspath(config_dir)
+        envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir or config_dir)
+        return replace(self, envoy=envoy)
+
+    def envoy_path(self, file_name: str) -> str:
+        return posixpath.join(self.envoy.envoy_dir, file_name)
+
+    @property
+    def cds_path(self) -> str:
+        return self.envoy_path(CDS_FILE)
+
+    @property
+    def lds_path(self) -> str:
+        return self.envoy_path(LDS_FILE)
+
+    def route_path(self, route_config: str) -> str:
+        return self.envoy_path(f"rds_{route_config}.yaml")
+
+    def secret_path(self, secret: str) -> str:
+        return self.envoy_path(f"sds_{secret}.yaml")
+
+    def cluster_names(self) -> set[str]:
+        return {c.name for c in self.clusters}
+
+    def used_clusters(self) -> set[str]:
+        used = {listener.cluster for listener in self.listeners if listener.cluster}
+        for listener in self.listeners:
+            used.update(chain.cluster for chain in listener.passthrough)
+        for rc in self.route_configs:
+            for vh in rc.virtual_hosts:
+                used.update(r.cluster for r in vh.routes if r.cluster)
+        return used
+
+    def secret_files(self) -> set[str]:
+        return {path for s in self.secrets for path in (s.cert, s.key)}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def format_duration(text: str) -> str:
+    """Turn an inventory duration (250ms, 2s, 5m, 1h) into protobuf's seconds form."""
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise ValueError(text)
+    whole, fraction, unit = match.groups()
+    # Decimal arithmetic in nanoseconds keeps 0.1s exact.
+    nanos = int(whole) * 10**9 + int((fraction or "0").ljust(9, "0")[:9])
+    nanos *= {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}[unit]
+    nanos //= 1000
+    seconds, rest = divmod(nanos, 10**9)
+    if rest == 0:
+        return f"{seconds}s"
+    return f"{seconds}.{rest:09d}".rstrip("0") + "s"
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_endpoint(text: str) -> Union[Endpoint, str]:
+    """Endpoint, or a message saying what is wrong with the host:port text."""
+    match = _ENDPOINT_RE.match(text)
+    if not match:
+        if text.count(":") > 1 and not text.startswith("["):
+            return f"IPv6 address must be in brackets: [{text.rsplit(':', 1)[0]}]:{text.rsplit(':', 1)[1]}"
+        return f"malformed host:port {text!r}"
+    port = int(match.group("port"))
+    if not 1 <= port <= 65535:
+        return f"port {port} is outside 1-65535"
+    if match.group("v6") is not None:
+        try:
+            address = ipaddress.IPv6Address(match.group("v6"))
+        except ValueError:
+            return f"{match.group('v6')!r} in brackets is not an IPv6 address"
+        return Endpoint(str(address), port)
+    host = match.group("host")
+    if is_ip(host):
+        return Endpoint(str(ipaddress.ip_address(host)), port)
+    if re.fullmatch(r"[0-9.]+", host):
+        return f"{host!r} is not a valid IPv4 address"
+    if not _HOSTNAME_RE.match(host) or len(host) > 253:
+        return f"{host!r} is not a valid host name"
+    return Endpoint(host.rstrip(".").lower(), port)
+
+
+def domain_problem(domain: str) -> Optional[str]:
+    if domain == "*":
+        return None
+    body = domain[2:] if domain.startswith("*.") else domain
+    if "*" in body:
+        return f"{domain!r}: a wildcard must be \"*\" alone or lead as \"*.example.com\""
+    if not _HOSTNAME_RE.match(body) or body.endswith("."):
+        return f"{domain!r} is not a valid host name"
+    return None
+
+
+# --------------------------------------------------------------------------- build
+
+
+class _Builder:
+    def __init__(self, inventory: Inventory, check_files: bool):
+        self.inv = inventory
+        self.data = inventory.data
+        self.check_files = check_files
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, path: PathKey, message: str, hint: Optional[str] = None) -> None:
+        self.errors.append(self.inv.problem(path, message, hint))
+
+    def warn(self, path: PathKey, message: str, hint: Optional[str] = None) -> None:
+        self.warnings.append(self.inv.problem(path, message, hint, severity="warning"))
+
+    # ---- envoy
+
+    def envoy(self) -> Envoy:
+        section = self.data.get("envoy", {})
+        admin_text = section.get("admin", DEFAULT_ADMIN)
+        admin = parse_endpoint(admin_text)
+        if isinstance(admin, str):
+            self.error(("envoy", "admin"), admin, "write HOST:PORT, e.g. 127.0.0.1:15001")
+            admin = Endpoint("127.0.0.1", 15001)
+        elif not is_ip(admin.host):
+            self.error(("envoy", "admin"), "the admin address must be an IP address")
+        elif not ipaddress.ip_address(admin.host).is_loopback:
+            if section.get("admin_allow_remote") is True:
+                self.warn(
+                    ("envoy", "admin"),
+                    f"Envoy's admin interface listens on {admin.host}, beyond loopback: anyone who "
+                    "reaches it can read the whole config and stop Envoy (/quitquitquit)",
+                )
+            else:
+                self.error(
+                    ("envoy", "admin"),
+                    f"admin address {admin.host} is not loopback: it would expose /quitquitquit "
+                    "and /config_dump",
+                    "use 127.0.0.1 or ::1, or set envoy.admin_allow_remote: true",
+                )
+        access_log = section.get("access_log", DEFAULT_ACCESS_LOG)
+        if access_log is False or access_log == "off":
+            access_log = None
+        config_dir = section.get("config_dir", DEFAULT_CONFIG_DIR)
+        if not os.path.isabs(config_dir):
+            config_dir = os.path.normpath(os.path.join(self.inv.base_dir, config_dir))
+        container_dir = section.get("container_config_dir")
+        return Envoy(
+            config_dir=config_dir,
+            envoy_dir=container_dir or config_dir,
+            admin_host=admin.host,
+            admin_port=admin.port,
+            access_log=access_log,
+            node_id=section.get("node_id", "xdsgen"),
+            max_connections=section.get("max_connections", DEFAULT_MAX_CONNECTIONS),
+        )
+
+    # ---- listen
+
+    def listen(self) -> dict[str, dict[str, Any]]:
+        families: dict[str, dict[str, Any]] = {}
+        for family, spec in sorted(self.data["listen"].items()):
+            address = spec["address"]
+            try:
+                parsed = ipaddress.ip_address(address)
+            except ValueError:
+                self.error(
+                    ("listen", family, "address"),
+                    f"{address!r} is not an IP address",
+                    "0.0.0.0 or :: listen on every address",
+                )
+                continue
+            want = 4 if family == "ipv4" else 6
+            if parsed.version != want:
+                self.error(
+                    ("listen", family, "address"),
+                    f"{address} is an IPv{parsed.version} address in the {family} family",
+                )
+                continue
+            families[family] = {**spec, "address": str(parsed)}
+        return families
+
+    def families_of(self, item: dict[str, Any], path: PathKey, listen: dict[str, Any]) -> list[str]:
+        wanted = item.get("families")
+        if wanted is None:
+            return sorted(listen)
+        for index, family in enumerate(wanted):
+            if family not in self.data["listen"]:
+                self.error(
+                    (*path, "families", index),
+                    f"family {family!r} has no entry in listen",
+                    f"add listen.{family}, or remove it here",
+                )
+        return sorted(f for f in wanted if f in listen)
+
+    # ---- upstreams
+
+    def clusters(self) -> dict[str, Cluster]:
+        clusters: dict[str, Cluster] = {}
+        lowered: dict[str, str] = {}
+        for name, spec in self.data["upstreams"].items():
+            path: PathKey = ("upstreams", name)
+            if name.lower() in lowered:
+                self.error(
+                    path,
+                    f"upstream {name!r} differs from {lowered[name.lower()]!r} only in case",
+                    "Envoy stats and people confuse them; rename one",
+                )
+            lowered[name.lower()] = name
+            if isinstance(spec, str):
+                spec = {"endpoints": [spec]}
+                endpoint_paths: list[PathKey] = [path]
+            else:
+                endpoint_paths = [(*path, "endpoints", i) for i in range(len(spec["endpoints"]))]
+            endpoints: list[Endpoint] = []
+            for text, endpoint_path in zip(spec["endpoints"], endpoint_paths):
+                parsed = parse_endpoint(text)
+                if isinstance(parsed, str):
+                    self.error(endpoint_path, parsed, "write HOST:PORT, IPv6 as [addr]:port")
+                else:
+                    endpoints.append(parsed)
+            if not endpoints:
+                continue
+            kinds = {is_ip(e.host) for e in endpoints}
+            if len(kinds) > 1:
+                self.error(
+                    (*path, "endpoints"),
+                    "mixes IP addresses and host names",
+                    "Envoy resolves either all endpoints by DNS or none; split into two upstreams",
+                )
+            tls_spec = spec.get("tls")
+            tls = None
+            if tls_spec is not None:
+                verify = tls_spec.get("verify", True)
+                sni = tls_spec.get("sni")
+                if sni is not None and domain_problem(sni):
+                    self.error((*path, "tls", "sni"), str(domain_problem(sni)))
+                if verify and sni is None and all(is_ip(e.host) for e in endpoints):
+                    self.error(
+                        (*path, "tls"),
+                        "cannot verify the upstream's certificate without a name",
+                        "set tls.sni to the name in its certificate, or verify: false",
+                    )
+                tls = UpstreamTls(
+                    sni=sni, verify=verify, ca=tls_spec.get("ca", DEFAULT_CA) if verify else None
+                )
+            clusters[name] = Cluster(
+                name=name,
+                discovery="STATIC" if all(is_ip(e.host) for e in endpoints) else "STRICT_DNS",
+                endpoints=tuple(endpoints),
+                connect_timeout=format_duration(
+                    spec.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
+                ),
+                tls=tls,
+                dns_lookup_family=None if all(is_ip(e.host) for e in endpoints) else "V4_PREFERRED",
+            )
+        return clusters
+
+    def check_upstream(self, name: str, path: PathKey) -> bool:
+        if name in self.data["upstreams"]:
+            return True
+        self.error(path, f"unknown upstream {name!r}", suggest(name, list(self.data["upstreams"])))
+        return False
+
+    # ---- certificates
+
+    def secrets(self) -> dict[str, Secret]:
+        secrets = {}
+        for name, spec in (self.data.get("certificates") or {}).items():
+            path: PathKey = ("certificates", name)
+            cert, key = spec["cert"], spec["key"]
+            for which, file_path in (("cert", cert), ("key", key)):
+                self.check_file((*path, which), file_path, is_key=which == "key")
+            secrets[name] = Secret(name=name, cert=cert, key=key)
+        return secrets
+
+    def check_file(self, path: PathKey, file_path: str, is_key: bool) -> None:
+        problem = None
+        try:
+            info = os.stat(file_path)
+            if not stat.S_ISREG(info.st_mode):
+                problem = f"{file_path} is not a regular file"
+            elif not os.access(file_path, os.R_OK):
+                problem = f"{file_path} is not readable"
+        except FileNotFoundError:
+            problem = f"{file_path} does not exist"
+        except OSError as exc:
+            problem = f"{file_path}: {exc.strerror}"
+        if problem:
+            if self.check_files:
+                self.error(path, problem, "Envoy would refuse the listener; fix the path")
+            else:
+                self.warn(path, problem, "fine if you render for another machine")
+            return
+        if is_key and info.st_mode & stat.S_IROTH:
+            self.warn(path, f"private key {file_path} is readable by every user", "chmod o-r it")
+
+    # ---- everything
+
+    def build(self) -> Model:
+        envoy = self.envoy()
+        listen = self.listen()
+        clusters = self.clusters()
+        secrets = self.secrets()
+        vhosts = self.data.get("http") or []
+        passthroughs = self.data.get("tls_passthrough") or []
+
+        listeners: list[Listener] = []
+        route_configs: list[RouteConfig] = []
+        tcp_ports: dict[tuple[str, int], tuple[PathKey, str]] = {}
+        udp_ports: dict[tuple[str, int], tuple[PathKey, str]] = {}
+
+        def claim(table: dict, family: str, port: int, path: PathKey, what: str) -> None:
+            if (family, port) in table:
+                other_path, other = table[(family, port)]
+                line = self.inv.locate(other_path)[0]
+                self.error(
+                    path,
+                    f"{family} port {port} is already used by {other} (line {line})",
+                    "every listener of a family needs its own port",
+                )
+            else:
+                table[(family, port)] = (path, what)
+
+        for family, spec in listen.items():
+            for kind in ("http", "https"):
+                if kind in spec:
+                    claim(tcp_ports, family, spec[kind], ("listen", family, kind), f"the {kind} listener")
+
+        # Validate vhosts once, independent of family.
+        for index, vhost in enumerate(vhosts):
+            path: PathKey = ("http", index)
+            for d_index, domain in enumerate(vhost["domains"]):
+                problem = domain_problem(domain)
+                if problem:
+                    self.error((*path, "domains", d_index), problem)
+            if vhost.get("tls") is not None and vhost["tls"] not in secrets:
+                if vhost["tls"] not in (self.data.get("certificates") or {}):
+                    self.error(
+                        (*path, "tls"),
+                        f"unknown certificate {vhost['tls']!r}",
+                        suggest(vhost["tls"], list(self.data.get("certificates") or {}))
+                        or "add it under certificates",
+                    )
+            if vhost.get("tls") and vhost["domains"] == ["*"]:
+                self.error(
+                    (*path, "domains"),
+                    "a TLS vhost needs real host names: they are the SNI names of its filter chain",
+                )
+            if vhost.get("redirect_to_https") and not vhost.get("tls"):
+                self.error(
+                    (*path, "redirect_to_https"),
+                    "redirect_to_https needs tls: there is no https vhost to redirect to",
+                )
+            shadowed_by: Optional[int] = None
+            for r_index, route in enumerate(vhost["routes"]):
+                r_path: PathKey = (*path, "routes", r_index)
+                self.check_upstream(route["upstream"], (*r_path, "upstream"))
+                for key in ("prefix", "path", "rewrite"):
+                    if key in route and not route[key].startswith("/"):
+                        self.error((*r_path, key), f"{key} must start with '/'", f"write /{route[key]}")
+                    if key in route and re.search(r"[\x00-\x20\x7f]", route[key]):
+                        self.error((*r_path, key), f"{key} contains spaces or control characters")
+                if shadowed_by is not None:
+                    self.warn(
+                        r_path,
+                        f"this route can never match: routes[{shadowed_by}] (prefix /) matches first",
+                        "move it above the catch-all route",
+                    )
+                if route.get("prefix") == "/" and shadowed_by is None:
+                    shadowed_by = r_index
+        for index, item in enumerate(passthroughs):
+            self.check_upstream(item["upstream"], ("tls_passthrough", index, "upstream"))
+            for d_index, domain in enumerate(item["sni"]):
+                problem = domain_problem(domain)
+                if problem:
+                    self.error(("tls_passthrough", index, "sni", d_index), problem)
+                elif domain == "*":
+                    self.error(
+                        ("tls_passthrough", index, "sni", d_index),
+                        "passthrough needs real SNI names, not \"*\"",
+                    )
+
+        for family, spec in listen.items():
+            address = spec["address"]
+            family_vhosts = [
+                (i, v) for i, v in enumerate(vhosts) if family in self.families_of(v, ("http", i), listen)
+            ]
+            if "http" in spec:
+                name = f"http_{family}"
+                vhs = tuple(
+                    self.virtual_host(i, v, family, spec, for_tls=False) for i, v in family_vhosts
+                )
+                self.check_domains(name, family_vhosts, tls_only=False)
+                route_configs.append(RouteConfig(name=name, virtual_hosts=vhs))
+                listeners.append(
+                    Listener(
+                        name, "http", family, address, spec["http"], name,
+                        route_config=name, http_chains=(HttpChain(name=name),),
+                    )
+                )
+            family_passthrough = [
+                (i, p)
+                for i, p in enumerate(passthroughs)
+                if family in self.families_of(p, ("tls_passthrough", i), listen)
+            ]
+            tls_vhosts = [(i, v) for i, v in family_vhosts if v.get("tls")]
+            if "https" in spec:
+                name = f"https_{family}"
+                vhs = tuple(self.virtual_host(i, v, family, spec, for_tls=True) for i, v in tls_vhosts)
+                self.check_domains(name, tls_vhosts, tls_only=True)
+                chains = self.tls_chains(name, tls_vhosts)
+                pass_chains = self.passthrough_chains(name, family_passthrough, tls_vhosts)
+                if vhs:
+                    route_configs.append(RouteConfig(name=name, virtual_hosts=vhs))
+                if chains or pass_chains:
+                    listeners.append(
+                        Listener(
+                            name, "https", family, address, spec["https"], name,
+                            route_config=name if vhs else None,
+                            http_chains=chains, passthrough=pass_chains,
+                        )
+                    )
+            elif tls_vhosts or family_passthrough:
+                what = "TLS vhosts" if tls_vhosts else "tls_passthrough"
+                first = ("http", tls_vhosts[0][0]) if tls_vhosts else ("tls_passthrough", family_passthrough[0][0])
+                self.warn(
+                    first,
+                    f"{what} for {family}, but listen.{family} has no https port: not served on {family}",
+                )
+
+        for kind, table in (("tcp", tcp_ports), ("udp", udp_ports)):
+            for index, item in enumerate(self.data.get(kind) or []):
+                path = (kind, index)
+                known = self.check_upstream(item["upstream"], (*path, "upstream"))
+                for family in self.families_of(item, path, listen):
+                    port = item["port"]
+                    claim(table, family, port, (*path, "port"), f"{kind}[{index}]")
+                    if known:
+                        name = f"{kind}_{port}_{family}"
+                        listeners.append(
+                            Listener(
+                                name, kind, family, listen[family]["address"], port, name,
+                                cluster=item["upstream"],
+                            )
+                        )
+
+        self.check_admin_clash(envoy, tcp_ports, clusters)
+        if self.errors:
+            raise InventoryError(self.errors, self.warnings)
+        used_secrets = {c.secret for l in listeners for c in l.http_chains if c.secret}
+        return Model(
+            envoy=envoy,
+            clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
+            listeners=tuple(sorted(listeners, key=lambda l: l.name)),
+            route_configs=tuple(sorted(route_configs, key=lambda r: r.name)),
+            secrets=tuple(sorted((s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name)),
+            warnings=tuple(sorted(self.warnings)),
+        )
+
+    def virtual_host(
+        self, index: int, vhost: dict[str, Any], family: str, spec: dict[str, Any], for_tls: bool
+    ) -> VirtualHost:
+        redirect = bool(vhost.get("redirect_to_https")) and not for_tls and "https" in spec
+        routes = []
+        if redirect:
+            # Every path of the vhost goes to https on this family's port (omitted when 443).
+            https_port = spec["https"]
+            routes.append(
+                Route(
+                    name="redirect_to_https", match="prefix", value="/", cluster=None,
+                    prefix_rewrite=None, websocket=False, timeout=None, https_redirect=True,
+                    redirect_port=None if https_port == 443 else https_port,
+                )
+            )
+        for r_index, route in enumerate([] if redirect else vhost["routes"]):
+            match = "prefix" if "prefix" in route else "path"
+            timeout = route.get("timeout")
+            routes.append(
+                Route(
+                    name=f"{r_index}",
+                    match=match,
+                    value=route[match],
+                    cluster=route["upstream"],
+                    prefix_rewrite=route.get("rewrite"),
+                    websocket=bool(route.get("websocket", False)),
+                    timeout=format_duration(timeout) if timeout is not None else None,
+                )
+            )
+        return VirtualHost(
+            name=f"vhost{index}_{vhost['domains'][0]}".replace("*", "any"),
+            domains=tuple(vhost["domains"]),
+            routes=tuple(routes),
+        )
+
+    def check_domains(self, listener: str, vhosts: list[tuple[int, dict[str, Any]]], tls_only: bool) -> None:
+        seen: dict[str, int] = {}
+        for index, vhost in vhosts:
+            for d_index, domain in enumerate(vhost["domains"]):
+                key = domain.lower()
+                if key in seen and seen[key] != index:
+                    self.error(
+                        ("http", index, "domains", d_index),
+                        f"domain {domain!r} is already served by http[{seen[key]}] on {listener}",
+                        "a domain may be in one vhost per listener",
+                    )
+                seen.setdefault(key, index)
+
+    def tls_chains(self, listener: str, vhosts: list[tuple[int, dict[str, Any]]]) -> tuple[HttpChain, ...]:
+        by_cert: dict[str, list[str]] = {}
+        for _, vhost in vhosts:
+            names = by_cert.setdefault(vhost["tls"], [])
+            names.extend(d.lower() for d in vhost["domains"] if d.lower() not in names)
+        return tuple(
+            HttpChain(name=f"{listener}_tls_{cert}", server_names=tuple(sorted(names)), secret=cert)
+            for cert, names in sorted(by_cert.items())
+        )
+
+    def passthrough_chains(
+        self, listener: str, items: list[tuple[int, dict[str, Any]]], tls_vhosts: list[tuple[int, dict[str, Any]]]
+    ) -> tuple[PassthroughChain, ...]:
+        terminated = {d.lower(): i for i, v in tls_vhosts for d in v["domains"]}
+        seen: dict[str, int] = {}
+        chains = []
+        for index, item in items:
+            for d_index, sni in enumerate(item["sni"]):
+                path = ("tls_passthrough", index, "sni", d_index)
+                if sni.lower() in terminated:
+                    self.error(
+                        path,
+                        f"SNI {sni!r} is both passed through and terminated by http[{terminated[sni.lower()]}]",
+                        "Envoy can do only one of them for a name",
+                    )
+                if sni.lower() in seen and seen[sni.lower()] != index:
+                    self.error(path, f"SNI {sni!r} is already passed through by tls_passthrough[{seen[sni.lower()]}]")
+                seen.setdefault(sni.lower(), index)
+            chains.append(
+                PassthroughChain(
+                    name=f"{listener}_pass_{index}",
+                    server_names=tuple(sorted({s.lower() for s in item["sni"]})),
+                    cluster=item["upstream"],
+                    stat_prefix=f"{listener}_pass_{item['upstream']}",
+                )
+            )
+        return tuple(chains)
+
+    def check_admin_clash(
+        self, envoy: Envoy, tcp_ports: dict[tuple[str, int], tuple[PathKey, str]], clusters: dict[str, Cluster]
+    ) -> None:
+        admin_family = "ipv6" if ":" in envoy.admin_host else "ipv4"
+        if (admin_family, envoy.admin_port) in tcp_ports:
+            path, what = tcp_ports[(admin_family, envoy.admin_port)]
+            self.error(path, f"port {envoy.admin_port} is Envoy's admin port (envoy.admin)", "pick another port")
+        for name, cluster in clusters.items():
+            for i, endpoint in enumerate(cluster.endpoints):
+                if endpoint.port == envoy.admin_port and (
+                    endpoint.host == envoy.admin_host
+                    or endpoint.host in ("localhost", "127.0.0.1", "::1")
+                    and ipaddress.ip_address(envoy.admin_host).is_loopback
+                ):
+                    spec = self.data["upstreams"][name]
+                    path = ("upstreams", name) if isinstance(spec, str) else ("upstreams", name, "endpoints", i)
+                    self.error(
+                        path,
+                        "points at Envoy's own admin interface: it would expose /quitquitquit and "
+                        "/config_dump through the proxy",
+                        "use another port",
+                    )
+
+
+def build(inventory: Inventory, check_files: bool = False) -> Model:
+    """Build the model or raise InventoryError with every problem found.
+
+    `check_files` makes missing certificate files errors (for `apply`: Envoy would refuse
+    the listener); otherwise they are warnings (rendering for another machine is normal).
+    """
+    return _Builder(inventory, check_files).build()

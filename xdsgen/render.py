@@ -1,0 +1,329 @@
+"""Render the model through the Jinja templates, then prove the output means the model.
+
+Templates only loop and print. Every printed value must pass through one of the filters
+`q` (a string as a double-quoted YAML scalar), `num` (an int) or `key` (a fixed word);
+`finalize` refuses anything else, so no inventory string can reach the YAML unquoted.
+After rendering, each file is parsed back and its meaning compared with the model
+(`verify`): a mismatch is an xdsgen bug and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from xdsgen import resources
+from xdsgen.errors import RenderError
+from xdsgen.model import CDS_FILE, LDS_FILE, Model
+
+
+class _Safe(str):
+    """A string that a filter made safe to print into YAML."""
+
+
+# Characters a YAML double-quoted scalar cannot hold literally, or that a YAML 1.1 reader
+# (PyYAML, and Envoy's yaml-cpp) would fold or treat as a line break: escape them all.
+_NEEDS_ESCAPE = re.compile("[\"\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    # \uXXXX (never surrogate pairs: characters above U+FFFF are written as they are, in UTF-8).
+    return f"\\u{ord(char):04X}" if ord(char) > 0xFF else f"\\x{ord(char):02X}"
+
+
+def yaml_quote(value: object) -> _Safe:
+    if not isinstance(value, str):
+        raise RenderError(f"template bug: q filter got {type(value).__name__} {value!r}")
+    return _Safe('"' + _NEEDS_ESCAPE.sub(_escape, value) + '"')
+
+
+def yaml_int(value: object) -> _Safe:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RenderError(f"template bug: num filter got {type(value).__name__} {value!r}")
+    return _Safe(str(value))
+
+
+_KEYWORDS = frozenset({"prefix", "path"})
+
+
+def yaml_key(value: object) -> _Safe:
+    if value not in _KEYWORDS:
+        raise RenderError(f"template bug: key filter got {value!r}")
+    return _Safe(str(value))
+
+
+def _finalize(value: object) -> object:
+    if isinstance(value, _Safe):
+        return value
+    raise RenderError(f"template bug: {value!r} printed without the q/num/key filter")
+
+
+_ENV: dict[str, Any] = {}
+
+
+def environment() -> Any:
+    """The Jinja environment, built once per process (imported lazily: --help stays fast)."""
+    if "env" not in _ENV:
+        import jinja2
+
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(resources.directory("templates"))),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            finalize=_finalize,
+            auto_reload=False,
+        )
+        env.filters.update(q=yaml_quote, num=yaml_int, key=yaml_key)
+        _ENV["env"] = env
+    return _ENV["env"]
+
+
+def _template(name: str) -> Any:
+    return environment().get_template(name)
+
+
+def content_version(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+
+def _with_version(body: str) -> str:
+    return f'version_info: "{content_version(body)}"\n{body}'
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """File name -> text, for every file Envoy reads from the config directory."""
+
+    files: dict[str, str]
+
+    @property
+    def cds(self) -> str:
+        return self.files[CDS_FILE]
+
+    @property
+    def lds(self) -> str:
+        return self.files[LDS_FILE]
+
+    def version(self, name: str) -> str:
+        first = self.files[name].split("\n", 1)[0]
+        return first.split('"')[1]
+
+
+def render(model: Model, check: bool = True) -> Rendered:
+    """Render every xDS file; with `check`, parse each back and compare it with the model."""
+    files = {
+        CDS_FILE: _with_version(_template("cds.yaml.j2").render(model=model)),
+        LDS_FILE: _with_version(_template("lds.yaml.j2").render(model=model)),
+    }
+    rds = _template("rds.yaml.j2")
+    for rc in model.route_configs:
+        files[rc.file_name] = _with_version(rds.render(rc=rc))
+    sds = _template("sds.yaml.j2")
+    for secret in model.secrets:
+        files[secret.file_name] = _with_version(sds.render(secret=secret))
+    rendered = Rendered(dict(sorted(files.items())))
+    if check:
+        verify(model, rendered)
+    return rendered
+
+
+def render_bootstrap(model: Model) -> str:
+    text = str(_template("bootstrap.yaml.j2").render(model=model))
+    parsed = load_yaml(text)
+    expected = {
+        "admin": (model.envoy.admin_host, model.envoy.admin_port),
+        "paths": (model.cds_path, model.lds_path),
+    }
+    admin = parsed["admin"]["address"]["socket_address"]
+    dyn = parsed["dynamic_resources"]
+    got = {
+        "admin": (admin["address"], admin["port_value"]),
+        "paths": (
+            dyn["cds_config"]["path_config_source"]["path"],
+            dyn["lds_config"]["path_config_source"]["path"],
+        ),
+    }
+    if got != expected:
+        raise RenderError(f"bootstrap does not match the model: {got} != {expected}")
+    return text
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def load_yaml(text: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+
+
+def _cluster_facts(model: Model) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.name, c.discovery, c.connect_timeout,
+            tuple((e.host, e.port) for e in c.endpoints),
+            c.tls.sni if c.tls else None,
+            c.tls.ca if c.tls else None,
+        )
+        for c in model.clusters
+    ]
+
+
+def _parsed_cluster_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    facts = []
+    for c in doc["resources"]:
+        tls = (c.get("transport_socket") or {}).get("typed_config", {})
+        ca = tls.get("common_tls_context", {}).get("validation_context", {}).get("trusted_ca", {})
+        endpoints = tuple(
+            (e["endpoint"]["address"]["socket_address"]["address"],
+             e["endpoint"]["address"]["socket_address"]["port_value"])
+            for group in c["load_assignment"]["endpoints"]
+            for e in group["lb_endpoints"]
+        )
+        facts.append(
+            (c["name"], c["type"], c["connect_timeout"], endpoints, tls.get("sni"), ca.get("filename"))
+        )
+    return facts
+
+
+def _listener_facts(model: Model) -> list[tuple[Any, ...]]:
+    facts = []
+    for l in model.listeners:
+        chains = tuple(
+            [(p.server_names, "tcp", p.cluster) for p in l.passthrough]
+            + [(h.server_names, "http", h.secret) for h in l.http_chains]
+        )
+        facts.append((l.name, l.protocol, l.address, l.port, l.cluster, l.route_config, chains))
+    return facts
+
+
+def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any, ...]]:
+    facts = []
+    for l in doc["resources"]:
+        sock = l["address"]["socket_address"]
+        cluster = route_config = None
+        chains = []
+        for lf in l.get("listener_filters", []):
+            if lf["name"] == "envoy.filters.udp_listener.udp_proxy":
+                cluster = lf["typed_config"]["matcher"]["on_no_match"]["action"]["typed_config"]["cluster"]
+        for chain in l.get("filter_chains", []):
+            names = tuple((chain.get("filter_chain_match") or {}).get("server_names", ()))
+            config = chain["filters"][0]["typed_config"]
+            log = config.get("access_log")
+            if (log[0]["typed_config"]["path"] if log else None) != model.envoy.access_log:
+                raise RenderError(f"listener {l['name']}: access log differs from the model")
+            if "rds" in config:
+                route_config = config["rds"]["route_config_name"]
+                if config["rds"]["config_source"]["path_config_source"]["path"] != model.route_path(route_config):
+                    raise RenderError(f"listener {l['name']}: RDS path differs from the model")
+                secrets = (chain.get("transport_socket") or {}).get("typed_config", {}).get(
+                    "common_tls_context", {}
+                ).get("tls_certificate_sds_secret_configs", [])
+                secret = secrets[0]["name"] if secrets else None
+                chains.append((names, "http", secret))
+            else:
+                if not names:
+                    cluster = config["cluster"]
+                    continue
+                chains.append((names, "tcp", config["cluster"]))
+        facts.append((l["name"], sock["protocol"], sock["address"], sock["port_value"], cluster, route_config, tuple(chains)))
+    return facts
+
+
+def _route_facts(model: Model, name: str) -> Any:
+    rc = next(r for r in model.route_configs if r.file_name == name)
+    return (
+        rc.name,
+        [
+            (
+                vh.name, vh.domains,
+                [
+                    (r.match, r.value, r.cluster, r.prefix_rewrite, r.timeout, r.websocket,
+                     r.https_redirect, r.redirect_port)
+                    for r in vh.routes
+                ],
+            )
+            for vh in rc.virtual_hosts
+        ],
+    )
+
+
+def _parsed_route_facts(doc: dict[str, Any]) -> Any:
+    (rc,) = doc["resources"]
+    vhosts = []
+    for vh in rc["virtual_hosts"]:
+        routes = []
+        for r in vh["routes"]:
+            (kind, value), = r["match"].items()
+            action = r.get("route", {})
+            redirect = r.get("redirect", {})
+            routes.append(
+                (
+                    kind, value, action.get("cluster"), action.get("prefix_rewrite"),
+                    action.get("timeout"), bool(action.get("upgrade_configs")),
+                    bool(redirect.get("https_redirect")), redirect.get("port_redirect"),
+                )
+            )
+        vhosts.append((vh["name"], tuple(vh["domains"]), routes))
+    return (rc["name"], vhosts)
+
+
+def verify(model: Model, rendered: Rendered) -> None:
+    """Parse every rendered file back and compare what it means with the model."""
+    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
+        (CDS_FILE, _parsed_cluster_facts, _cluster_facts(model)),
+        (LDS_FILE, lambda d: _parsed_listener_facts(d, model), _listener_facts(model)),
+    ]
+    for rc in model.route_configs:
+        checks.append((rc.file_name, _parsed_route_facts, _route_facts(model, rc.file_name)))
+    for s in model.secrets:
+        checks.append(
+            (
+                s.file_name,
+                lambda d: [
+                    (r["name"], r["tls_certificate"]["certificate_chain"]["filename"],
+                     r["tls_certificate"]["private_key"]["filename"])
+                    for r in d["resources"]
+                ],
+                [(s.name, s.cert, s.key)],
+            )
+        )
+    expected_names = {name for name, _, _ in checks}
+    if expected_names != set(rendered.files):
+        raise RenderError(f"rendered files {sorted(rendered.files)} != {sorted(expected_names)}")
+    for name, parse, expected in checks:
+        text = rendered.files[name]
+        try:
+            doc = load_yaml(text)
+            got = parse(doc)
+        except RenderError:
+            raise
+        except Exception as exc:  # any shape error means the YAML is not what we meant
+            raise RenderError(f"{name}: rendered YAML does not parse back: {exc!r}") from None
+        if _normalise(got) != _normalise(expected):
+            raise RenderError(_mismatch(name, expected, got))
+        if doc.get("version_info") != rendered.version(name):
+            raise RenderError(f"{name}: version_info does not parse back")
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _mismatch(name: str, expected: Any, got: Any) -> str:
+    return (
+        f"{name}: the rendered YAML means something else than the model (an xdsgen bug, "
+        f"please report it; nothing was written)\n  model:  {expected!r:.500}\n  parsed: {got!r:.500}"
+    )
