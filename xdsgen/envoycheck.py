@@ -87,16 +87,22 @@ def static_bootstrap(bootstrap: dict[str, Any], rendered: Rendered) -> dict[str,
                 if "rds" in config:
                     rds = config.pop("rds")
                     config["route_config"] = _named_resource(
-                        docs, rds["config_source"]["path_config_source"]["path"],
-                        rds["route_config_name"], listener["name"], "route configuration",
+                        docs,
+                        rds["config_source"]["path_config_source"]["path"],
+                        rds["route_config_name"],
+                        listener["name"],
+                        "route configuration",
                     )
             tls = (chain.get("transport_socket") or {}).get("typed_config", {})
             context = tls.get("common_tls_context", {})
             if "tls_certificate_sds_secret_configs" in context:
                 context["tls_certificates"] = [
                     _named_resource(
-                        docs, sds["sds_config"]["path_config_source"]["path"], sds["name"],
-                        listener["name"], "secret",
+                        docs,
+                        sds["sds_config"]["path_config_source"]["path"],
+                        sds["name"],
+                        listener["name"],
+                        "secret",
                     )["tls_certificate"]
                     for sds in context.pop("tls_certificate_sds_secret_configs")
                 ]
@@ -115,11 +121,15 @@ def _resources(docs: dict[str, Any], name: str) -> list[dict[str, Any]]:
 def _named_resource(docs: dict[str, Any], path: str, name: str, listener: str, what: str) -> Any:
     file_name = posixpath.basename(path)
     if file_name not in docs:
-        raise EnvoyRefused(f"listener {listener!r} reads its {what} from {path}, which is not rendered")
+        raise EnvoyRefused(
+            f"listener {listener!r} reads its {what} from {path}, which is not rendered"
+        )
     for resource in _resources(docs, file_name):
         if resource.get("name") == name:
             return resource
-    raise EnvoyRefused(f"listener {listener!r} wants {what} {name!r}, but {file_name} does not hold it")
+    raise EnvoyRefused(
+        f"listener {listener!r} wants {what} {name!r}, but {file_name} does not hold it"
+    )
 
 
 def _use_stand_ins(static: dict[str, Any], tmp: str) -> None:
@@ -134,14 +144,17 @@ def _use_stand_ins(static: dict[str, Any], tmp: str) -> None:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("@type") == _FILE_ACCESS_LOG and node.get("path") not in ("/dev/stdout", "/dev/stderr"):
+            if node.get("@type") == _FILE_ACCESS_LOG and node.get("path") not in (
+                "/dev/stdout",
+                "/dev/stderr",
+            ):
                 node["path"] = os.path.join(tmp, "access.log")
-            pair = node.get("certificate_chain"), node.get("private_key")
-            if all(isinstance(p, dict) and "filename" in p for p in pair):
-                # Both or neither: a stand-in key never matches a real certificate.
-                if not all(os.path.isfile(p["filename"]) for p in pair):  # type: ignore[index]
-                    node["certificate_chain"] = {"filename": files()["cert"]}
-                    node["private_key"] = {"filename": files()["key"]}
+            pair = [node.get("certificate_chain"), node.get("private_key")]
+            named = [p["filename"] for p in pair if isinstance(p, dict) and "filename" in p]
+            # Both or neither: a stand-in key never matches a real certificate.
+            if len(named) == 2 and not all(os.path.isfile(f) for f in named):
+                node["certificate_chain"] = {"filename": files()["cert"]}
+                node["private_key"] = {"filename": files()["key"]}
             ca = node.get("trusted_ca")
             if isinstance(ca, dict) and "filename" in ca and not os.path.isfile(ca["filename"]):
                 node["trusted_ca"] = {"filename": files()["cert"]}
@@ -180,7 +193,9 @@ def _throwaway_certificate(directory: str) -> dict[str, str]:
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("stand-in.xdsgen.invalid")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("stand-in.xdsgen.invalid")]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     with open(cert_path, "wb") as handle:
@@ -199,9 +214,22 @@ def _throwaway_certificate(directory: str) -> dict[str, str]:
 def _openssl_certificate(cert_path: str, key_path: str) -> None:
     # Where the cryptography package is missing (OpenWrt), the openssl tool usually is not.
     command = [
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "2", "-subj", "/CN=xdsgen stand-in",
-        "-keyout", key_path, "-out", cert_path,
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=xdsgen stand-in",
+        "-keyout",
+        key_path,
+        "-out",
+        cert_path,
     ]
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=30)
@@ -211,7 +239,9 @@ def _openssl_certificate(cert_path: str, key_path: str) -> None:
         ) from None
 
 
-def _validate(envoy_path: str, config_path: str, what: str, static: Optional[dict[str, Any]] = None) -> None:
+def _validate(
+    envoy_path: str, config_path: str, what: str, static: Optional[dict[str, Any]] = None
+) -> None:
     command = [envoy_path, "--mode", "validate", "--log-level", "warning", "-c", config_path]
     try:
         result = subprocess.run(
@@ -233,7 +263,7 @@ def _validate(envoy_path: str, config_path: str, what: str, static: Optional[dic
 def _reason(output: str, static: Optional[dict[str, Any]]) -> str:
     """Envoy's message without its log prefix, with static_resources indices named."""
     match = _ERROR_RE.search(output)
-    text = output[match.end():] if match else _LOG_PREFIX_RE.sub("", output)
+    text = output[match.end() :] if match else _LOG_PREFIX_RE.sub("", output)
     text = " ".join(text.split()) or "no message (exit status only)"
     if static is not None:
         names = []
