@@ -21,12 +21,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
 
 
+_CONSOLE_KEY = "xdsgen.console"
+
+
+def _console_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    # ctx.meta is shared by the group and its command: `xdsgen -q apply` = `xdsgen apply -q`.
+    if value:
+        ctx.meta.setdefault(_CONSOLE_KEY, {})[param.name] = True
+
+
+def output_options(func: F) -> F:
+    """--no-color, --quiet, --verbose: on the group and on every command that prints."""
+    for name, flags, text in (
+        ("verbose", ("-v", "--verbose"), "Say more: details of each step."),
+        ("quiet", ("-q", "--quiet"), "Print only errors and warnings (for cron)."),
+        ("no_color", ("--no-color",), "Plain text even on a terminal (NO_COLOR=1 does the same)."),
+    ):
+        func = click.option(
+            *flags, name, is_flag=True, expose_value=False, is_eager=True,
+            callback=_console_flag, help=text,
+        )(func)
+    return func
+
+
+def get_console() -> Any:
+    """The Console for this invocation (colour only on a TTY, with rich, without NO_COLOR)."""
+    from xdsgen.console import Console
+
+    ctx = click.get_current_context(silent=True)
+    flags = ctx.meta.get(_CONSOLE_KEY, {}) if ctx else {}
+    return Console.detect(
+        no_color=flags.get("no_color", False), quiet=flags.get("quiet", False),
+        verbose=flags.get("verbose", False),
+    )
+
+
 def _print_problems(problems: list[Problem], fmt: str = "text") -> None:
     if fmt == "json":
         click.echo(json.dumps([p.as_dict() for p in problems], indent=2))
         return
-    for problem in problems:
-        click.echo(problem.format(), err=True)
+    if problems:
+        get_console().problems(problems)
 
 
 def handle_errors(func: F) -> F:
@@ -58,6 +93,7 @@ def handle_errors(func: F) -> F:
     epilog=EXIT_CODES_HELP,
 )
 @click.version_option(__version__, "--version", prog_name="xdsgen")
+@output_options
 def main() -> None:
     """Turn one short, checked inventory into Envoy v3 file-based xDS.
 
@@ -84,6 +120,7 @@ inventory_argument = click.argument(
     "--check-files", is_flag=True,
     help="Missing or unreadable certificate files are errors (as for apply), not warnings.",
 )
+@output_options
 @handle_errors
 def validate(inventory: str, output_format: str, strict: bool, check_files: bool) -> None:
     """Check INVENTORY against the schema and its meaning; exit 0 if valid, 1 otherwise."""
@@ -99,7 +136,7 @@ def validate(inventory: str, output_format: str, strict: bool, check_files: bool
                                "warnings": [w.as_dict() for w in model.warnings]}, indent=2))
         return
     _print_problems(list(model.warnings))
-    click.echo(f"{inventory}: valid: {summary.line()}")
+    get_console().summary(inventory, summary)
 
 
 @main.command()
