@@ -2,24 +2,52 @@
 
 The result is plain data plus a map from key paths to (line, column), so that every later
 check (schema here, meaning in `model`) can point at the exact spot in the file.
+
+The file is edited by hand over SSH and parts of it are pasted from elsewhere, so the
+loader is strict where YAML is lenient: duplicate keys (PyYAML keeps the last one),
+merge keys, tags, recursive or exploding aliases and invisible characters are errors,
+and every problem found before the first one that stops parsing is reported together.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import yaml
 
 from xdsgen import resources
 from xdsgen.errors import InventoryError, Problem
 
-MAX_INVENTORY_BYTES = 4 * 1024 * 1024  # a hand-written inventory is a few KB; refuse junk early
+# A hand-written inventory is a few KB (a thousand vhosts is ~150 KB): anything near this
+# is the wrong file, and refusing it before reading keeps a router's RAM safe.
+MAX_INVENTORY_BYTES = 4 * 1024 * 1024
+# Aliases can make a few lines expand to billions of values ("billion laughs").
+MAX_VALUES = 200_000
 
 PathKey = tuple[Union[str, int], ...]
+
+# Characters no inventory value needs and that make text lie about itself when pasted:
+# control characters (tab and newline included: every value is one line), line and
+# paragraph separators, invisible formatting (zero-width space, BOM, bidi overrides),
+# lone surrogates (not encodable as UTF-8) and non-characters. The Unicode 14 categories
+# Cc, Cf, Cs, Zl, Zp plus the non-characters, written out so that start-up scans nothing.
+_SUSPICIOUS_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff\ufdd0-\ufdef\ufeff"
+    "\ufff9-\ufffb\ufffe-\uffff\U000110bd\U000110cd\U00013430-\U00013438"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]"
+    "|[\U0001fffe-\U0001ffff\U0002fffe-\U0002ffff\U0003fffe-\U0003ffff\U0004fffe-\U0004ffff"
+    "\U0005fffe-\U0005ffff\U0006fffe-\U0006ffff\U0007fffe-\U0007ffff\U0008fffe-\U0008ffff"
+    "\U0009fffe-\U0009ffff\U000afffe-\U000affff\U000bfffe-\U000bffff\U000cfffe-\U000cffff"
+    "\U000dfffe-\U000dffff\U000efffe-\U000effff\U000ffffe-\U000fffff\U0010fffe-\U0010ffff]"
+)
 
 
 def format_path(path: PathKey) -> str:
@@ -40,6 +68,9 @@ class Inventory:
     positions: dict[PathKey, tuple[int, int]]
     source: str
     base_dir: Path
+    # The source text of plain scalars YAML turned into something other than a string
+    # (no -> false, 012 -> 10), so that messages can quote what the person wrote.
+    raw: dict[PathKey, str] = field(default_factory=dict)
 
     def problem(
         self, path: PathKey, message: str, hint: str | None = None, severity: str = "error"
@@ -61,133 +92,300 @@ def _loader_class() -> type:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _file_problem(source: str, message: str, hint: str | None = None) -> InventoryError:
-    return InventoryError([Problem(0, 0, "", message, hint, source=source)])
+def _file_problem(
+    source: str, message: str, hint: str | None = None, line: int = 0, column: int = 0
+) -> InventoryError:
+    return InventoryError([Problem(line, column, "", message, hint, source=source)])
+
+
+def _line_column(data: Union[bytes, str], offset: int) -> tuple[int, int]:
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    line = data.count(newline, 0, offset) + 1  # type: ignore[arg-type]
+    column = offset - (data.rfind(newline, 0, offset) + 1) + 1  # type: ignore[arg-type]
+    return line, column
 
 
 def read_text(path: str) -> str:
     """Read the file as UTF-8 text, turning every OS and encoding failure into an InventoryError."""
     source = str(path)
     try:
-        if os.path.isdir(path):
-            raise _file_problem(source, "is a directory, not an inventory file")
-        size = os.path.getsize(path)
-        if size > MAX_INVENTORY_BYTES:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise _file_problem(
+                source, "is a directory, not an inventory file",
+                "give the path of the YAML file, e.g. /etc/xdsgen/inventory.yaml",
+            )
+        if not stat.S_ISREG(info.st_mode):
+            # Reading a FIFO or a terminal would block a cron run forever.
+            raise _file_problem(
+                source, "is not a regular file (a pipe, socket or device)",
+                "give the path of the YAML file",
+            )
+        if info.st_size > MAX_INVENTORY_BYTES:
             raise _file_problem(
                 source,
-                f"file is {size} bytes; an inventory is at most {MAX_INVENTORY_BYTES} bytes",
+                f"file is {info.st_size} bytes; an inventory is at most "
+                f"{MAX_INVENTORY_BYTES} bytes",
                 "is this the right file?",
             )
         with open(path, "rb") as handle:
             raw = handle.read(MAX_INVENTORY_BYTES + 1)
     except FileNotFoundError:
-        raise _file_problem(source, "file not found") from None
+        raise _file_problem(source, "file not found", "check the path") from None
+    except NotADirectoryError:
+        raise _file_problem(
+            source, "file not found: a part of the path is not a directory"
+        ) from None
     except PermissionError:
-        raise _file_problem(source, "permission denied", "run as a user who can read it") from None
+        raise _file_problem(
+            source, "permission denied", "run as a user who can read it, or fix its mode"
+        ) from None
     except OSError as exc:
         raise _file_problem(source, f"cannot read: {exc.strerror or exc}") from None
-    if b"\x00" in raw:
-        raise _file_problem(source, "file contains NUL bytes: not a text file")
+    if len(raw) > MAX_INVENTORY_BYTES:  # it grew while we looked
+        raise _file_problem(source, f"file is larger than {MAX_INVENTORY_BYTES} bytes")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _file_problem(
+            source, "file is UTF-16 text, not UTF-8", "save it as UTF-8", line=1, column=1
+        )
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line, column = _line_column(raw, nul)
+        raise _file_problem(
+            source, "file contains NUL bytes: not a text file", "is this the right file?",
+            line, column,
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line, column = _line_column(raw, exc.start)
         raise _file_problem(
-            source, f"not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
+            source,
+            f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r})",
+            "save the file as UTF-8; is it a binary file?",
+            line, column,
         ) from None
     return text
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, dict[PathKey, tuple[int, int]]]:
-    """Compose the YAML and build plain data, recording where each key path is."""
-    try:
-        node = yaml.compose(text, Loader=_loader_class())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = "YAML syntax error: " + (exc.problem or str(exc))
-        if exc.context:
+def _char_name(char: str) -> str:
+    name = unicodedata.name(char, "")
+    if not name:
+        name = {"\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NUL",
+                "\x85": "NEXT LINE", "\x1b": "ESCAPE", "\x7f": "DELETE"}.get(char, "")
+    if not name and 0xD800 <= ord(char) <= 0xDFFF:
+        name = "lone surrogate"
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
+def suspicious_character(text: str) -> Optional[tuple[int, str]]:
+    """(index, description) of the first character no inventory value may contain."""
+    match = _SUSPICIOUS_RE.search(text)
+    if match is None:
+        return None
+    return match.start(), _char_name(match.group())
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    lines = text.split("\n")
+    char = ""
+    if mark and mark.line < len(lines) and mark.column < len(lines[mark.line]):
+        char = lines[mark.line][mark.column]
+    problem = exc.problem or str(exc)
+    hint = None
+    if char == "\t" or "tab" in problem:
+        message = "YAML syntax error: a tab character here"
+        hint = "YAML indents with spaces, never tabs (in vi: :set expandtab, then :retab)"
+    elif "cannot start any token" in problem and char:
+        message = f"YAML syntax error: {char!r} cannot start a value"
+        hint = f"quote the value: \"{char}...\"" if char in "@`%" else None
+    else:
+        message = "YAML syntax error: " + problem
+    if exc.context and exc.context_mark and exc.context_mark is not mark:
+        context_line = exc.context_mark.line + 1
+        context_column = exc.context_mark.column + 1
+        if (context_line, context_column) != (line, column):
+            message += f" ({exc.context} at line {context_line}, column {context_column})"
+        else:
             message += f" ({exc.context})"
-        hint = "YAML indents with spaces, never tabs" if "\t" in text and "tab" in message else None
-        raise InventoryError([Problem(line, column, "", message, hint, source=source)]) from None
+    elif exc.context:
+        message += f" ({exc.context})"
+    if hint is None and "mapping values are not allowed" in problem:
+        hint = "a value that contains \": \" must be quoted"
+    if hint is None and "found undefined alias" in problem:
+        hint = "* starts an alias in YAML: quote the value"
+    if hint is None and "expected a single document" in (exc.context or "") + problem:
+        hint = "an inventory is one YAML document: remove the --- line"
+    return Problem(line, column, "", message, hint, source=source)
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+class _Builder:
+    """Turn a composed node graph into plain data, collecting every problem on the way."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.positions: dict[PathKey, tuple[int, int]] = {}
+        self.raw: dict[PathKey, str] = {}
+        self.problems: list[Problem] = []
+        self.broken: set[PathKey] = set()  # paths whose value the loader replaced
+        self.values = 0
+        self.active: set[int] = set()  # collection nodes being built: a repeat is recursion
+        self.constructor = yaml.SafeLoader("")  # only for scalar resolution and construction
+
+    def problem(
+        self, node: yaml.Node, path: PathKey, message: str, hint: str | None = None
+    ) -> None:
+        self.problems.append(
+            Problem(node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
+                    message, hint, source=self.source)
+        )
+
+    def check_string(self, node: yaml.Node, path: PathKey, value: str, what: str) -> None:
+        found = suspicious_character(value)
+        if found is not None:
+            index, name = found
+            self.problem(
+                node, path, f"{what} contains the invisible or control character {name} "
+                f"at position {index + 1}",
+                "values are single-line visible text; retype it (was it pasted?)",
+            )
+            self.broken.add(path)
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _Abort(
+                Problem(node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
+                        f"the YAML expands to more than {MAX_VALUES} values",
+                        "aliases (*name) repeat what an anchor (&name) marks: write it out",
+                        source=self.source)
+            )
+        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.active:
+                self.problem(node, path, "a recursive YAML alias (a value that contains itself)",
+                             "write the value out")
+                self.broken.add(path)
+                return None
+            if node.tag not in (_MAP_TAG, _SEQ_TAG):
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                self.problem(node, path, f"unsupported YAML tag {tag}", "remove the !tag")
+            self.active.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self.mapping(node, path)
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        return self.scalar(node, path)
+
+    def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.problem(key_node, path, "YAML merge keys (<<) are not supported",
+                             "write the keys out")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problem(key_node, path, "a key must be a plain value, not a list or mapping")
+                continue
+            key = self.scalar(key_node, (*path, str(key_node.value)), is_key=True)
+            if not isinstance(key, str):
+                key = str(key_node.value)  # 012: or no: as keys mean the text written
+            if key in result:
+                first = self.positions.get((*path, key), (0, 0))
+                self.problem(
+                    key_node, (*path, key),
+                    f"duplicate key {key!r} (first at line {first[0]})",
+                    "YAML would silently keep only the last one; remove one of them",
+                )
+                continue
+            self.positions[(*path, key)] = (key_node.start_mark.line + 1,
+                                            key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, (*path, key))
+            # A key's position is where the key is written, not its value.
+            self.positions[(*path, key)] = (key_node.start_mark.line + 1,
+                                            key_node.start_mark.column + 1)
+        return result
+
+    def scalar(self, node: yaml.Node, path: PathKey, is_key: bool = False) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            self.problem(node, path, f"unsupported YAML tag {tag}"
+                         if "constructor for the tag" in str(exc.problem)
+                         else f"unsupported YAML value: {exc.problem}",
+                         "remove the !tag; quote the value if the ! belongs to it")
+            self.broken.add(path)
+            return None
+        except (ValueError, OverflowError) as exc:  # e.g. a timestamp out of range
+            self.problem(node, path, f"invalid YAML value: {exc}", "quote it")
+            self.broken.add(path)
+            return None
+        if isinstance(value, str):
+            self.check_string(node, path, value, "the key" if is_key else "the value")
+        elif not is_key and isinstance(node, yaml.ScalarNode) and not node.style:
+            self.raw[path] = str(node.value)
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            # Timestamps and binary: the inventory has no such values; keep the text written.
+            return str(node.value)
+        return value
+
+
+class _Abort(Exception):
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _compose(text: str, source: str) -> Optional[yaml.Node]:
+    try:
+        return yaml.compose(text, Loader=_loader_class())
+    except yaml.MarkedYAMLError as exc:
+        raise InventoryError([_syntax_problem(exc, text, source)]) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_column(text, exc.position)
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        raise _file_problem(
+            source, f"the character {_char_name(char)} is not allowed in YAML",
+            "remove it; YAML files are visible text", line, column,
+        ) from None
     except yaml.YAMLError as exc:
         raise _file_problem(source, f"YAML error: {exc}") from None
-    if node is None:
-        raise _file_problem(source, "the file is empty", "start from examples/home-router.yaml")
-    positions: dict[PathKey, tuple[int, int]] = {}
-    problems: list[Problem] = []
-    constructor = yaml.SafeLoader("")  # only for its scalar resolution and construction
+    except RecursionError:
+        raise _file_problem(source, "the YAML is nested too deeply") from None
 
-    def build(node: yaml.Node, path: PathKey) -> Any:
-        positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    problems.append(
-                        Problem(
-                            key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1,
-                            format_path(path),
-                            "YAML merge keys (<<) are not supported",
-                            "write the keys out",
-                            source=source,
-                        )
-                    )
-                    continue
-                if not isinstance(key_node, yaml.ScalarNode):
-                    problems.append(
-                        Problem(
-                            key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1,
-                            format_path(path),
-                            "a key must be a plain value, not a list or mapping",
-                            source=source,
-                        )
-                    )
-                    continue
-                key = constructor.construct_object(key_node)
-                if not isinstance(key, str):
-                    key = str(key_node.value)
-                if key in result:
-                    first = positions.get((*path, key), (0, 0))
-                    problems.append(
-                        Problem(
-                            key_node.start_mark.line + 1,
-                            key_node.start_mark.column + 1,
-                            format_path((*path, key)),
-                            f"duplicate key {key!r} (first at line {first[0]})",
-                            "YAML would silently keep only the last one; remove one of them",
-                            source=source,
-                        )
-                    )
-                    continue
-                result[key] = build(value_node, (*path, key))
-                positions[(*path, key)] = (
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
-                )
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, (*path, index)) for index, item in enumerate(node.value)]
-        try:
-            return constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            problems.append(
-                Problem(
-                    node.start_mark.line + 1,
-                    node.start_mark.column + 1,
-                    format_path(path),
-                    f"unsupported YAML value: {exc.problem}",
-                    "remove the !tag",
-                    source=source,
-                )
-            )
-            return None
 
-    data = build(node, ())
+def parse_yaml(text: str, source: str) -> tuple[Any, dict[PathKey, tuple[int, int]]]:
+    """Compose the YAML and build plain data, recording where each key path is."""
+    data, positions, _, problems, _ = _parse(text, source)
     if problems:
         raise InventoryError(problems)
     return data, positions
+
+
+def _parse(
+    text: str, source: str
+) -> tuple[Any, dict[PathKey, tuple[int, int]], dict[PathKey, str], list[Problem], set[PathKey]]:
+    node = _compose(text, source)
+    if node is None:
+        message = "the file is empty" if not text.strip() else "the file has only comments"
+        raise _file_problem(source, message, "start from examples/home-router.yaml")
+    builder = _Builder(source)
+    try:
+        data = builder.build(node, ())
+    except _Abort as exc:
+        raise InventoryError([*builder.problems, exc.problem]) from None
+    except RecursionError:
+        raise _file_problem(source, "the YAML is nested too deeply") from None
+    return data, builder.positions, builder.raw, builder.problems, builder.broken
 
 
 _SCHEMA_CACHE: dict[str, Any] = {}
@@ -195,7 +393,8 @@ _SCHEMA_CACHE: dict[str, Any] = {}
 
 def schema() -> dict[str, Any]:
     if "schema" not in _SCHEMA_CACHE:
-        _SCHEMA_CACHE["schema"] = json.loads(resources.read_text("schemas", "inventory.schema.json"))
+        text = resources.read_text("schemas", "inventory.schema.json")
+        _SCHEMA_CACHE["schema"] = json.loads(text)
     return _SCHEMA_CACHE["schema"]
 
 
@@ -207,14 +406,19 @@ def _validator() -> Any:
     return _SCHEMA_CACHE["validator"]
 
 
-def _schema_problems(inventory: Inventory) -> list[Problem]:
-    from xdsgen.schema_errors import describe
+def _schema_problems(inventory: Inventory, broken: set[PathKey]) -> list[Problem]:
+    from xdsgen.schema_errors import describe_all
 
     problems = []
+    seen = set()
     for error in _validator().iter_errors(inventory.data):
-        path: PathKey = tuple(error.absolute_path)
-        message, hint, path = describe(error, path, inventory.data)
-        problems.append(inventory.problem(path, message, hint))
+        for message, hint, path in describe_all(error, tuple(error.absolute_path), inventory):
+            if path in broken:
+                continue  # the loader already said what is wrong with this value
+            problem = inventory.problem(path, message, hint)
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(problem)
     return problems
 
 
@@ -222,18 +426,20 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
     """Read, parse and schema-check an inventory; raise InventoryError listing every problem."""
     source = str(path)
     text = read_text(source)
-    data, positions = parse_yaml(text, source)
+    data, positions, raw, problems, broken = _parse(text, source)
     if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else "a single value"
         raise InventoryError(
             [
+                *problems,
                 Problem(
-                    1, 1, "", "the inventory must be a mapping of keys (version, listen, ...)",
-                    "start from examples/home-router.yaml", source=source,
-                )
+                    1, 1, "", f"the inventory must be a mapping of keys (version, listen, ...), "
+                    f"not {kind}", "start from examples/home-router.yaml", source=source,
+                ),
             ]
         )
-    inventory = Inventory(data, positions, source, Path(source).resolve().parent)
-    problems = _schema_problems(inventory)
+    inventory = Inventory(data, positions, source, Path(source).resolve().parent, raw)
+    problems += _schema_problems(inventory, broken)
     if problems:
         raise InventoryError(problems)
     return inventory

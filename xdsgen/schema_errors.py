@@ -1,9 +1,16 @@
-"""Turn jsonschema's errors into messages a person editing YAML on a router understands."""
+"""Turn jsonschema's errors into messages a person editing YAML on a router understands.
+
+jsonschema speaks about instances and subschemas; the person wrote `access_log: yes` in
+vi. So a message names the key path, says what was expected, quotes what was written
+(the source text, not what YAML 1.1 made of it: `012` is not "the number 10" to them) and
+suggests the fix where there is one.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import json
+from typing import Any, Optional
 
 from xdsgen.inventory import PathKey
 
@@ -12,18 +19,28 @@ _TYPE_NAMES = {
     "array": "a list",
     "string": "a string",
     "integer": "a whole number",
+    "number": "a number",
     "boolean": "true or false",
+    "null": "nothing",
 }
 
+Described = tuple[str, Optional[str], PathKey]
 
-def _kind_of(value: Any) -> str:
+
+def _kind_of(value: Any, raw: Optional[str] = None) -> str:
+    """What the value is, in the words of someone who wrote `raw` in the file."""
+    if raw is not None and not isinstance(value, str):
+        if value is None:
+            return "nothing (an empty value)" if raw == "" else f"{raw} (YAML reads it as null)"
+        if isinstance(value, bool):
+            return f"{raw} (YAML reads a bare {raw} as {str(value).lower()})"
+        if isinstance(value, (int, float)) and raw != str(value):
+            return f"{raw} (YAML reads it as the number {value})"
     if value is None:
-        return "empty (null)"
+        return "nothing (an empty value)"
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"a number ({value})"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
         return f"a number ({value})"
     if isinstance(value, str):
         return f"a string ({value!r})" if len(value) <= 60 else "a string"
@@ -36,74 +53,149 @@ def _kind_of(value: Any) -> str:
 
 def suggest(word: str, choices: list[str]) -> str | None:
     match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not match:
+        # Case slips (Grafana vs grafana) and long names where one typo is a small ratio.
+        lowered = {c.lower(): c for c in choices}
+        found = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+        match = [lowered[found[0]]] if found else []
     return f"did you mean {match[0]!r}?" if match else None
 
 
-def describe(error: Any, path: PathKey, data: Any) -> tuple[str, str | None, PathKey]:
-    """Return (message, hint, path) for one jsonschema ValidationError."""
+def _quote_hint(raw: Optional[str], value: Any) -> Optional[str]:
+    if isinstance(value, (bool, int, float)) or value is None:
+        text = raw if raw else (str(value).lower() if isinstance(value, bool) else str(value))
+        if value is None and not raw:
+            return "write a value, or remove the key"
+        return f"quote it: \"{text}\""
+    return None
+
+
+class _Context:
+    def __init__(self, inventory: Any):
+        self.data = inventory.data if inventory is not None else None
+        self.raw: dict[PathKey, str] = getattr(inventory, "raw", {}) or {}
+
+    def raw_at(self, path: PathKey) -> Optional[str]:
+        return self.raw.get(path)
+
+
+def describe_all(error: Any, path: PathKey, inventory: Any = None) -> list[Described]:
+    """Every (message, hint, path) one jsonschema ValidationError stands for."""
+    return _describe(error, path, _Context(inventory))
+
+
+def describe(error: Any, path: PathKey, data: Any = None) -> Described:
+    """The first (message, hint, path) of describe_all (kept for callers that want one)."""
+    return _describe(error, path, _Context(None))[0]
+
+
+def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
     validator = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
+    raw = ctx.raw_at(path)
     if validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(schema.get("properties", {}))
-        extras = [key for key in error.instance if key not in schema.get("properties", {})]
-        key = str(extras[0]) if extras else "?"
-        hint = suggest(key, allowed) or ("allowed keys: " + ", ".join(allowed) if allowed else None)
-        return f"unknown key {key!r}", hint, (*path, key)
+        out: list[Described] = []
+        for key in error.instance:
+            if key in schema.get("properties", {}):
+                continue
+            hint = suggest(str(key), allowed) or (
+                "allowed keys: " + ", ".join(allowed) if allowed else None
+            )
+            out.append((f"unknown key {key!r}", hint, (*path, key)))
+        return out or [("unknown key", None, path)]
     if validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return f"missing required key {missing!r}", None, path
+        return [(f"missing required key {missing!r}", None, path)]
     if validator == "type":
         expected = schema.get("type")
         wanted = _TYPE_NAMES.get(str(expected), str(expected))
-        hint = None
-        if expected == "string" and isinstance(error.instance, (bool, int, float)):
-            hint = "quote it, e.g. \"...\": YAML reads bare no/off/012 as booleans and numbers"
-        return f"expected {wanted}, got {_kind_of(error.instance)}", hint, path
+        hint = _quote_hint(raw, error.instance) if expected == "string" else None
+        if expected == "string" and isinstance(error.instance, (list, dict)):
+            hint = "a value starting with [ or { must be quoted"
+        if expected in ("integer", "number") and isinstance(error.instance, str):
+            hint = "write the number without quotes"
+        if expected == "boolean" and isinstance(error.instance, str):
+            hint = "write true or false, without quotes"
+        return [(f"expected {wanted}, got {_kind_of(error.instance, raw)}", hint, path)]
     if validator == "pattern":
-        return f"invalid value {error.instance!r}", schema.get("x-hint"), path
-    if validator in ("minimum", "maximum") and "port" in str(schema.get("description", "")).lower():
-        return f"port {error.instance} is outside 1-65535", None, path
+        if "propertyNames" in list(error.relative_schema_path) and isinstance(error.instance, str):
+            return [(f"invalid name {error.instance!r}", schema.get("x-hint"),
+                     (*path, error.instance))]
+        return [(f"invalid value {_short(error.instance)}", schema.get("x-hint"), path)]
+    if validator in ("minimum", "maximum") and _is_port(schema):
+        return [(f"port {error.instance} is outside 1-65535", None, path)]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{error.instance} is out of range ({validator} {error.validator_value})", None, path
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and high is not None:
+            return [(f"{error.instance} is outside {low}-{high}", None, path)]
+        return [(f"{error.instance} is out of range ({validator} {error.validator_value})",
+                 None, path)]
     if validator == "const":
-        return f"must be {error.validator_value!r}, got {_kind_of(error.instance)}", None, path
+        return [(f"must be {json.dumps(error.validator_value)}, got "
+                 f"{_kind_of(error.instance, raw)}", None, path)]
     if validator == "enum":
         choices = [str(c) for c in error.validator_value]
         hint = suggest(str(error.instance), choices) or "one of: " + ", ".join(choices)
-        return f"invalid value {error.instance!r}", hint, path
+        return [(f"invalid value {_short(error.instance)}", hint, path)]
     if validator in ("minItems", "minProperties", "minLength"):
-        return "must not be empty", None, path
-    if validator in ("maxLength", "maxItems"):
-        return f"too long (at most {error.validator_value})", None, path
+        return [("must not be empty", None, path)]
+    if validator == "maxLength":
+        return [(f"too long: {len(error.instance)} characters, at most {error.validator_value}",
+                 None, path)]
+    if validator == "maxItems":
+        return [(f"too many entries (at most {error.validator_value})", None, path)]
     if validator == "uniqueItems":
-        return "has duplicate entries", None, path
+        return [("has duplicate entries", "list each one once", path)]
     if validator in ("oneOf", "anyOf"):
-        return _one_of(error, path, data)
-    return error.message if len(error.message) < 200 else f"invalid ({validator})", None, path
+        return _one_of(error, path, ctx)
+    message = error.message if len(error.message) < 200 else f"invalid ({validator})"
+    return [(message, None, path)]
 
 
-def _one_of(error: Any, path: PathKey, data: Any) -> tuple[str, str | None, PathKey]:
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "...'"
+
+
+def _is_port(schema: dict[str, Any]) -> bool:
+    return schema.get("minimum") == 1 and schema.get("maximum") == 65535
+
+
+def _one_of(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
     instance = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}
     options = schema.get("oneOf") or schema.get("anyOf") or []
+    raw = ctx.raw_at(path)
     # A route: exactly one of prefix/path.
     if options and all(set(o) == {"required"} for o in options):
         keys = [o["required"][0] for o in options]
         present = [k for k in keys if isinstance(instance, dict) and k in instance]
         if present:
-            return f"use only one of {', '.join(keys)}", None, path
-        return f"needs one of {', '.join(keys)}", None, path
-    # Otherwise pick the alternative that went deepest and report its error.
-    best = None
+            return [(f"use only one of {', '.join(keys)}", None, path)]
+        return [(f"needs one of {', '.join(keys)}", None, path)]
+    # The alternatives whose type fits the value: their errors are the real ones (a mapping
+    # upstream with a typo in a key is not "not a string").
+    branches: dict[Any, list[Any]] = {}
     for sub in error.context or []:
-        if best is None or len(sub.absolute_path) > len(best.absolute_path):
-            best = sub
-    if best is not None and isinstance(instance, dict) and best.validator != "type":
-        return describe(best, tuple(best.absolute_path), data)
-    if best is not None and isinstance(instance, str) and best.validator == "pattern":
-        return describe(best, tuple(best.absolute_path), data)
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [
+        subs for subs in branches.values()
+        if not any(s.validator in ("type", "const")
+                   and tuple(s.absolute_path) == tuple(error.absolute_path) for s in subs)
+    ]
+    if len(fitting) == 1:
+        out: list[Described] = []
+        for sub in sorted(fitting[0], key=lambda s: list(map(str, s.absolute_path))):
+            out.extend(_describe(sub, tuple(sub.absolute_path), ctx))
+        return out
     if "access_log" in [str(p) for p in path]:
-        return f"expected a file path or off, got {_kind_of(instance)}", None, path
-    if isinstance(instance, (int, float, bool)) or instance is None:
-        return f"expected \"host:port\" or a mapping, got {_kind_of(instance)}", None, path
-    return f"invalid value ({_kind_of(instance)})", None, path
+        hint = _quote_hint(raw, instance) if raw is not None else None
+        if isinstance(instance, bool):
+            hint = "write off for no access log, or a file path"
+        return [(f"expected a file path or off, got {_kind_of(instance, raw)}", hint, path)]
+    if path and path[0] == "upstreams" and len(path) == 2:
+        hint = _quote_hint(raw, instance) if not isinstance(instance, (list, dict)) else None
+        return [(f"expected \"host:port\" or a mapping with endpoints, got "
+                 f"{_kind_of(instance, raw)}", hint, path)]
+    return [(f"invalid value ({_kind_of(instance, raw)})", None, path)]
