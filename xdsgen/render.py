@@ -33,7 +33,12 @@ def _escape(match: re.Match[str]) -> str:
     char = match.group()
     if char in _SHORT_ESCAPES:
         return _SHORT_ESCAPES[char]
-    # \uXXXX (never surrogate pairs: characters above U+FFFF are written as they are, in UTF-8).
+    if "\ud800" <= char <= "\udfff":
+        # Not UTF-8 encodable, and yaml-cpp (Envoy) refuses a \uD800 escape; the loader
+        # rejects these, so one here is a bug upstream of the templates.
+        raise RenderError(f"a lone surrogate (U+{ord(char):04X}) cannot be written as YAML")
+    # \uXXXX (never surrogate pairs: characters above U+FFFF are written as they are, in UTF-8;
+    # yaml-cpp and PyYAML both read \xXX and \uXXXX as the code point, checked against Envoy).
     return f"\\u{ord(char):04X}" if ord(char) > 0xFF else f"\\x{ord(char):02X}"
 
 
