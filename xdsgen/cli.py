@@ -205,5 +205,109 @@ def schema() -> None:
     click.echo(resources.read_text("schemas", "inventory.schema.json"), nl=False)
 
 
+@main.command()
+@click.argument("inventory", required=False, type=click.Path(dir_okay=False), metavar="[INVENTORY]")
+@click.option("--admin", "admin", metavar="HOST:PORT",
+              help="Envoy's admin address (default: the inventory's envoy.admin, else 127.0.0.1:15001).")
+@click.option("--config-dir", type=click.Path(file_okay=False),
+              help="Where the files are (default: envoy.config_dir, else what Envoy's bootstrap reads).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
+@output_options
+@handle_errors
+def status(inventory: Optional[str], admin: Optional[str], config_dir: Optional[str], as_json: bool) -> None:
+    """Ask the running Envoy what it applied and how each upstream is doing.
+
+    One table compares the cds/lds/rds/sds versions the inventory renders, the files on
+    disk and what Envoy applied, with rejected and failed update counts; another shows per
+    upstream: endpoints, health, active connections, requests and 5xx since Envoy started.
+    Exit 6 when Envoy's admin interface cannot be reached.
+    """
+    from xdsgen.status import print_status, status as collect_status
+
+    result = collect_status(inventory, admin, config_dir)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_status(result, get_console())
+
+
+def _apply_timing_options(func: F) -> F:
+    for decorator in reversed([
+        click.option("--admin", metavar="HOST:PORT",
+                     help="Envoy's admin address for confirmation (default: the inventory's envoy.admin)."),
+        click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
+                     help="How long to wait for Envoy to confirm each step before restoring the previous files."),
+        click.option("--settle", type=float, default=1.0, show_default=True, metavar="SECONDS",
+                     help="Without a reachable admin: the wait between steps (nothing is confirmed)."),
+        click.option("--lock-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+                     help="How long to wait for another apply on the same directory (then exit 4)."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@inventory_argument
+@click.option("--config-dir", type=click.Path(file_okay=False),
+              help="Apply into this directory instead of envoy.config_dir.")
+@_apply_timing_options
+@click.option("--dry-run", is_flag=True,
+              help="Only show the plan: exit 0 if nothing would change, 5 if something would.")
+@click.option("--diff", "show_diff", is_flag=True, help="With --dry-run: also print a unified diff of the files.")
+@click.option("--watch", is_flag=True,
+              help="Keep running: re-apply whenever the inventory, its certificates or templates change.")
+@click.option("--debounce", type=float, default=0.5, show_default=True, metavar="SECONDS",
+              help="--watch: wait this long after the last change before applying.")
+@click.option("--envoy-check", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
+              help="Check the config with `envoy --mode validate` before writing (default: when an "
+              "Envoy binary is found; PATH: that binary).")
+@click.option("--no-envoy-check", is_flag=True, help="Skip the `envoy --mode validate` check.")
+@output_options
+@handle_errors
+def apply(inventory: str, config_dir: Optional[str], admin: Optional[str], timeout: float,
+          settle: float, lock_timeout: float, dry_run: bool, show_diff: bool, watch: bool,
+          debounce: float, envoy_check: Optional[str], no_envoy_check: bool) -> None:
+    """Apply INVENTORY to a running Envoy: atomic, ordered, confirmed, rolled back on refusal.
+
+    Validates and renders in memory, shows the plan (+ add, ~ change, - remove), then
+    replaces the files by rename in make-before-break order (clusters, secrets, routes,
+    listeners, then removed clusters), waiting after each step until Envoy's admin reports
+    it. If Envoy refuses a step or does not confirm it within --timeout, the previous files
+    are put back the same way (exit 3). Renewed certificates are handed to Envoy too. Only
+    one apply runs per config directory at a time. Without a TTY it prints nothing on
+    success unless --verbose (for cron); errors go to stderr.
+    """
+    from xdsgen.apply import Options, run_apply
+
+    options = Options(
+        config_dir=config_dir, admin=admin, timeout=timeout, settle=settle,
+        lock_timeout=lock_timeout, dry_run=dry_run, diff=show_diff,
+        envoy_check="" if no_envoy_check else envoy_check,
+    )
+    sys.exit(run_apply(inventory, options, get_console(), watch=watch, debounce=debounce))
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("inventory", required=False, type=click.Path(dir_okay=False), metavar="[INVENTORY]")
+@click.option("--config-dir", type=click.Path(file_okay=False),
+              help="The config directory (default: the inventory's envoy.config_dir).")
+@_apply_timing_options
+@click.option("--dry-run", is_flag=True, help="Only show what would change.")
+@output_options
+@handle_errors
+def rollback(inventory: Optional[str], config_dir: Optional[str], admin: Optional[str], timeout: float,
+             settle: float, lock_timeout: float, dry_run: bool) -> None:
+    """Return Envoy to the last config it accepted (kept in DIR/.xdsgen/).
+
+    If the files on disk are that config, return to the one before it: two rollbacks in
+    a row undo each other. Same ordered, confirmed steps as apply.
+    """
+    from xdsgen.apply import Options, run_rollback
+
+    options = Options(admin=admin, timeout=timeout, settle=settle, lock_timeout=lock_timeout,
+                      dry_run=dry_run)
+    sys.exit(run_rollback(inventory, config_dir, options, get_console()))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
