@@ -309,5 +309,27 @@ def rollback(inventory: Optional[str], config_dir: Optional[str], admin: Optiona
     sys.exit(run_rollback(inventory, config_dir, options, get_console()))
 
 
+@main.command()
+@inventory_argument
+@click.argument("target", metavar="HOST[/PATH]")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@output_options
+@handle_errors
+def explain(inventory: str, target: str, as_json: bool) -> None:
+    """Show which listener, vhost, route and upstream a request would hit, per family.
+
+    HOST[/PATH] may also be HOST:PORT/PATH or a URL (http://... or https://...) to look at
+    one listener. Envoy's order is followed: exact domain, then *.suffix (longest first),
+    then prefix*, then "*"; routes in order, the first match wins.
+    """
+    from xdsgen.explain import explain_inventory, print_explanation
+
+    parsed, hops = explain_inventory(inventory, target)
+    if as_json:
+        click.echo(json.dumps({"target": parsed.display, "hops": [h.as_dict() for h in hops]}, indent=2))
+    else:
+        print_explanation(parsed, hops, get_console())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -98,3 +98,9 @@ class LockTimeout(XdsgenError):
 
 class IOProblem(XdsgenError):
     exit_code = EXIT_IO
+
+
+class UsageProblem(XdsgenError):
+    """A command-line argument xdsgen itself checks (a URL for explain, a format) is wrong."""
+
+    exit_code = EXIT_USAGE

@@ -1,0 +1,305 @@
+"""`xdsgen explain`: which listener, filter chain, vhost, route and upstream a request takes.
+
+It answers from the model with Envoy's own matching rules, so the answer is what Envoy
+does with the files xdsgen renders (tests send the same requests through a real Envoy):
+
+- filter chain (https): the SNI's exact name first, then wildcards from the longest
+  suffix (*.b.example.com before *.example.com); no match closes the connection;
+- virtual host: exact domain, then suffix wildcards (longest first; "*.example.com"
+  matches any non-empty text before ".example.com"), then prefix wildcards ("foo.*"),
+  then "*"; the Host header is lower-cased and its port dropped (strip_any_host_port);
+  no match answers 404;
+- routes in order, first match wins; the path is normalized first (normalize_path,
+  merge_slashes) and the query string takes no part; no match answers 404.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from xdsgen.errors import UsageProblem as ExplainUsage
+from xdsgen.model import Listener, Model, RouteConfig, VirtualHost
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    path: str  # as sent, with the query string
+    scheme: Optional[str]  # http, https or None (both)
+    port: Optional[int]
+
+    @property
+    def display(self) -> str:
+        return (f"{self.scheme}://" if self.scheme else "") + self.host + (
+            f":{self.port}" if self.port else "") + self.path
+
+
+@dataclass
+class Hop:
+    """One listener's answer for the target."""
+
+    family: str
+    listener: str
+    kind: str
+    port: int
+    outcome: str  # upstream, redirect, passthrough, not_found, closed
+    chain: Optional[str] = None
+    sni_match: Optional[str] = None  # 'exact "a.example.com"' / 'wildcard "*.example.com"'
+    vhost: Optional[str] = None
+    vhost_match: Optional[str] = None  # 'exact "a"', 'suffix "*.a"', 'prefix "a.*"', 'any "*"'
+    route: Optional[str] = None  # 'routes[1] prefix "/grafana/"'
+    route_index: Optional[int] = None
+    upstream: Optional[str] = None
+    endpoints: tuple[str, ...] = ()
+    path_sent: Optional[str] = None  # after prefix_rewrite
+    location: Optional[str] = None  # redirect target
+    websocket: bool = False
+    timeout: Optional[str] = None
+    rewritten: bool = False
+
+    @property
+    def result(self) -> str:
+        if self.outcome == "upstream":
+            text = f"upstream {self.upstream} ({', '.join(self.endpoints)})"
+            if self.rewritten:
+                text += f", path rewritten to {self.path_sent}"
+            if self.websocket:
+                text += ", websocket"
+            if self.timeout is not None:
+                text += f", timeout {self.timeout}"
+            return text
+        if self.outcome == "passthrough":
+            return f"TLS passed through, not terminated, to upstream {self.upstream} ({', '.join(self.endpoints)})"
+        if self.outcome == "redirect":
+            return f"redirect 301 to {self.location}"
+        if self.outcome == "closed":
+            return "no filter chain for this SNI: Envoy closes the connection"
+        return "404 (no " + ("virtual host" if self.vhost is None else "route") + " matches)"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["endpoints"] = list(self.endpoints)
+        data["result"] = self.result
+        return data
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_target(text: str) -> Target:
+    """HOST[/PATH], HOST:PORT/PATH, or a URL with http:// or https://."""
+    if not text or any(c.isspace() for c in text):
+        raise ExplainUsage(f"{text!r}: write HOST[/PATH], e.g. router.example.com/grafana/")
+    scheme = None
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise ExplainUsage(f"{text!r}: only http:// and https:// URLs can be explained")
+    parts = urlsplit(text if scheme else f"//{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ExplainUsage(f"{text!r}: the port is not a number from 1 to 65535") from None
+    host = (parts.hostname or "").lower()
+    if parts.netloc.startswith("["):
+        host = f"[{host}]"
+    if not host:
+        raise ExplainUsage(f"{text!r}: no host name")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(host=host, path=path, scheme=scheme, port=port)
+
+
+def normalize_path(path: str) -> str:
+    """The path Envoy matches routes against: query dropped, slashes merged, dot segments
+    resolved (normalize_path: true, merge_slashes: true in every HCM xdsgen writes)."""
+    path = path.split("?", 1)[0].split("#", 1)[0] or "/"
+    path = re.sub(r"/{2,}", "/", path)
+    trailing = path.endswith("/") or path.endswith("/.") or path.endswith("/..")
+    normal = posixpath.normpath(path)
+    if normal.startswith("//"):
+        normal = "/" + normal.lstrip("/")
+    if trailing and normal != "/":
+        normal += "/"
+    return normal
+
+
+# --------------------------------------------------------------------------- matching
+
+
+def match_server_name(name: str, candidates: list[tuple[str, ...]]) -> tuple[Optional[int], Optional[str]]:
+    """Index of the filter chain Envoy picks for SNI `name`, and how it matched."""
+    for index, names in enumerate(candidates):
+        if name in names:
+            return index, f'exact "{name}"'
+    labels = name.split(".")
+    for cut in range(1, len(labels)):
+        wildcard = "*." + ".".join(labels[cut:])
+        for index, names in enumerate(candidates):
+            if wildcard in names:
+                return index, f'wildcard "{wildcard}"'
+    return None, None
+
+
+def match_virtual_host(host: str, vhosts: tuple[VirtualHost, ...]) -> tuple[Optional[VirtualHost], Optional[str]]:
+    host = host.lower()
+    if not host.startswith("[") and ":" in host:
+        host = host.rsplit(":", 1)[0]  # strip_any_host_port
+    elif host.startswith("[") and "]:" in host:
+        host = host.rsplit(":", 1)[0]
+    for vhost in vhosts:
+        if host in (d.lower() for d in vhost.domains):
+            return vhost, f'exact "{host}"'
+    best: Optional[tuple[int, VirtualHost, str]] = None
+    for vhost in vhosts:
+        for domain in vhost.domains:
+            d = domain.lower()
+            if d.startswith("*") and d != "*" and len(host) > len(d) - 1 and host.endswith(d[1:]):
+                if best is None or len(d) > best[0]:
+                    best = (len(d), vhost, f'suffix wildcard "{domain}"')
+    if best:
+        return best[1], best[2]
+    for vhost in vhosts:
+        for domain in vhost.domains:
+            d = domain.lower()
+            if d.endswith("*") and d != "*" and len(host) > len(d) - 1 and host.startswith(d[:-1]):
+                if best is None or len(d) > best[0]:
+                    best = (len(d), vhost, f'prefix wildcard "{domain}"')
+    if best:
+        return best[1], best[2]
+    for vhost in vhosts:
+        if "*" in vhost.domains:
+            return vhost, 'any "*"'
+    return None, None
+
+
+def _endpoints(model: Model, cluster: str) -> tuple[str, ...]:
+    for c in model.clusters:
+        if c.name == cluster:
+            return tuple(f"[{e.host}]:{e.port}" if ":" in e.host else f"{e.host}:{e.port}" for e in c.endpoints)
+    return ()
+
+
+def _route_config(model: Model, name: Optional[str]) -> Optional[RouteConfig]:
+    return next((rc for rc in model.route_configs if rc.name == name), None)
+
+
+def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop:
+    rc = _route_config(model, listener.route_config)
+    vhost, how = match_virtual_host(target.host, rc.virtual_hosts if rc else ())
+    if vhost is None:
+        hop.outcome = "not_found"
+        return hop
+    hop.vhost, hop.vhost_match = vhost.name, how
+    path = normalize_path(target.path)
+    for index, route in enumerate(vhost.routes):
+        matched = path.startswith(route.value) if route.match == "prefix" else path == route.value
+        if not matched:
+            continue
+        hop.route_index = index
+        hop.route = f'routes[{index}] {route.match} "{route.value}"'
+        if route.https_redirect:
+            hop.route = f'{route.match} "{route.value}" (redirect_to_https)'
+            host = target.host.split(":")[0] if not target.host.startswith("[") else target.host
+            port = f":{route.redirect_port}" if route.redirect_port else ""
+            query = target.path.split("?", 1)[1] if "?" in target.path else None
+            hop.outcome = "redirect"
+            hop.location = f"https://{host}{port}{path}" + (f"?{query}" if query is not None else "")
+            return hop
+        hop.outcome = "upstream"
+        hop.upstream = route.cluster
+        hop.endpoints = _endpoints(model, route.cluster or "")
+        rest = path[len(route.value):] if route.match == "prefix" else ""
+        hop.path_sent = (route.prefix_rewrite + rest) if route.prefix_rewrite is not None else path
+        hop.rewritten = route.prefix_rewrite is not None
+        hop.websocket = route.websocket
+        hop.timeout = route.timeout
+        return hop
+    hop.outcome = "not_found"
+    return hop
+
+
+def explain(model: Model, target: Target) -> list[Hop]:
+    """Every listener the target can reach, per family, and where each sends it."""
+    hops = []
+    for listener in sorted(model.listeners, key=lambda l: (l.family, l.port, l.kind)):
+        if target.port is not None and listener.port != target.port:
+            continue
+        if listener.kind in ("tcp", "udp"):
+            # A port map takes everything on its port: only shown for an explicit port.
+            if target.port is None or target.scheme:
+                continue
+            hops.append(Hop(listener.family, listener.name, listener.kind, listener.port, "upstream",
+                            upstream=listener.cluster, endpoints=_endpoints(model, listener.cluster or "")))
+            continue
+        if target.scheme and listener.kind != target.scheme:
+            continue
+        hop = Hop(listener.family, listener.name, listener.kind, listener.port, "closed")
+        if listener.kind == "https":
+            sni = target.host.strip("[]")
+            chains: list[Any] = [*listener.passthrough, *listener.http_chains]
+            index, how = match_server_name(sni, [c.server_names for c in chains])
+            if index is None:
+                hops.append(hop)
+                continue
+            chain = chains[index]
+            hop.chain, hop.sni_match = chain.name, how
+            if hasattr(chain, "cluster"):
+                hop.outcome = "passthrough"
+                hop.upstream = chain.cluster
+                hop.endpoints = _endpoints(model, chain.cluster)
+                hops.append(hop)
+                continue
+        hops.append(_http_hop(model, listener, target, hop))
+    return hops
+
+
+def explain_inventory(inventory: str, target_text: str) -> tuple[Target, list[Hop]]:
+    from xdsgen.pipeline import load_model
+
+    target = parse_target(target_text)
+    return target, explain(load_model(inventory), target)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def print_explanation(target: Target, hops: list[Hop], console: Any) -> None:
+    """Rich: one table. Plain: a block per listener (wide tables wrap badly in a terminal
+    of 80 columns and in mail from cron)."""
+    title = f"explain {target.display}"
+    if not hops:
+        print(f"{title}: no listener serves it", file=console.out, flush=True)
+        return
+    blocks = []
+    for hop in hops:
+        lines = []
+        if hop.sni_match:
+            lines.append(("sni", f"{hop.sni_match} -> filter chain {hop.chain}"))
+        if hop.vhost:
+            lines.append(("vhost", f"{hop.vhost} ({hop.vhost_match})"))
+        if hop.route:
+            lines.append(("route", hop.route))
+        lines.append(("result", hop.result))
+        blocks.append((f"{hop.family} {hop.kind} :{hop.port} (listener {hop.listener})", lines))
+    rich = console._rich(console.out) if console.color else None
+    if rich is None:
+        out = [title]
+        for head, lines in blocks:
+            out.append(head)
+            out.extend(f"  {key:<7}{value}" for key, value in lines)
+        print("\n".join(out), file=console.out, flush=True)
+        return
+    from rich.text import Text
+
+    rich.print(Text(title, style="bold"))
+    for hop, (head, lines) in zip(hops, blocks):
+        rich.print(Text(head, style="bold"))
+        colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(hop.outcome, "red")
+        for key, value in lines:
+            rich.print(Text.assemble((f"  {key:<7}", "dim"), (value, colour if key == "result" else "")))
