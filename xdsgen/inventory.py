@@ -50,11 +50,19 @@ _SUSPICIOUS_RE = re.compile(
 )
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
 def format_path(path: PathKey) -> str:
+    """http[0].routes[2].upstream; keys that are not plain words are quoted and escaped
+    (upstreams["nas.lan"], upstreams["app\\u202e"]) so a message never carries a raw
+    control or bidi character."""
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            text += f"[{json.dumps(part)}]"
         else:
             text += f".{part}" if text else str(part)
     return text
@@ -196,8 +204,9 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Proble
     problem = exc.problem or str(exc)
     hint = None
     if char == "\t" or "tab" in problem:
-        message = "YAML syntax error: a tab character here"
-        hint = "YAML indents with spaces, never tabs (in vi: :set expandtab, then :retab)"
+        return Problem(line, column, "", "YAML syntax error: a tab character here",
+                       "YAML indents with spaces, never tabs; in vi: :set expandtab, then :retab",
+                       source=source)
     elif "cannot start any token" in problem and char:
         message = f"YAML syntax error: {char!r} cannot start a value"
         hint = f"quote the value: \"{char}...\"" if char in "@`%" else None
@@ -214,8 +223,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Proble
         message += f" ({exc.context})"
     if hint is None and "mapping values are not allowed" in problem:
         hint = "a value that contains \": \" must be quoted"
-    if hint is None and "found undefined alias" in problem:
-        hint = "* starts an alias in YAML: quote the value"
+    if hint is None and ("alias" in problem or "alias" in (exc.context or "")):
+        hint = "* starts an alias in YAML: quote the value, e.g. \"*.example.com\""
     if hint is None and "expected a single document" in (exc.context or "") + problem:
         hint = "an inventory is one YAML document: remove the --- line"
     return Problem(line, column, "", message, hint, source=source)
@@ -253,7 +262,7 @@ class _Builder:
             self.problem(
                 node, path, f"{what} contains the invisible or control character {name} "
                 f"at position {index + 1}",
-                "values are single-line visible text; retype it (was it pasted?)",
+                "values are single-line visible text: retype it, it may have been pasted",
             )
             self.broken.add(path)
 

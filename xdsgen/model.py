@@ -236,6 +236,8 @@ def parse_endpoint(text: str) -> Union[Endpoint, str]:
     if not 1 <= port <= 65535:
         return f"port {port} is outside 1-65535"
     if match.group("v6") is not None:
+        if "%" in match.group("v6"):
+            return f"[{match.group('v6')}]: IPv6 zone ids (%eth0) are not supported by Envoy"
         try:
             address = ipaddress.IPv6Address(match.group("v6"))
         except ValueError:
@@ -257,8 +259,13 @@ def domain_problem(domain: str) -> Optional[str]:
     body = domain[2:] if domain.startswith("*.") else domain
     if "*" in body:
         return f"{domain!r}: a wildcard must be \"*\" alone or lead as \"*.example.com\""
+    if body.endswith(".") and _HOSTNAME_RE.match(body):
+        return f"{domain!r} ends with a dot: write it without the trailing dot"
+    if not body.isascii():
+        return f"{domain!r} is not a valid host name: write international names in " \
+            "their xn-- (punycode) form"
     if not _HOSTNAME_RE.match(body) or body.endswith("."):
-        return f"{domain!r} is not a valid host name"
+        return f"{domain!r} is not a valid host name (letters, digits, - and dots)"
     return None
 
 
@@ -289,7 +296,9 @@ class _Builder:
             self.error(("envoy", "admin"), admin, "write HOST:PORT, e.g. 127.0.0.1:15001")
             admin = Endpoint("127.0.0.1", 15001)
         elif not is_ip(admin.host):
-            self.error(("envoy", "admin"), "the admin address must be an IP address")
+            self.error(("envoy", "admin"), "the admin address must be an IP address",
+                       "e.g. 127.0.0.1:15001 or [::1]:15001")
+            admin = Endpoint("127.0.0.1", admin.port)
         elif not ipaddress.ip_address(admin.host).is_loopback:
             if section.get("admin_allow_remote") is True:
                 self.warn(
@@ -307,6 +316,12 @@ class _Builder:
         access_log = section.get("access_log", DEFAULT_ACCESS_LOG)
         if access_log is False or access_log == "off":
             access_log = None
+        else:
+            self.require_absolute(("envoy", "access_log"), access_log)
+        if "container_config_dir" in section:
+            self.require_absolute(
+                ("envoy", "container_config_dir"), section["container_config_dir"]
+            )
         config_dir = section.get("config_dir", DEFAULT_CONFIG_DIR)
         if not os.path.isabs(config_dir):
             config_dir = os.path.normpath(os.path.join(self.inv.base_dir, config_dir))
@@ -320,6 +335,14 @@ class _Builder:
             node_id=section.get("node_id", "xdsgen"),
             max_connections=section.get("max_connections", DEFAULT_MAX_CONNECTIONS),
         )
+
+    def require_absolute(self, path: PathKey, file_path: str) -> bool:
+        # Envoy resolves a relative path from its own working directory, which is not ours.
+        if file_path.startswith("/"):
+            return True
+        self.error(path, f"{file_path!r} is not an absolute path",
+                   "Envoy reads it from its own working directory; write /full/path")
+        return False
 
     # ---- listen
 
@@ -335,6 +358,10 @@ class _Builder:
                     f"{address!r} is not an IP address",
                     "0.0.0.0 or :: listen on every address",
                 )
+                continue
+            if "%" in address:
+                self.error(("listen", family, "address"),
+                           f"{address}: IPv6 zone ids (%eth0) are not supported by Envoy")
                 continue
             want = 4 if family == "ipv4" else 6
             if parsed.version != want:
@@ -383,6 +410,9 @@ class _Builder:
                 parsed = parse_endpoint(text)
                 if isinstance(parsed, str):
                     self.error(endpoint_path, parsed, "write HOST:PORT, IPv6 as [addr]:port")
+                elif parsed in endpoints:
+                    self.error(endpoint_path, f"{text!r} is listed twice (as {parsed.host}:"
+                               f"{parsed.port})", "list each endpoint once")
                 else:
                     endpoints.append(parsed)
             if not endpoints:
@@ -401,6 +431,18 @@ class _Builder:
                 sni = tls_spec.get("sni")
                 if sni is not None and domain_problem(sni):
                     self.error((*path, "tls", "sni"), str(domain_problem(sni)))
+                elif sni is not None and "*" in sni:
+                    self.error((*path, "tls", "sni"), f"SNI {sni!r} is a wildcard",
+                               "send the upstream's real host name")
+                if not verify:
+                    self.warn(
+                        (*path, "tls", "verify"),
+                        "upstream certificate verification is off: anyone on the path to "
+                        f"{endpoints[0].host} can read and change the traffic",
+                        "set tls.ca to the device's CA (or its self-signed certificate) instead",
+                    )
+                elif "ca" in tls_spec:
+                    self.require_absolute((*path, "tls", "ca"), tls_spec["ca"])
                 if verify and sni is None and all(is_ip(e.host) for e in endpoints):
                     self.error(
                         (*path, "tls"),
@@ -432,11 +474,17 @@ class _Builder:
 
     def secrets(self) -> dict[str, Secret]:
         secrets = {}
+        lowered: dict[str, str] = {}
         for name, spec in (self.data.get("certificates") or {}).items():
             path: PathKey = ("certificates", name)
+            if name.lower() in lowered:
+                self.error(path, f"certificate {name!r} differs from {lowered[name.lower()]!r} "
+                           "only in case", "rename one")
+            lowered.setdefault(name.lower(), name)
             cert, key = spec["cert"], spec["key"]
             for which, file_path in (("cert", cert), ("key", key)):
-                self.check_file((*path, which), file_path, is_key=which == "key")
+                if self.require_absolute((*path, which), file_path):
+                    self.check_file((*path, which), file_path, is_key=which == "key")
             secrets[name] = Secret(name=name, cert=cert, key=key)
         return secrets
 
@@ -496,10 +544,17 @@ class _Builder:
         # Validate vhosts once, independent of family.
         for index, vhost in enumerate(vhosts):
             path: PathKey = ("http", index)
+            own: dict[str, int] = {}
             for d_index, domain in enumerate(vhost["domains"]):
                 problem = domain_problem(domain)
                 if problem:
                     self.error((*path, "domains", d_index), problem)
+                elif domain.lower() in own:
+                    # Envoy refuses the whole route configuration (names are case-insensitive).
+                    self.error((*path, "domains", d_index),
+                               f"domain {domain!r} is listed twice in this vhost (also "
+                               f"domains[{own[domain.lower()]}])", "list each name once")
+                own.setdefault(domain.lower(), d_index)
             if vhost.get("tls") is not None and vhost["tls"] not in secrets:
                 if vhost["tls"] not in (self.data.get("certificates") or {}):
                     self.error(
@@ -513,12 +568,19 @@ class _Builder:
                     (*path, "domains"),
                     "a TLS vhost needs real host names: they are the SNI names of its filter chain",
                 )
+            elif vhost.get("tls") and "*" in vhost["domains"]:
+                self.error(
+                    (*path, "domains", vhost["domains"].index("*")),
+                    "\"*\" cannot be a TLS vhost's name: its domains are the SNI names of its "
+                    "filter chain, and Envoy refuses \"*\" there",
+                    "list the host names; serve \"*\" in a plain-HTTP vhost",
+                )
             if vhost.get("redirect_to_https") and not vhost.get("tls"):
                 self.error(
                     (*path, "redirect_to_https"),
                     "redirect_to_https needs tls: there is no https vhost to redirect to",
                 )
-            shadowed_by: Optional[int] = None
+            earlier: list[tuple[int, str, str]] = []  # (index, prefix or path, value)
             for r_index, route in enumerate(vhost["routes"]):
                 r_path: PathKey = (*path, "routes", r_index)
                 self.check_upstream(route["upstream"], (*r_path, "upstream"))
@@ -527,14 +589,23 @@ class _Builder:
                         self.error((*r_path, key), f"{key} must start with '/'", f"write /{route[key]}")
                     if key in route and re.search(r"[\x00-\x20\x7f]", route[key]):
                         self.error((*r_path, key), f"{key} contains spaces or control characters")
-                if shadowed_by is not None:
-                    self.warn(
-                        r_path,
-                        f"this route can never match: routes[{shadowed_by}] (prefix /) matches first",
-                        "move it above the catch-all route",
-                    )
-                if route.get("prefix") == "/" and shadowed_by is None:
-                    shadowed_by = r_index
+                kind = "prefix" if "prefix" in route else "path"
+                value = route[kind]
+                for e_index, e_kind, e_value in earlier:
+                    # An earlier prefix that starts this route's value, or the same exact path,
+                    # takes every request this route could match (first match wins).
+                    if (e_kind == "prefix" and value.startswith(e_value)) or (
+                        e_kind == kind == "path" and e_value == value
+                    ):
+                        self.warn(
+                            r_path,
+                            f"this route can never match: routes[{e_index}] ({e_kind} {e_value}) "
+                            "matches first",
+                            "move it above the catch-all route" if e_value == "/"
+                            else f"move it above routes[{e_index}]",
+                        )
+                        break
+                earlier.append((r_index, kind, value))
         for index, item in enumerate(passthroughs):
             self.check_upstream(item["upstream"], ("tls_passthrough", index, "upstream"))
             for d_index, domain in enumerate(item["sni"]):
@@ -717,13 +788,30 @@ class _Builder:
         if (admin_family, envoy.admin_port) in tcp_ports:
             path, what = tcp_ports[(admin_family, envoy.admin_port)]
             self.error(path, f"port {envoy.admin_port} is Envoy's admin port (envoy.admin)", "pick another port")
+        admin_ip = ipaddress.ip_address(envoy.admin_host)
+        listen_ips = {str(ipaddress.ip_address(spec["address"]))
+                      for spec in self.data["listen"].values()
+                      if isinstance(spec, dict) and is_ip(str(spec.get("address", "")))}
+
+        def reaches_admin(host: str) -> bool:
+            if host == "localhost":
+                return admin_ip.is_loopback or admin_ip.is_unspecified
+            if not is_ip(host):
+                return False
+            ip = ipaddress.ip_address(host)
+            if ip == admin_ip:
+                return True
+            # A connection to 0.0.0.0 or :: goes to this host; an unspecified admin address
+            # answers on every local address, the listen addresses and loopback included.
+            if ip.is_unspecified and (admin_ip.is_loopback or admin_ip.is_unspecified):
+                return ip.version == admin_ip.version
+            return admin_ip.is_unspecified and ip.version == admin_ip.version and (
+                ip.is_loopback or str(ip) in listen_ips
+            )
+
         for name, cluster in clusters.items():
             for i, endpoint in enumerate(cluster.endpoints):
-                if endpoint.port == envoy.admin_port and (
-                    endpoint.host == envoy.admin_host
-                    or endpoint.host in ("localhost", "127.0.0.1", "::1")
-                    and ipaddress.ip_address(envoy.admin_host).is_loopback
-                ):
+                if endpoint.port == envoy.admin_port and reaches_admin(endpoint.host):
                     spec = self.data["upstreams"][name]
                     path = ("upstreams", name) if isinstance(spec, str) else ("upstreams", name, "endpoints", i)
                     self.error(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any, Optional
 
 from xdsgen.inventory import PathKey
@@ -111,6 +112,12 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         expected = schema.get("type")
         wanted = _TYPE_NAMES.get(str(expected), str(expected))
         hint = _quote_hint(raw, error.instance) if expected == "string" else None
+        if hint and error.instance is not None and schema.get("pattern") and schema.get("x-hint"):
+            # Quoting helps only if the text written would then be valid (`012` as a name);
+            # `connect_timeout: 5` needs a unit instead.
+            written = raw if raw is not None else str(error.instance)
+            if not re.search(schema["pattern"], written):
+                hint = schema["x-hint"]
         if expected == "string" and isinstance(error.instance, (list, dict)):
             hint = "a value starting with [ or { must be quoted"
         if expected in ("integer", "number") and isinstance(error.instance, str):
