@@ -331,5 +331,31 @@ def explain(inventory: str, target: str, as_json: bool) -> None:
         print_explanation(parsed, hops, get_console())
 
 
+@main.command()
+@inventory_argument
+@click.option("--format", "fmt", type=click.Choice(["uci", "uci-script", "nft"]), default="uci",
+              show_default=True,
+              help="uci: config rule sections; uci-script: uci commands that replace every "
+              "xdsgen_* rule; nft: an include for fw4's chain-pre/input_ZONE.")
+@click.option("--zone", default="wan", show_default=True, help="The fw4 zone the ports are opened from.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
+@handle_errors
+def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None:
+    """Print OpenWrt fw4 rules accepting exactly the ports INVENTORY's listeners use.
+
+    One rule per listener: family (ipv4/ipv6), protocol (tcp/udp) and port, and the
+    listen address when it is not 0.0.0.0 or ::. Run it after each inventory change
+    so the proxy and the firewall cannot drift apart.
+    """
+    from xdsgen.firewall import firewall_for
+
+    model, text = firewall_for(inventory, fmt, zone, output)
+    _print_problems(list(model.warnings))
+    if output:
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
