@@ -64,6 +64,11 @@ def _print_problems(problems: list[Problem], fmt: str = "text") -> None:
         get_console().problems(problems)
 
 
+def _print_json_report(errors: list[Problem], warnings: list[Problem]) -> None:
+    click.echo(json.dumps({"valid": False, "errors": [p.as_dict() for p in errors],
+                           "warnings": [w.as_dict() for w in warnings]}, indent=2))
+
+
 def handle_errors(func: F) -> F:
     """Turn xdsgen's exceptions into messages and exit codes; never show a traceback."""
 
@@ -73,12 +78,17 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except InventoryError as exc:
             fmt = kwargs.get("output_format", "text")
+            if fmt == "json":
+                # The same object as a valid run prints, so a script reads one shape.
+                _print_json_report(exc.problems, exc.warnings)
+                sys.exit(exc.exit_code)
             _print_problems(exc.problems + exc.warnings, fmt)
-            if fmt != "json":
-                count = len(exc.problems)
-                click.echo(f"{count} error{'s' if count != 1 else ''}; nothing written.", err=True)
+            count = len(exc.problems)
+            click.echo(f"{count} error{'s' if count != 1 else ''}; nothing written.", err=True)
             sys.exit(exc.exit_code)
         except XdsgenError as exc:
+            if kwargs.get("output_format") == "json":
+                _print_json_report([Problem(0, 0, "", str(exc))], [])
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -105,7 +115,9 @@ def main() -> None:
 
 
 inventory_argument = click.argument(
-    "inventory", type=click.Path(dir_okay=True, allow_dash=False), metavar="INVENTORY"
+    # No checks by click (exit 2, its wording): the loader reports every unusable file.
+    "inventory", type=click.Path(dir_okay=True, readable=False, allow_dash=False),
+    metavar="INVENTORY",
 )
 
 
