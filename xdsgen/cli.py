@@ -369,5 +369,35 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
         click.echo(text, nl=False)
 
 
+@main.command("import")
+@click.argument("lds", type=click.Path(dir_okay=False), metavar="LDS")
+@click.argument("cds", type=click.Path(dir_okay=False), metavar="CDS")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the draft here instead of stdout.")
+@click.option("--force", is_flag=True, help="Replace --output if it exists.")
+@handle_errors
+def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> None:
+    """Turn a hand-written file-based config (LDS and CDS files) into an inventory draft.
+
+    Reads v3 and the v2 forms of older blog posts (envoy.api.v2.*, envoy.http_connection_manager,
+    `config:`, cluster `hosts:`, `tls_context`); RDS and SDS files are read from the paths
+    the LDS names, or from beside it. Everything the inventory cannot express is listed as
+    a note. Exit 0 when the draft is valid as it is, 1 when it needs edits (it is still written).
+    """
+    from xdsgen.errors import EXIT_INVALID
+    from xdsgen.importer import import_to
+
+    result, text, problems = import_to(lds, cds, output, force)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    if output:
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    if problems:
+        click.echo("the draft needs edits before it is a valid inventory:", err=True)
+        _print_problems(problems)
+        sys.exit(EXIT_INVALID)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
