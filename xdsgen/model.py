@@ -443,7 +443,12 @@ class _Builder:
                     )
                 elif "ca" in tls_spec:
                     self.require_absolute((*path, "tls", "ca"), tls_spec["ca"])
-                if verify and sni is None and all(is_ip(e.host) for e in endpoints):
+                hostnames = sorted({e.host for e in endpoints if not is_ip(e.host)})
+                if sni is None and len(hostnames) == 1:
+                    # Without SNI the certificate's names are never checked: any certificate
+                    # the CA signed would do. The one host name dialled is the name to expect.
+                    sni = hostnames[0]
+                if verify and sni is None:
                     self.error(
                         (*path, "tls"),
                         "cannot verify the upstream's certificate without a name",
