@@ -25,37 +25,30 @@ _VERSION_LINE = re.compile(r'^version_info:\s*"?([^"\s]*)"?\s*$')
 
 
 class Admin:
-    """Reads from Envoy's admin interface; every failure is an IOProblem (exit 6)."""
+    """status's reads, over apply's admin client (xdsgen.admin); every failure is an
+    IOProblem (exit 6) that says what to check."""
 
     def __init__(self, host: str, port: int, timeout: float = ADMIN_TIMEOUT):
-        self.host = host
-        self.port = port
-        self.timeout = timeout
+        from xdsgen.admin import Admin as Client
+
+        self.client = Client(host, port, timeout)
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return str(self.client.address)
 
     def get(self, path: str) -> str:
-        import http.client
+        from xdsgen.admin import AdminUnreachable
 
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            body = response.read().decode("utf-8", errors="replace")
-        except (OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            return str(self.client.get(path))
+        except AdminUnreachable as exc:
+            reason = str(exc).split("unreachable: ", 1)[-1]
             raise IOProblem(
                 f"Envoy's admin interface at {self.address} is not reachable ({reason}). "
                 "Is Envoy running with xdsgen's bootstrap? The address is envoy.admin in the "
                 "inventory, or --admin HOST:PORT."
             ) from None
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise IOProblem(f"Envoy's admin at {self.address} answered {path} with HTTP {response.status}")
-        return body
 
     def get_json(self, path: str) -> Any:
         text = self.get(path)
@@ -65,7 +58,7 @@ class Admin:
             raise IOProblem(f"Envoy's admin at {self.address}: {path} is not JSON") from None
 
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges by name (histograms left out)."""
+        """Counters, gauges and text readouts by name (histograms left out)."""
         doc = self.get_json("/stats?format=json")
         return {s["name"]: s.get("value", 0) for s in doc.get("stats", []) if "name" in s}
 
