@@ -376,6 +376,8 @@ class Confirmer:
             details = error_details(self.admin.config_dump(), names)
         except AdminUnreachable:
             details = []
+        if not details:
+            return " (Envoy's log has its reason)"
         return "".join(f"\n  Envoy: {d}" for d in details)
 
 
