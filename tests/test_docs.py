@@ -1,0 +1,129 @@
+"""Docs that cannot drift: README's generated sections, its commands, recipes and the schema."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from xdsgen import docs
+from xdsgen.cli import main
+from xdsgen.errors import EXIT_CODES
+from xdsgen.pipeline import load_model
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text(encoding="utf-8")
+SCHEMA = json.loads((REPO / "schemas" / "inventory.schema.json").read_text())
+REGENERATE = "README is stale: run `.venv/bin/python -m xdsgen.docs` and commit README.md"
+
+
+@pytest.mark.parametrize("name", docs.SECTIONS)
+def test_generated_section_is_current(name: str) -> None:
+    have = docs.current_sections(README)[name]
+    assert have is not None, f"README lacks the {name} markers"
+    assert have.strip() == docs.generate()[name].strip(), REGENERATE
+
+
+def test_check_mode_and_update_are_consistent(tmp_path: Path) -> None:
+    stale = tmp_path / "README.md"
+    stale.write_text(README.replace("| 6 |", "| 7 |"))
+    assert docs.main(["--check", str(stale)]) == 1
+    assert docs.main([str(stale)]) == 0
+    assert stale.read_text() == README
+    assert docs.main(["--check", str(stale)]) == 0
+
+
+def test_exit_code_table_matches_errors() -> None:
+    section = docs.current_sections(README)["exit-codes"] or ""
+    rows = dict(re.findall(r"^\| (\d+) \| (.+) \|$", section, re.M))
+    assert {int(k): v.replace("\\|", "|") for k, v in rows.items()} == EXIT_CODES
+
+
+def test_every_command_and_option_is_in_the_cli_reference() -> None:
+    section = docs.current_sections(README)["cli-reference"] or ""
+    for name, command in main.commands.items():
+        assert f"### `xdsgen {name}`" in section
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("-"):
+                    assert opt in section, f"{name} {opt}"
+
+
+def walk_properties() -> list[tuple[str, dict[str, Any]]]:
+    return [(path, node) for path, node, _ in docs.walk(SCHEMA)]
+
+
+def test_every_schema_property_has_a_description_and_valid_examples() -> None:
+    paths = walk_properties()
+    assert len(paths) > 40
+    for path, node in paths:
+        description = docs.lookup(SCHEMA, node, "description")
+        examples = docs.lookup(SCHEMA, node, "examples")
+        assert description and len(description) > 10, f"{path}: no description"
+        assert examples, f"{path}: no examples"
+        validator = jsonschema.Draft202012Validator({**node, "$defs": SCHEMA["$defs"]})
+        for example in examples:
+            errors = list(validator.iter_errors(example))
+            assert not errors, f"{path}: example {example!r} is invalid: {errors[0].message}"
+
+
+def test_inventory_reference_lists_every_property() -> None:
+    section = docs.current_sections(README)["inventory-reference"] or ""
+    for path, _ in walk_properties():
+        assert f"| `{path}`" in section, path
+    for key in ("upstreams.NAME.endpoints", "http[].routes[].websocket", "tcp[].families"):
+        assert f"| `{key}`" in section
+
+
+def test_schema_command_prints_the_schema() -> None:
+    out = subprocess.run([sys.executable, "-m", "xdsgen", "schema"], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert json.loads(out) == SCHEMA
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def ci_command() -> str:
+    lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")][-1]
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    command = ci_command()
+    assert command == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
+    assert re.search(r"^Run the whole test suite.*:\n\n    " + re.escape(command) + "$", README, re.M)
+
+
+def test_readme_install_and_run_command() -> None:
+    assert "\n    pip install . && xdsgen render examples/home-router.yaml -o out/\n" in README
+
+
+def yaml_blocks() -> list[str]:
+    return [b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if re.search(r"^version: 1$", b, re.M)]
+
+
+def test_every_recipe_is_a_valid_inventory(tmp_path: Path) -> None:
+    blocks = yaml_blocks()
+    assert len(blocks) >= 6
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"recipe{index}.yaml"
+        path.write_text(block)
+        load_model(str(path))  # raises InventoryError with every problem
+
+
+def test_readme_sections_and_recipes_are_there() -> None:
+    for heading in ("## Install", "## Quick start", "## Editor support", "## Inventory reference",
+                    "## CLI reference", "## Exit codes", "## Recipes", "## Troubleshooting"):
+        assert f"\n{heading}\n" in README, heading
+    for recipe in ("Grafana under a sub-path", "Home Assistant with websockets", "TLS passthrough",
+                   "SMB on another port, IPv4 only", "Certificate renewal with acme.sh"):
+        assert recipe in README, recipe
+    for trouble in ("Envoy ignores my edit", "single-file bind mount", "uhttpd"):
+        assert trouble in README, trouble
+    for path in re.findall(r"`(examples/[^`]+?)`", README):
+        assert (REPO / path.split()[0]).exists(), path
