@@ -72,7 +72,9 @@ def test_plan_plain_one_line_per_change_and_totals() -> None:
 
 def test_plan_rich_has_colour_and_the_same_words() -> None:
     out = io.StringIO()
-    Console(color=True, out=out, width=100).plan([("+", "cluster", "grafana"), ("-", "listener", "tcp_139_ipv4")])
+    Console(color=True, out=out, width=100).plan(
+        [("+", "cluster", "grafana"), ("-", "listener", "tcp_139_ipv4")]
+    )
     text = out.getvalue()
     assert "\x1b[" in text  # coloured
     plain = ANSI.sub("", text)
@@ -96,7 +98,9 @@ def test_error_block_shows_the_inventory_line_and_a_caret(tmp_path: Path) -> Non
     source = tmp_path / "inv.yaml"
     source.write_text(BAD_INVENTORY)
     err = io.StringIO()
-    problem = Problem(9, 39, "http[0].routes[0].upstream", "unknown upstream 'grafan'", source=str(source))
+    problem = Problem(
+        9, 39, "http[0].routes[0].upstream", "unknown upstream 'grafan'", source=str(source)
+    )
     Console(err=err).problems([problem])
     lines = err.getvalue().splitlines()
     assert lines[0] == problem.format()
@@ -105,7 +109,11 @@ def test_error_block_shows_the_inventory_line_and_a_caret(tmp_path: Path) -> Non
 
 
 def test_plain_table_aligns_columns() -> None:
-    assert plain_table(["name", "n"], [["a", "1"], ["long", "22"]]) == ["name  n", "a     1", "long  22"]
+    assert plain_table(["name", "n"], [["a", "1"], ["long", "22"]]) == [
+        "name  n",
+        "a     1",
+        "long  22",
+    ]
 
 
 def test_detect_respects_no_color_tty_and_flag(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,10 +136,17 @@ def run_on_pty(args: list[str], env_extra: dict[str, str], python_prelude: str =
     primary, secondary = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env.update({"TERM": "xterm-256color", "COLUMNS": "120", **env_extra})
-    code = f"{python_prelude}\nimport sys\nsys.argv = ['xdsgen', *{args!r}]\nfrom xdsgen.cli import main\nmain()"
+    code = (
+        f"{python_prelude}\nimport sys\nsys.argv = ['xdsgen', *{args!r}]\n"
+        "from xdsgen.cli import main\nmain()"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary,
-        env=env, cwd=REPO,
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
+        cwd=REPO,
     )
     os.close(secondary)
     chunks = []
@@ -186,12 +201,18 @@ def test_pty_plain_when_asked_or_without_rich(
 
 def test_validate_summary_plain_quiet_and_verbose() -> None:
     example = str(REPO / "examples" / "home-router.yaml")
-    plain = subprocess.run([*XDSGEN, "validate", example], capture_output=True, text=True, check=True)
+    plain = subprocess.run(
+        [*XDSGEN, "validate", example], capture_output=True, text=True, check=True
+    )
     assert plain.stdout.startswith(f"{example}: valid: 10 upstreams, 3 vhosts")
     assert not ANSI.search(plain.stdout + plain.stderr)  # a pipe is not a TTY
-    quiet = subprocess.run([*XDSGEN, "validate", "-q", example], capture_output=True, text=True, check=True)
+    quiet = subprocess.run(
+        [*XDSGEN, "validate", "-q", example], capture_output=True, text=True, check=True
+    )
     assert quiet.stdout == ""
-    verbose = subprocess.run([*XDSGEN, "-v", "validate", example], capture_output=True, text=True, check=True)
+    verbose = subprocess.run(
+        [*XDSGEN, "-v", "validate", example], capture_output=True, text=True, check=True
+    )
     table = verbose.stdout.splitlines()[1:]
     assert table[0].split() == ["family", "http", "https", "tcp", "udp"]
     assert table[1].split() == ["ipv4", "80", "8443", "139", "4450", "6800", "6881", "6881"]
@@ -212,5 +233,7 @@ def test_help_imports_only_click() -> None:
         "('rich', 'yaml', 'jinja2', 'jsonschema', 'watchfiles'))\n"
         "print('HEAVY', heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().endswith("HEAVY []")

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import envoy_binary
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +22,11 @@ def test_demo_runs_end_to_end_and_shows_the_change(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "xdsgen", "demo", "--no-wait", "--keep", str(keep)],
-        capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
@@ -32,7 +35,9 @@ def test_demo_runs_end_to_end_and_shows_the_change(tmp_path: Path) -> None:
     first, second = out.split("6. The same requests again")
     # Before the change /api/v2/ is served by api; after it, by api_v2, and the table says so.
     assert re.search(r"ipv4\s+Host: demo.localhost\s+\S+/api/v2/users\s+api\s*$", first, re.M)
-    assert re.search(r"ipv4\s+Host: demo.localhost\s+\S+/api/v2/users\s+api_v2\s+was api$", second, re.M)
+    assert re.search(
+        r"ipv4\s+Host: demo.localhost\s+\S+/api/v2/users\s+api_v2\s+was api$", second, re.M
+    )
     assert re.search(r"ipv4\s+Host: shop.localhost\s+\S+/cart\s+shop\s*$", second, re.M)
     assert re.search(r"ipv4\s+Host: demo.localhost\s+\S+:\d+/\s+blog\s*$", second, re.M)
     assert "confirmed by Envoy" in out
@@ -47,8 +52,12 @@ def test_demo_without_envoy_says_how_to_get_it(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "XDSGEN_ENVOY"}
     env["PATH"] = str(tmp_path)  # no envoy here
     result = subprocess.run(
-        [sys.executable, "-c", code, "demo", "--no-wait"], capture_output=True, text=True,
-        timeout=30, cwd=REPO, env=env,
+        [sys.executable, "-c", code, "demo", "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        env=env,
     )
     assert result.returncode == 6
     assert "xdsgen demo needs Envoy: pip install 'xdsgen[envoy]'" in result.stderr

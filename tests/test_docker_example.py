@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import envoy_binary
+
 from xdsgen.envoycheck import check_with_envoy
 from xdsgen.pipeline import load_model, render, write_plain
 from xdsgen.render import load_yaml, render_bootstrap
@@ -36,7 +36,9 @@ def test_compose_mounts_the_config_directory_not_files() -> None:
     assert str(source) == model.envoy.config_dir  # xdsgen writes where the container looks
     assert model.envoy.envoy_dir == "/etc/envoy" != model.envoy.config_dir
     for source, *_ in mounts:
-        assert not source.endswith((".yaml", ".yml", ".json", ".pem")), f"single-file mount {source}"
+        assert not source.endswith((".yaml", ".yml", ".json", ".pem")), (
+            f"single-file mount {source}"
+        )
     # The bootstrap Envoy is started with lives in the mounted directory.
     bootstrap = service["command"][service["command"].index("-c") + 1]
     assert os.path.dirname(bootstrap) == model.envoy.envoy_dir
@@ -55,13 +57,20 @@ def test_rendered_files_point_inside_the_container(tmp_path: Path) -> None:
     lds = load_yaml(rendered.lds)
     paths = [
         chain["filters"][0]["typed_config"]["rds"]["config_source"]["path_config_source"]["path"]
-        for listener in lds["resources"] for chain in listener.get("filter_chains", [])
+        for listener in lds["resources"]
+        for chain in listener.get("filter_chains", [])
         if "rds" in chain["filters"][0]["typed_config"]
     ]
     assert paths and all(p.startswith("/etc/envoy/rds_") for p in paths)
     boot = load_yaml(render_bootstrap(model))
-    assert boot["dynamic_resources"]["lds_config"]["path_config_source"]["path"] == "/etc/envoy/lds.yaml"
-    assert boot["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 15001}
+    assert (
+        boot["dynamic_resources"]["lds_config"]["path_config_source"]["path"]
+        == "/etc/envoy/lds.yaml"
+    )
+    assert boot["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 15001,
+    }
 
 
 @pytest.mark.envoy
@@ -75,11 +84,15 @@ def test_files_are_world_readable_even_under_umask_077(tmp_path: Path) -> None:
     """Envoy's image runs as uid 101: 0600 files (mkstemp's mode) would be unreadable."""
     out = tmp_path / "envoy"
     code = (
-        "import os, sys\nos.umask(0o077)\nsys.argv = ['xdsgen', 'render', sys.argv[1], '-o', sys.argv[2]]\n"
+        "import os, sys\nos.umask(0o077)\n"
+        "sys.argv = ['xdsgen', 'render', sys.argv[1], '-o', sys.argv[2]]\n"
         "from xdsgen.cli import main\nmain()"
     )
-    subprocess.run([sys.executable, "-c", code, str(DOCKER / "inventory.yaml"), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", code, str(DOCKER / "inventory.yaml"), str(out)],
+        check=True,
+        capture_output=True,
+    )
     names = sorted(os.listdir(out))
     assert "lds.yaml" in names and "cds.yaml" in names
     for name in names:

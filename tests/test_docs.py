@@ -82,8 +82,13 @@ def test_inventory_reference_lists_every_property() -> None:
 
 
 def test_schema_command_prints_the_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "xdsgen", "schema"], capture_output=True, text=True,
-                         check=True, cwd=REPO).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "xdsgen", "schema"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
     assert json.loads(out) == SCHEMA
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
@@ -95,8 +100,13 @@ def ci_command() -> str:
 
 def test_readme_test_command_is_what_ci_runs() -> None:
     command = ci_command()
-    assert command == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
-    assert re.search(r"^Run the whole test suite.*:\n\n    " + re.escape(command) + "$", README, re.M)
+    assert (
+        command
+        == "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/pytest"
+    )
+    assert re.search(
+        r"^Run the whole test suite.*:\n\n    " + re.escape(command) + "$", README, re.M
+    )
 
 
 def test_readme_install_and_run_command() -> None:
@@ -104,7 +114,11 @@ def test_readme_install_and_run_command() -> None:
 
 
 def yaml_blocks() -> list[str]:
-    return [b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if re.search(r"^version: 1$", b, re.M)]
+    return [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", README, re.S)
+        if re.search(r"^version: 1$", b, re.M)
+    ]
 
 
 def test_every_recipe_is_a_valid_inventory(tmp_path: Path) -> None:
@@ -117,11 +131,24 @@ def test_every_recipe_is_a_valid_inventory(tmp_path: Path) -> None:
 
 
 def test_readme_sections_and_recipes_are_there() -> None:
-    for heading in ("## Install", "## Quick start", "## Editor support", "## Inventory reference",
-                    "## CLI reference", "## Exit codes", "## Recipes", "## Troubleshooting"):
+    for heading in (
+        "## Install",
+        "## Quick start",
+        "## Editor support",
+        "## Inventory reference",
+        "## CLI reference",
+        "## Exit codes",
+        "## Recipes",
+        "## Troubleshooting",
+    ):
         assert f"\n{heading}\n" in README, heading
-    for recipe in ("Grafana under a sub-path", "Home Assistant with websockets", "TLS passthrough",
-                   "SMB on another port, IPv4 only", "Certificate renewal with acme.sh"):
+    for recipe in (
+        "Grafana under a sub-path",
+        "Home Assistant with websockets",
+        "TLS passthrough",
+        "SMB on another port, IPv4 only",
+        "Certificate renewal with acme.sh",
+    ):
         assert recipe in README, recipe
     for trouble in ("Envoy ignores my edit", "single-file bind mount", "uhttpd"):
         assert trouble in README, trouble

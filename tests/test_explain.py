@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import json
 import ssl
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from harness import (
-    Certs, HttpBackend, free_ports, http_get, peer_certificate_names, running_envoy, write_inventory,
+    Certs,
+    HttpBackend,
+    free_ports,
+    http_get,
+    peer_certificate_names,
+    running_envoy,
+    write_inventory,
 )
+
 from xdsgen.cli import main
 from xdsgen.explain import explain, normalize_path, parse_target
 from xdsgen.pipeline import load_model
 
-HTTP_BACKENDS = ["exact_a", "api", "metrics", "moved", "wild", "deep_wild", "fallback", "secure_app"]
+HTTP_BACKENDS = [
+    "exact_a",
+    "api",
+    "metrics",
+    "moved",
+    "wild",
+    "deep_wild",
+    "fallback",
+    "secure_app",
+]
 FAMILIES = {"ipv4": "127.0.0.1", "ipv6": "::1"}
 
 
@@ -32,7 +47,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     admin, http_port, https_port = free_ports(3)
     data = {
         "version": 1,
-        "envoy": {"config_dir": str(tmp / "config"), "admin": f"127.0.0.1:{admin}", "access_log": "off"},
+        "envoy": {
+            "config_dir": str(tmp / "config"),
+            "admin": f"127.0.0.1:{admin}",
+            "access_log": "off",
+        },
         "listen": {
             "ipv4": {"address": "127.0.0.1", "http": http_port, "https": https_port},
             "ipv6": {"address": "::1", "http": http_port, "https": https_port},
@@ -40,18 +59,26 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "upstreams": {name: b.endpoint for name, b in backends.items()},
         "certificates": {"secure": {"cert": str(secure[0]), "key": str(secure[1])}},
         "http": [
-            {"domains": ["a.example.com"], "routes": [
-                {"prefix": "/api/", "upstream": "api"},
-                {"path": "/metrics", "upstream": "metrics"},
-                {"prefix": "/old/", "upstream": "moved", "rewrite": "/new/"},
-                {"prefix": "/", "upstream": "exact_a"},
-            ]},
+            {
+                "domains": ["a.example.com"],
+                "routes": [
+                    {"prefix": "/api/", "upstream": "api"},
+                    {"path": "/metrics", "upstream": "metrics"},
+                    {"prefix": "/old/", "upstream": "moved", "rewrite": "/new/"},
+                    {"prefix": "/", "upstream": "exact_a"},
+                ],
+            },
             {"domains": ["*.example.com"], "routes": [{"prefix": "/", "upstream": "wild"}]},
             {"domains": ["*.b.example.com"], "routes": [{"prefix": "/", "upstream": "deep_wild"}]},
-            {"domains": ["secure.example.com"], "tls": "secure", "redirect_to_https": True, "routes": [
-                {"prefix": "/api/", "upstream": "api"},
-                {"prefix": "/", "upstream": "secure_app"},
-            ]},
+            {
+                "domains": ["secure.example.com"],
+                "tls": "secure",
+                "redirect_to_https": True,
+                "routes": [
+                    {"prefix": "/api/", "upstream": "api"},
+                    {"prefix": "/", "upstream": "secure_app"},
+                ],
+            },
             {"domains": ["only.example.com"], "routes": [{"path": "/exact", "upstream": "api"}]},
             {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "fallback"}]},
         ],
@@ -60,8 +87,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     inventory = write_inventory(tmp / "inventory.yaml", data)
     with running_envoy(inventory, tmp) as envoy:
         try:
-            yield {"inventory": inventory, "model": load_model(str(inventory)), "certs": certs,
-                   "nas_cert": nas_cert, "http": http_port, "https": https_port, "envoy": envoy}
+            yield {
+                "inventory": inventory,
+                "model": load_model(str(inventory)),
+                "certs": certs,
+                "nas_cert": nas_cert,
+                "http": http_port,
+                "https": https_port,
+                "envoy": envoy,
+            }
         finally:
             for backend in backends.values():
                 backend.close()
@@ -134,8 +168,12 @@ def test_https_listener_agrees_with_envoy(env: dict[str, Any], target: str, expe
         assert want == expected, hop
         if hop.outcome == "upstream":
             status, _, body = http_get(
-                address, env["https"], parsed.path, {"Host": parsed.host},
-                tls_context=env["certs"].client_context(), sni=parsed.host,
+                address,
+                env["https"],
+                parsed.path,
+                {"Host": parsed.host},
+                tls_context=env["certs"].client_context(),
+                sni=parsed.host,
             )
             assert (status, json.loads(body)["backend"]) == (200, hop.upstream)
         elif hop.outcome == "passthrough":
@@ -175,7 +213,9 @@ def test_cli_text_json_and_bad_target(env: dict[str, Any]) -> None:
     assert f"ipv4 http :{env['http']} (listener http_ipv4)" in lines
     assert '  vhost  vhost2_any.b.example.com (suffix wildcard "*.b.example.com")' in lines
     assert any(line.startswith("  result upstream deep_wild (127.0.0.1:") for line in lines)
-    result = runner.invoke(main, ["explain", "--json", str(env["inventory"]), "only.example.com/nope"])
+    result = runner.invoke(
+        main, ["explain", "--json", str(env["inventory"]), "only.example.com/nope"]
+    )
     doc = json.loads(result.stdout)
     assert {h["result"] for h in doc["hops"] if h["kind"] == "http"} == {"404 (no route matches)"}
     result = runner.invoke(main, ["explain", str(env["inventory"]), "ftp://x/"])

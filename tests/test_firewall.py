@@ -12,20 +12,25 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from harness import EXAMPLE, write_inventory
+
 from xdsgen.cli import main
 from xdsgen.firewall import firewall
 from xdsgen.pipeline import load_model
 
 BASE: dict[str, Any] = {
     "version": 1,
-    "listen": {"ipv4": {"address": "0.0.0.0", "http": 80, "https": 443},
-               "ipv6": {"address": "fd00::1", "https": 8443}},
+    "listen": {
+        "ipv4": {"address": "0.0.0.0", "http": 80, "https": 443},
+        "ipv6": {"address": "fd00::1", "https": 8443},
+    },
     "upstreams": {"web": "127.0.0.1:8080", "smb": "127.0.0.1:445", "dns": "127.0.0.1:5353"},
     "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "web"}]}],
     "tls_passthrough": [{"sni": ["nas.example.com"], "upstream": "web"}],
-    "tcp": [{"port": 139, "upstream": "smb"}, {"port": 4450, "upstream": "smb", "families": ["ipv4"]}],
+    "tcp": [
+        {"port": 139, "upstream": "smb"},
+        {"port": 4450, "upstream": "smb", "families": ["ipv4"]},
+    ],
     "udp": [{"port": 53, "upstream": "dns"}],
 }
 
@@ -58,10 +63,18 @@ def model_for(tmp_path: Path, data: dict[str, Any]) -> Any:
 def test_uci_rules_are_exactly_the_listeners(tmp_path: Path) -> None:
     model = model_for(tmp_path, BASE)
     sections = parse_uci(firewall(model, "uci"))
-    assert triples(sections) == {(l.family, l.protocol.lower(), l.port) for l in model.listeners}
     assert triples(sections) == {
-        ("ipv4", "tcp", 80), ("ipv4", "tcp", 443), ("ipv4", "tcp", 139), ("ipv4", "tcp", 4450),
-        ("ipv4", "udp", 53), ("ipv6", "tcp", 8443), ("ipv6", "tcp", 139), ("ipv6", "udp", 53),
+        (lst.family, lst.protocol.lower(), lst.port) for lst in model.listeners
+    }
+    assert triples(sections) == {
+        ("ipv4", "tcp", 80),
+        ("ipv4", "tcp", 443),
+        ("ipv4", "tcp", 139),
+        ("ipv4", "tcp", 4450),
+        ("ipv4", "udp", 53),
+        ("ipv6", "tcp", 8443),
+        ("ipv6", "tcp", 139),
+        ("ipv6", "udp", 53),
     }
     for name, options in sections.items():
         assert name.startswith("xdsgen_") and options["name"] == name
@@ -77,7 +90,9 @@ def test_a_removed_port_disappears_from_every_format(tmp_path: Path) -> None:
     data["tcp"] = [t for t in data["tcp"] if t["port"] != 4450]
     after = {fmt: firewall(model_for(tmp_path, data), fmt) for fmt in ("uci", "uci-script", "nft")}
     assert ("ipv4", "tcp", 4450) in triples(parse_uci(before["uci"]))
-    assert triples(parse_uci(before["uci"])) - triples(parse_uci(after["uci"])) == {("ipv4", "tcp", 4450)}
+    assert triples(parse_uci(before["uci"])) - triples(parse_uci(after["uci"])) == {
+        ("ipv4", "tcp", 4450)
+    }
     assert "4450" in before["uci-script"] and "4450" not in after["uci-script"]
     assert "4450" in before["nft"] and "4450" not in after["nft"]
     assert "139" in after["nft"]
@@ -103,7 +118,9 @@ def test_nft_include_parses_with_nft(tmp_path: Path) -> None:
     include.write_text(firewall(load_model(str(EXAMPLE)), "nft"))
     wrapper = tmp_path / "fw4.nft"
     # fw4 includes chain-pre files inside its own chain: the same place here.
-    wrapper.write_text(f'table inet fw4 {{\n  chain input_wan {{\n    include "{include}"\n  }}\n}}\n')
+    wrapper.write_text(
+        f'table inet fw4 {{\n  chain input_wan {{\n    include "{include}"\n  }}\n}}\n'
+    )
     result = subprocess.run([nft, "-c", "-f", str(wrapper)], capture_output=True, text=True)
     if result.returncode != 0 and "Operation not permitted" in result.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN here")
@@ -134,10 +151,10 @@ def test_uci_script_replaces_old_xdsgen_rules_only(tmp_path: Path) -> None:
     fake.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = "-q" ] && [ "$2" = "show" ]; then\n'
-        "  echo \"firewall.xdsgen_tcp_9999_ipv4=rule\"\n"
+        '  echo "firewall.xdsgen_tcp_9999_ipv4=rule"\n'
         "  echo \"firewall.xdsgen_tcp_9999_ipv4.dest_port='9999'\"\n"
-        "  echo \"firewall.allow_ssh=rule\"\n"
-        "  echo \"firewall.@rule[3]=rule\"\n"
+        '  echo "firewall.allow_ssh=rule"\n'
+        '  echo "firewall.@rule[3]=rule"\n'
         "  exit 0\n"
         "fi\n"
         f'echo "$*" >> "{log}"\n'
@@ -151,7 +168,11 @@ def test_uci_script_replaces_old_xdsgen_rules_only(tmp_path: Path) -> None:
     assert "set firewall.xdsgen_tcp_4450_ipv4.dest_port=4450" in calls
     assert "set firewall.xdsgen_https_ipv6.dest_ip=fd00::1" in calls
     assert calls[-1] == "commit firewall"
-    added = {c.split()[1].split("=")[0].removeprefix("firewall.") for c in calls if c.startswith("set ") and c.endswith("=rule")}
+    added = {
+        c.split()[1].split("=")[0].removeprefix("firewall.")
+        for c in calls
+        if c.startswith("set ") and c.endswith("=rule")
+    }
     assert added == set(parse_uci(firewall(model_for(tmp_path, BASE), "uci")))
 
 

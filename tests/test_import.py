@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from harness import EXAMPLE, envoy_binary
+
 from xdsgen.cli import main
 from xdsgen.envoycheck import check_with_envoy
 from xdsgen.importer import duration_text, import_files, import_to
@@ -19,7 +19,9 @@ from xdsgen.pipeline import load_model, render, write_plain
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "import_cases"
-GOLDEN = sorted(p / "inventory.yaml" for p in (HERE / "cases").iterdir() if (p / "inventory.yaml").is_file())
+GOLDEN = sorted(
+    p / "inventory.yaml" for p in (HERE / "cases").iterdir() if (p / "inventory.yaml").is_file()
+)
 
 
 def draft(tmp_path: Path, case: str) -> tuple[Any, Path]:
@@ -49,12 +51,22 @@ def test_v3_pair(tmp_path: Path) -> None:
     assert inv["upstreams"]["api"]["endpoints"] == ["api1.lan:8000", "api2.lan:8000"]
     assert inv["upstreams"]["nas"] == "192.168.1.20:5001"
     assert inv["upstreams"]["dns"] == "[fd00::53]:53"
-    assert inv["certificates"] == {"app.example.com": {
-        "cert": "/etc/ssl/app.example.com/fullchain.pem", "key": "/etc/ssl/app.example.com/privkey.pem"}}
+    assert inv["certificates"] == {
+        "app.example.com": {
+            "cert": "/etc/ssl/app.example.com/fullchain.pem",
+            "key": "/etc/ssl/app.example.com/privkey.pem",
+        }
+    }
     app, default = inv["http"]
-    assert app == {"domains": ["app.example.com"], "tls": "app.example.com", "redirect_to_https": True,
-                   "routes": [{"prefix": "/api/", "upstream": "api", "timeout": "30s"},
-                              {"prefix": "/", "upstream": "web"}]}
+    assert app == {
+        "domains": ["app.example.com"],
+        "tls": "app.example.com",
+        "redirect_to_https": True,
+        "routes": [
+            {"prefix": "/api/", "upstream": "api", "timeout": "30s"},
+            {"prefix": "/", "upstream": "web"},
+        ],
+    }
     assert default["routes"] == [
         {"prefix": "/ws", "upstream": "web", "websocket": True},
         {"prefix": "/old/", "upstream": "web", "rewrite": "/new/"},
@@ -76,21 +88,32 @@ def test_v2_pair(tmp_path: Path) -> None:
     result, out = draft(tmp_path, "v2")
     inv = yaml.safe_load(out.read_text())
     assert result.v2 and "v2 names" in result.notes[0]
-    assert inv["listen"] == {"ipv4": {"address": "0.0.0.0", "http": 80},
-                             "ipv6": {"address": "::", "https": 443}}
+    assert inv["listen"] == {
+        "ipv4": {"address": "0.0.0.0", "http": 80},
+        "ipv6": {"address": "::", "https": 443},
+    }
     assert inv["envoy"]["access_log"] == "off"
     assert inv["upstreams"]["service_lede"]["endpoints"] == ["127.0.0.1:81"]  # v2 `hosts:`
-    assert inv["upstreams"]["home_assistant"]["tls"] == {"sni": "homeassistant.lan", "verify": False}
-    assert inv["certificates"]["router"] == {"cert": "/etc/ssl/router/fullchain.pem",
-                                             "key": "/etc/ssl/router/privkey.pem"}
+    assert inv["upstreams"]["home_assistant"]["tls"] == {
+        "sni": "homeassistant.lan",
+        "verify": False,
+    }
+    assert inv["certificates"]["router"] == {
+        "cert": "/etc/ssl/router/fullchain.pem",
+        "key": "/etc/ssl/router/privkey.pem",
+    }
     plain, tls = inv["http"]
     assert plain["routes"] == [
         {"prefix": "/grafana/", "upstream": "grafana", "rewrite": "/"},
         {"prefix": "/ha/", "upstream": "home_assistant", "websocket": True},  # use_websocket
         {"prefix": "/", "upstream": "service_lede"},
     ]
-    assert tls == {"domains": ["router.example.com"], "tls": "router", "families": ["ipv6"],
-                   "routes": [{"prefix": "/", "upstream": "service_lede"}]}
+    assert tls == {
+        "domains": ["router.example.com"],
+        "tls": "router",
+        "families": ["ipv6"],
+        "routes": [{"prefix": "/", "upstream": "service_lede"}],
+    }
     assert inv["tcp"] == [{"port": 4450, "upstream": "smb", "families": ["ipv4"]}]
     assert notes_with(result, "cluster 'grafana': LOGICAL_DNS becomes strict DNS")
     assert notes_with(result, "cluster 'grafana': dns_lookup_family V4_ONLY")
@@ -110,7 +133,9 @@ def test_round_trip_import_of_a_render_renders_the_same(tmp_path: Path, inventor
     files = render(original)
     config = tmp_path / "config"
     write_plain(str(config), files)
-    result, _, problems = import_to(str(config / "lds.yaml"), str(config / "cds.yaml"), str(tmp_path / "draft.yaml"))
+    result, _, problems = import_to(
+        str(config / "lds.yaml"), str(config / "cds.yaml"), str(tmp_path / "draft.yaml")
+    )
     assert problems == []
     assert result.notes == []
     again = render(load_model(str(tmp_path / "draft.yaml")))

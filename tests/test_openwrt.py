@@ -22,7 +22,10 @@ INIT = OPENWRT / "xdsgen.init"
 STUBS = r"""
 procd_open_instance() { echo "open_instance"; }
 procd_close_instance() { echo "close_instance"; }
-procd_set_param() { key="$1"; shift; printf 'param %s' "$key"; for a in "$@"; do printf ' [%s]' "$a"; done; echo; }
+procd_set_param() {
+  key="$1"; shift; printf 'param %s' "$key"
+  for a in "$@"; do printf ' [%s]' "$a"; done; echo
+}
 procd_add_reload_trigger() { echo "reload_trigger $*"; }
 logger() { echo "logger $*"; }
 config_load() { echo "config_load $1"; }
@@ -41,15 +44,17 @@ def busybox() -> str:
 def run_init(tmp_path: Path, function: str, **uci: str) -> list[str]:
     script = tmp_path / "run.sh"
     assignments = "".join(f"UCI_{k}={shlex.quote(v)}\n" for k, v in uci.items())
-    script.write_text(f"{STUBS}\n{assignments}. {INIT}\n{function}\necho \"rc=$?\"\n")
-    result = subprocess.run([busybox(), "sh", str(script)], capture_output=True, text=True, timeout=30)
+    script.write_text(f'{STUBS}\n{assignments}. {INIT}\n{function}\necho "rc=$?"\n')
+    result = subprocess.run(
+        [busybox(), "sh", str(script)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
 
 def params(lines: list[str], key: str) -> list[str]:
     line = next(line for line in lines if line.startswith(f"param {key} "))
-    return [part.rstrip("]") for part in line[len(f"param {key} ["):].split(" [")]
+    return [part.rstrip("]") for part in line[len(f"param {key} [") :].split(" [")]
 
 
 def test_init_script_syntax_under_busybox() -> None:
@@ -60,10 +65,21 @@ def test_init_script_syntax_under_busybox() -> None:
 def test_init_script_has_the_procd_essentials() -> None:
     text = INIT.read_text()
     assert text.startswith("#!/bin/sh /etc/rc.common\n")
-    for needle in ("USE_PROCD=1", "START=", "start_service()", "procd_open_instance",
-                   "procd_set_param command", "apply --watch", "procd_set_param respawn",
-                   "procd_set_param stdout 1", "procd_set_param stderr 1", "procd_set_param file",
-                   "procd_close_instance", "service_triggers()", "procd_add_reload_trigger"):
+    for needle in (
+        "USE_PROCD=1",
+        "START=",
+        "start_service()",
+        "procd_open_instance",
+        "procd_set_param command",
+        "apply --watch",
+        "procd_set_param respawn",
+        "procd_set_param stdout 1",
+        "procd_set_param stderr 1",
+        "procd_set_param file",
+        "procd_close_instance",
+        "service_triggers()",
+        "procd_add_reload_trigger",
+    ):
         assert needle in text, needle
     assert "&" not in text.replace("&&", "")  # foreground: procd supervises, nothing forks
 
@@ -84,7 +100,9 @@ def test_start_service_runs_apply_watch_with_the_configured_inventory(tmp_path: 
     assert params(lines, "stdout") == ["1"] and params(lines, "stderr") == ["1"]
     assert params(lines, "file") == [str(inventory), "/etc/config/xdsgen"]
     assert "NO_COLOR=1" in params(lines, "env")
-    verbose = params(run_init(tmp_path, "start_service", inventory=str(inventory), verbose="1"), "command")
+    verbose = params(
+        run_init(tmp_path, "start_service", inventory=str(inventory), verbose="1"), "command"
+    )
     assert "--verbose" in verbose
     apply.make_context("apply", verbose[2:])
 
@@ -106,8 +124,11 @@ def test_uci_config_names_what_the_script_reads() -> None:
 
 
 def test_crontab_line_is_a_valid_command() -> None:
-    lines = [line for line in (OPENWRT / "crontab").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for line in (OPENWRT / "crontab").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert len(lines) == 1
     fields = lines[0].split()
     assert len(fields[:5]) == 5 and fields[5] == "/usr/bin/xdsgen"
@@ -117,8 +138,15 @@ def test_crontab_line_is_a_valid_command() -> None:
 
 def test_install_notes_name_the_packages() -> None:
     text = (OPENWRT / "README.md").read_text()
-    for package in ("python3-light", "python3-click", "python3-yaml", "python3-jinja2",
-                    "python3-jsonschema", "python3-codecs", "python3-urllib"):
+    for package in (
+        "python3-light",
+        "python3-click",
+        "python3-yaml",
+        "python3-jinja2",
+        "python3-jsonschema",
+        "python3-codecs",
+        "python3-urllib",
+    ):
         assert "opkg install" in text and package in text
     assert "apk add" in text and "--no-deps" in text
 
@@ -128,7 +156,14 @@ def test_install_notes_name_the_packages() -> None:
     [
         ["validate", "examples/home-router.yaml"],
         ["render", "examples/home-router.yaml", "-o", "{out}"],
-        ["apply", "--dry-run", "--no-envoy-check", "--config-dir", "{out}", "tests/cases/minimal-http/inventory.yaml"],
+        [
+            "apply",
+            "--dry-run",
+            "--no-envoy-check",
+            "--config-dir",
+            "{out}",
+            "tests/cases/minimal-http/inventory.yaml",
+        ],
         ["firewall", "examples/home-router.yaml"],
         ["explain", "examples/home-router.yaml", "router.example.com/grafana/"],
     ],
@@ -141,8 +176,9 @@ def test_works_without_rich_and_watchfiles(tmp_path: Path, args: list[str]) -> N
         "import sys\nsys.modules['rich'] = None\nsys.modules['watchfiles'] = None\n"
         "from xdsgen.cli import main\nmain()"
     )
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                            cwd=REPO, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert "Traceback" not in result.stderr, result.stderr
     expected = 5 if "--dry-run" in args else 0  # dry-run: changes would be made
     assert result.returncode == expected, result.stdout + result.stderr

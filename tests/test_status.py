@@ -6,14 +6,14 @@ import http.server
 import json
 import socket
 import threading
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from harness import HttpBackend, TcpEcho, free_ports, http_get, running_envoy, write_inventory
+
 from xdsgen.cli import main
 from xdsgen.files import write_atomic
 
@@ -27,7 +27,7 @@ class ErrorBackend:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(500)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -51,15 +51,28 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     admin, http_port, tcp_port, nothing = free_ports(4)
     data = {
         "version": 1,
-        "envoy": {"config_dir": str(tmp / "config"), "admin": f"127.0.0.1:{admin}", "access_log": "off"},
+        "envoy": {
+            "config_dir": str(tmp / "config"),
+            "admin": f"127.0.0.1:{admin}",
+            "access_log": "off",
+        },
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http_port}},
-        "upstreams": {"app": app.endpoint, "broken": broken.endpoint, "dead": f"127.0.0.1:{nothing}",
-                      "echo": echo.endpoint},
-        "http": [{"domains": ["*"], "routes": [
-            {"prefix": "/broken", "upstream": "broken"},
-            {"prefix": "/dead", "upstream": "dead"},
-            {"prefix": "/", "upstream": "app"},
-        ]}],
+        "upstreams": {
+            "app": app.endpoint,
+            "broken": broken.endpoint,
+            "dead": f"127.0.0.1:{nothing}",
+            "echo": echo.endpoint,
+        },
+        "http": [
+            {
+                "domains": ["*"],
+                "routes": [
+                    {"prefix": "/broken", "upstream": "broken"},
+                    {"prefix": "/dead", "upstream": "dead"},
+                    {"prefix": "/", "upstream": "app"},
+                ],
+            }
+        ],
         "tcp": [{"port": tcp_port, "upstream": "echo"}],
     }
     inventory = write_inventory(tmp / "inventory.yaml", data)
@@ -71,7 +84,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         assert held.recv(100) == b"echo:hi"
         envoy.wait_for(lambda: envoy.stat("cluster.echo.upstream_cx_active") == "1", what="tcp cx")
         try:
-            yield {"envoy": envoy, "inventory": inventory, "data": data, "config": tmp / "config", "tmp": tmp}
+            yield {
+                "envoy": envoy,
+                "inventory": inventory,
+                "data": data,
+                "config": tmp / "config",
+                "tmp": tmp,
+            }
         finally:
             held.close()
             for backend in (app, broken, echo):
@@ -116,8 +135,18 @@ def test_text_table(env: dict[str, Any]) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Envoy 1.40.0 at {env['envoy'].admin_address}: LIVE")
     header = next(line for line in lines if line.startswith("upstream "))
-    assert header.split() == ["upstream", "endpoints", "health", "active", "cx", "connections",
-                              "requests", "5xx", "connect", "fail"]
+    assert header.split() == [
+        "upstream",
+        "endpoints",
+        "health",
+        "active",
+        "cx",
+        "connections",
+        "requests",
+        "5xx",
+        "connect",
+        "fail",
+    ]
     broken = next(line for line in lines if line.startswith("broken "))
     cells = broken.split()
     assert cells[:3] == ["broken", "1", "healthy"]
@@ -162,7 +191,9 @@ def test_drift_and_rejected_updates_show(env: dict[str, Any]) -> None:
     assert broken.count('\n  name: "echo"') == 2
     write_atomic(str(cds), broken)
     try:
-        envoy.wait_for(lambda: envoy.stat("cluster_manager.cds.update_rejected") == "1", what="rejection")
+        envoy.wait_for(
+            lambda: envoy.stat("cluster_manager.cds.update_rejected") == "1", what="rejection"
+        )
         files = {r["file"]: r for r in status_json(str(env["inventory"]))["resources"]}
         assert files["cds.yaml"]["rejected"] == 1
         assert files["cds.yaml"]["on_disk"] == "broken"

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Sequence, TextIO
+from typing import Any, Optional, TextIO
 
 # A plan's actions: the symbol shown, the words in the totals line, the colour.
 PLAN_ACTIONS = {
@@ -23,9 +24,15 @@ PLAN_ACTIONS = {
     "-": ("remove", "red"),
 }
 _ACTION_ALIASES = {
-    "add": "+", "create": "+", "new": "+",
-    "change": "~", "update": "~", "modify": "~",
-    "remove": "-", "delete": "-", "del": "-",
+    "add": "+",
+    "create": "+",
+    "new": "+",
+    "change": "~",
+    "update": "~",
+    "modify": "~",
+    "remove": "-",
+    "delete": "-",
+    "del": "-",
 }
 MAX_EXCERPT = 160  # characters of an inventory line shown under an error
 
@@ -61,13 +68,21 @@ class Console:
 
     @classmethod
     def detect(
-        cls, no_color: bool = False, quiet: bool = False, verbose: bool = False,
-        out: Optional[TextIO] = None, err: Optional[TextIO] = None,
+        cls,
+        no_color: bool = False,
+        quiet: bool = False,
+        verbose: bool = False,
+        out: Optional[TextIO] = None,
+        err: Optional[TextIO] = None,
     ) -> Console:
         out = out or sys.stdout
         err = err or sys.stderr
         return cls(
-            color=color_wanted(out, no_color), quiet=quiet, verbose=verbose, out=out, err=err,
+            color=color_wanted(out, no_color),
+            quiet=quiet,
+            verbose=verbose,
+            out=out,
+            err=err,
             err_color=color_wanted(err, no_color),
         )
 
@@ -118,9 +133,14 @@ class Console:
     # ------------------------------------------------------------------ tables
 
     def table(
-        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], title: Optional[str] = None,
-        styles: Optional[Sequence[Optional[str]]] = None, row_styles: Optional[Sequence[Optional[str]]] = None,
-        stream: Optional[TextIO] = None, force: bool = False,
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        title: Optional[str] = None,
+        styles: Optional[Sequence[Optional[str]]] = None,
+        row_styles: Optional[Sequence[Optional[str]]] = None,
+        stream: Optional[TextIO] = None,
+        force: bool = False,
     ) -> None:
         """A table: rich's when colour is on, else aligned plain columns (header, then rows).
 
@@ -145,7 +165,9 @@ class Console:
         for index, column in enumerate(columns):
             table.add_column(column, style=(styles[index] if styles else None), overflow="fold")
         for index, row in enumerate(rows):
-            table.add_row(*(Text(cell) for cell in row), style=row_styles[index] if row_styles else None)
+            table.add_row(
+                *(Text(cell) for cell in row), style=row_styles[index] if row_styles else None
+            )
         rich.print(table)
 
     # ------------------------------------------------------------------ apply plan
@@ -170,7 +192,10 @@ class Console:
         if rich is None:
             if title:
                 print(title, file=self.out)
-            rows = [[action, kind, name, *([detail] if has_detail else [])] for action, kind, name, detail in entries]
+            rows = [
+                [action, kind, name, *([detail] if has_detail else [])]
+                for action, kind, name, detail in entries
+            ]
             for line in plain_table(None, rows, indent="  "):
                 print(line, file=self.out)
             print(totals, file=self.out, flush=True)
@@ -178,7 +203,9 @@ class Console:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        table = Table(
+            title=title, title_justify="left", header_style="bold", box=None, pad_edge=False
+        )
         table.add_column("", no_wrap=True)
         table.add_column("kind", no_wrap=True)
         table.add_column("name", overflow="fold")
@@ -240,8 +267,11 @@ class Console:
             return
         from rich.text import Text
 
-        rich.print(Text(f"{source}: ", style="bold") + Text("valid", style="bold green")
-                   + Text(f": {summary.line()}"))
+        rich.print(
+            Text(f"{source}: ", style="bold")
+            + Text("valid", style="bold green")
+            + Text(f": {summary.line()}")
+        )
         self.table(*summary_table(summary))
 
 
@@ -262,7 +292,7 @@ def normalize_change(change: Any) -> tuple[str, str, str, str]:
     if isinstance(change, Mapping):
         action, kind, name, detail = (change.get(k) for k in ("action", "kind", "name", "detail"))
     elif isinstance(change, (tuple, list)):
-        action, kind, name, detail = (list(change) + [None])[:4]
+        action, kind, name, detail = [*list(change), None][:4]
     else:
         action, kind, name = change.action, change.kind, change.name
         detail = getattr(change, "detail", None)
@@ -287,7 +317,9 @@ def plain_table(
     all_rows = ([list(columns)] if columns else []) + [list(r) for r in rows]
     if not all_rows:
         return []
-    widths = [max(len(row[i]) if i < len(row) else 0 for row in all_rows) for i in range(len(all_rows[0]))]
+    widths = [
+        max(len(row[i]) if i < len(row) else 0 for row in all_rows) for i in range(len(all_rows[0]))
+    ]
     lines = []
     for row in all_rows:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]

@@ -57,8 +57,12 @@ CHANGE_ROUTE = (
     "      - {prefix: /api/, upstream: api}\n",
     "      - {prefix: /api/v2/, upstream: api_v2}\n      - {prefix: /api/, upstream: api}\n",
 )
-REQUESTS = (("demo.localhost", "/"), ("demo.localhost", "/api/users"), ("demo.localhost", "/api/v2/users"),
-            ("shop.localhost", "/cart"))
+REQUESTS = (
+    ("demo.localhost", "/"),
+    ("demo.localhost", "/api/users"),
+    ("demo.localhost", "/api/v2/users"),
+    ("shop.localhost", "/cart"),
+)
 
 
 class _Backend:
@@ -70,7 +74,7 @@ class _Backend:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 body = json.dumps({"backend": backend_name, "path": self.path}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -131,7 +135,9 @@ class DemoResult:
 
 
 class Demo:
-    def __init__(self, console: Any, envoy: Optional[str], keep: Optional[str], wait: Callable[[str], None]):
+    def __init__(
+        self, console: Any, envoy: Optional[str], keep: Optional[str], wait: Callable[[str], None]
+    ):
         self.console = console
         self.envoy_path = envoy
         self.keep = keep
@@ -170,19 +176,24 @@ class Demo:
         from xdsgen.pipeline import load_model
         from xdsgen.render import render_bootstrap
 
-        self.say("1. Small HTTP backends on loopback, each answering with its name: " + ", ".join(BACKENDS))
+        self.say(
+            "1. Small HTTP backends on loopback, each answering with its name: "
+            + ", ".join(BACKENDS)
+        )
         self.backends = {name: _Backend(name) for name in BACKENDS}
         admin, port = _free_port(), _free_port()
         families = {"ipv4": "127.0.0.1"}
         if _ipv6_loopback():
             families["ipv6"] = "::1"
-        listen = "\n".join(f"  {f}: {{address: \"{a}\", http: {port}}}" for f, a in families.items())
+        listen = "\n".join(f'  {f}: {{address: "{a}", http: {port}}}' for f, a in families.items())
         config_dir = os.path.join(self.workdir, "config")
         os.makedirs(config_dir, exist_ok=True)
         inventory = os.path.join(self.workdir, "inventory.yaml")
         text = INVENTORY.format(
-            host=" and ".join(families.values()), config_dir=json.dumps(config_dir),
-            admin=f"127.0.0.1:{admin}", listen=listen,
+            host=" and ".join(families.values()),
+            config_dir=json.dumps(config_dir),
+            admin=f"127.0.0.1:{admin}",
+            listen=listen,
             **{name: b.endpoint for name, b in self.backends.items()},
         )
         write_atomic(inventory, text)
@@ -204,8 +215,12 @@ class Demo:
         self.say("4. Requests through Envoy, and who answered")
         before = self.requests(families, port)
 
-        self.say("5. Edit the inventory while Envoy runs: a new upstream api_v2 and a route /api/v2/")
-        edited = text.replace(*(s.format(**{n: b.endpoint for n, b in self.backends.items()}) for s in CHANGE_UPSTREAM))
+        self.say(
+            "5. Edit the inventory while Envoy runs: a new upstream api_v2 and a route /api/v2/"
+        )
+        endpoints = {n: b.endpoint for n, b in self.backends.items()}
+        old_upstream, new_upstream = (part.format(**endpoints) for part in CHANGE_UPSTREAM)
+        edited = text.replace(old_upstream, new_upstream)
         edited = edited.replace(*CHANGE_ROUTE)
         for line in edited.splitlines():
             if line not in text.splitlines():
@@ -229,9 +244,21 @@ class Demo:
         log = open(os.path.join(self.workdir, "envoy.log"), "ab")  # noqa: SIM115 - closed by stop()
         self._log = log
         self.proc = subprocess.Popen(
-            [envoy, "-c", os.path.join(self.workdir, "bootstrap.yaml"), "--log-level", "warning",
-             "--concurrency", "1", "--use-dynamic-base-id", "--drain-time-s", "1"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                envoy,
+                "-c",
+                os.path.join(self.workdir, "bootstrap.yaml"),
+                "--log-level",
+                "warning",
+                "--concurrency",
+                "1",
+                "--use-dynamic-base-id",
+                "--drain-time-s",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -247,13 +274,20 @@ class Demo:
         raise IOProblem(f"Envoy did not become ready in {READY_TIMEOUT:g}s:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            with open(os.path.join(self.workdir, "envoy.log"), encoding="utf-8", errors="replace") as handle:
-                return handle.read()[-3000:]
+        with (
+            contextlib.suppress(OSError),
+            open(
+                os.path.join(self.workdir, "envoy.log"), encoding="utf-8", errors="replace"
+            ) as handle,
+        ):
+            return handle.read()[-3000:]
         return ""
 
     def requests(
-        self, families: dict[str, str], port: int, before: Optional[dict[tuple[str, str, str], str]] = None
+        self,
+        families: dict[str, str],
+        port: int,
+        before: Optional[dict[tuple[str, str, str], str]] = None,
     ) -> dict[tuple[str, str, str], str]:
         answers = {}
         rows, styles = [], []
@@ -268,7 +302,13 @@ class Demo:
                     row.append(f"was {before.get((family, host, path))}" if changed else "")
                 rows.append(row)
                 styles.append("bold green" if changed else None)
-        columns = ["family", "header", "request", "answered by", *(["change"] if before is not None else [])]
+        columns = [
+            "family",
+            "header",
+            "request",
+            "answered by",
+            *(["change"] if before is not None else []),
+        ]
         self.console.table(columns, rows, row_styles=styles, force=True)
         return answers
 
@@ -287,7 +327,9 @@ class Demo:
         self.backends = {}
 
 
-def run_demo(console: Any, envoy: Optional[str] = None, keep: Optional[str] = None, wait: bool = True) -> DemoResult:
+def run_demo(
+    console: Any, envoy: Optional[str] = None, keep: Optional[str] = None, wait: bool = True
+) -> DemoResult:
     import sys
 
     def pause(message: str) -> None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 HELP_WIDTH = 100
 BEGIN = "<!-- BEGIN generated: {} -->"
@@ -79,7 +80,9 @@ def type_label(schema: dict[str, Any], node: dict[str, Any]) -> str:
     if "enum" in node:
         return " or ".join(json.dumps(v) for v in node["enum"])
     if "anyOf" in node or "oneOf" in node:
-        return " or ".join(type_label(schema, alt) for alt in node.get("anyOf", node.get("oneOf", [])))
+        return " or ".join(
+            type_label(schema, alt) for alt in node.get("anyOf", node.get("oneOf", []))
+        )
     kind = node.get("type")
     if kind == "array":
         return "list of " + type_label(schema, node.get("items", {}))
@@ -162,7 +165,7 @@ def command_help(path: list[str]) -> str:
 
     # make_context applies each command's context_settings (-h, the width); resilient
     # parsing lets a command with required arguments give its help without them.
-    width = {"terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
+    width: dict[str, Any] = {"terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
     ctx = main.make_context("xdsgen", [], resilient_parsing=True, **width)
     command: Any = main
     for name in path:
@@ -196,12 +199,17 @@ def exit_codes() -> str:
 
 
 def generate() -> dict[str, str]:
-    return {"inventory-reference": inventory_reference(), "cli-reference": cli_reference(),
-            "exit-codes": exit_codes()}
+    return {
+        "inventory-reference": inventory_reference(),
+        "cli-reference": cli_reference(),
+        "exit-codes": exit_codes(),
+    }
 
 
 def section_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(re.escape(BEGIN.format(name)) + r"\n(.*?)\n?" + re.escape(END.format(name)), re.S)
+    return re.compile(
+        re.escape(BEGIN.format(name)) + r"\n(.*?)\n?" + re.escape(END.format(name)), re.S
+    )
 
 
 def current_sections(text: str) -> dict[str, Optional[str]]:
@@ -219,7 +227,9 @@ def update(text: str, generated: Optional[dict[str, str]] = None) -> str:
         if not pattern.search(text):
             raise ValueError(f"README has no {BEGIN.format(name)} ... {END.format(name)} markers")
         replacement = f"{BEGIN.format(name)}\n\n{body}\n\n{END.format(name)}"
-        text = pattern.sub(lambda _: replacement, text, count=1)
+        match = pattern.search(text)
+        assert match is not None
+        text = text[: match.start()] + replacement + text[match.end() :]
     return text
 
 
@@ -238,8 +248,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     if check:
         names = stale(text)
         if names:
-            print(f"{readme}: stale generated sections: {', '.join(names)} (run: python -m xdsgen.docs)",
-                  file=sys.stderr)
+            print(
+                f"{readme}: stale generated sections: {', '.join(names)} "
+                "(run: python -m xdsgen.docs)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     new = update(text)

@@ -34,8 +34,12 @@ class Target:
 
     @property
     def display(self) -> str:
-        return (f"{self.scheme}://" if self.scheme else "") + self.host + (
-            f":{self.port}" if self.port else "") + self.path
+        return (
+            (f"{self.scheme}://" if self.scheme else "")
+            + self.host
+            + (f":{self.port}" if self.port else "")
+            + self.path
+        )
 
 
 @dataclass
@@ -73,7 +77,8 @@ class Hop:
                 text += f", timeout {self.timeout}"
             return text
         if self.outcome == "passthrough":
-            return f"TLS passed through, not terminated, to upstream {self.upstream} ({', '.join(self.endpoints)})"
+            endpoints = ", ".join(self.endpoints)
+            return f"TLS passed through, not terminated, to upstream {self.upstream} ({endpoints})"
         if self.outcome == "redirect":
             return f"redirect 301 to {self.location}"
         if self.outcome == "closed":
@@ -132,7 +137,9 @@ def normalize_path(path: str) -> str:
 # --------------------------------------------------------------------------- matching
 
 
-def match_server_name(name: str, candidates: list[tuple[str, ...]]) -> tuple[Optional[int], Optional[str]]:
+def match_server_name(
+    name: str, candidates: list[tuple[str, ...]]
+) -> tuple[Optional[int], Optional[str]]:
     """Index of the filter chain Envoy picks for SNI `name`, and how it matched."""
     for index, names in enumerate(candidates):
         if name in names:
@@ -146,7 +153,9 @@ def match_server_name(name: str, candidates: list[tuple[str, ...]]) -> tuple[Opt
     return None, None
 
 
-def match_virtual_host(host: str, vhosts: tuple[VirtualHost, ...]) -> tuple[Optional[VirtualHost], Optional[str]]:
+def match_virtual_host(
+    host: str, vhosts: tuple[VirtualHost, ...]
+) -> tuple[Optional[VirtualHost], Optional[str]]:
     host = host.lower()
     if not host.startswith("[") and ":" in host:
         host = host.rsplit(":", 1)[0]  # strip_any_host_port
@@ -159,17 +168,17 @@ def match_virtual_host(host: str, vhosts: tuple[VirtualHost, ...]) -> tuple[Opti
     for vhost in vhosts:
         for domain in vhost.domains:
             d = domain.lower()
-            if d.startswith("*") and d != "*" and len(host) > len(d) - 1 and host.endswith(d[1:]):
-                if best is None or len(d) > best[0]:
-                    best = (len(d), vhost, f'suffix wildcard "{domain}"')
+            suffix = d.startswith("*") and d != "*" and len(host) > len(d) - 1
+            if suffix and host.endswith(d[1:]) and (best is None or len(d) > best[0]):
+                best = (len(d), vhost, f'suffix wildcard "{domain}"')
     if best:
         return best[1], best[2]
     for vhost in vhosts:
         for domain in vhost.domains:
             d = domain.lower()
-            if d.endswith("*") and d != "*" and len(host) > len(d) - 1 and host.startswith(d[:-1]):
-                if best is None or len(d) > best[0]:
-                    best = (len(d), vhost, f'prefix wildcard "{domain}"')
+            prefix = d.endswith("*") and d != "*" and len(host) > len(d) - 1
+            if prefix and host.startswith(d[:-1]) and (best is None or len(d) > best[0]):
+                best = (len(d), vhost, f'prefix wildcard "{domain}"')
     if best:
         return best[1], best[2]
     for vhost in vhosts:
@@ -181,7 +190,10 @@ def match_virtual_host(host: str, vhosts: tuple[VirtualHost, ...]) -> tuple[Opti
 def _endpoints(model: Model, cluster: str) -> tuple[str, ...]:
     for c in model.clusters:
         if c.name == cluster:
-            return tuple(f"[{e.host}]:{e.port}" if ":" in e.host else f"{e.host}:{e.port}" for e in c.endpoints)
+            return tuple(
+                f"[{e.host}]:{e.port}" if ":" in e.host else f"{e.host}:{e.port}"
+                for e in c.endpoints
+            )
     return ()
 
 
@@ -209,12 +221,14 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
             port = f":{route.redirect_port}" if route.redirect_port else ""
             query = target.path.split("?", 1)[1] if "?" in target.path else None
             hop.outcome = "redirect"
-            hop.location = f"https://{host}{port}{path}" + (f"?{query}" if query is not None else "")
+            hop.location = f"https://{host}{port}{path}" + (
+                f"?{query}" if query is not None else ""
+            )
             return hop
         hop.outcome = "upstream"
         hop.upstream = route.cluster
         hop.endpoints = _endpoints(model, route.cluster or "")
-        rest = path[len(route.value):] if route.match == "prefix" else ""
+        rest = path[len(route.value) :] if route.match == "prefix" else ""
         hop.path_sent = (route.prefix_rewrite + rest) if route.prefix_rewrite is not None else path
         hop.rewritten = route.prefix_rewrite is not None
         hop.websocket = route.websocket
@@ -227,15 +241,24 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
 def explain(model: Model, target: Target) -> list[Hop]:
     """Every listener the target can reach, per family, and where each sends it."""
     hops = []
-    for listener in sorted(model.listeners, key=lambda l: (l.family, l.port, l.kind)):
+    for listener in sorted(model.listeners, key=lambda lst: (lst.family, lst.port, lst.kind)):
         if target.port is not None and listener.port != target.port:
             continue
         if listener.kind in ("tcp", "udp"):
             # A port map takes everything on its port: only shown for an explicit port.
             if target.port is None or target.scheme:
                 continue
-            hops.append(Hop(listener.family, listener.name, listener.kind, listener.port, "upstream",
-                            upstream=listener.cluster, endpoints=_endpoints(model, listener.cluster or "")))
+            hops.append(
+                Hop(
+                    listener.family,
+                    listener.name,
+                    listener.kind,
+                    listener.port,
+                    "upstream",
+                    upstream=listener.cluster,
+                    endpoints=_endpoints(model, listener.cluster or ""),
+                )
+            )
             continue
         if target.scheme and listener.kind != target.scheme:
             continue
@@ -300,6 +323,10 @@ def print_explanation(target: Target, hops: list[Hop], console: Any) -> None:
     rich.print(Text(title, style="bold"))
     for hop, (head, lines) in zip(hops, blocks):
         rich.print(Text(head, style="bold"))
-        colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(hop.outcome, "red")
+        colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(
+            hop.outcome, "red"
+        )
         for key, value in lines:
-            rich.print(Text.assemble((f"  {key:<7}", "dim"), (value, colour if key == "result" else "")))
+            rich.print(
+                Text.assemble((f"  {key:<7}", "dim"), (value, colour if key == "result" else ""))
+            )

@@ -41,8 +41,13 @@ def openings(model: Model) -> list[Opening]:
     for listener in model.listeners:
         address = "" if ipaddress.ip_address(listener.address).is_unspecified else listener.address
         result.append(
-            Opening(listener.family, "udp" if listener.kind == "udp" else "tcp", listener.port,
-                    listener.name, address)
+            Opening(
+                listener.family,
+                "udp" if listener.kind == "udp" else "tcp",
+                listener.port,
+                listener.name,
+                address,
+            )
         )
     return sorted(result)
 
@@ -84,8 +89,10 @@ def to_uci_script(items: list[Opening], zone: str, source: str) -> str:
         _header(source).rstrip("\n"),
         "# Replaces every xdsgen_* rule in /etc/config/firewall with the current ones.",
         "set -e",
-        "for section in $(uci -q show firewall | sed -n 's/^firewall\\.\\(xdsgen_[A-Za-z0-9_]*\\)=rule$/\\1/p'); do",
-        "\tuci delete \"firewall.$section\"",
+        "sections=$(uci -q show firewall"
+        " | sed -n 's/^firewall\\.\\(xdsgen_[A-Za-z0-9_]*\\)=rule$/\\1/p')",
+        "for section in $sections; do",
+        '\tuci delete "firewall.$section"',
         "done",
     ]
     for item in items:
@@ -109,19 +116,25 @@ def to_nft(items: list[Opening], zone: str, source: str) -> str:
     groups: dict[tuple[str, str, str], list[int]] = {}
     for item in items:
         groups.setdefault((item.family, item.address, item.proto), []).append(item.port)
-    out = [_header(source).rstrip("\n"),
-           f"# Install as /usr/share/nftables.d/chain-pre/input_{zone}/xdsgen.nft, then: fw4 reload"]
+    out = [
+        _header(source).rstrip("\n"),
+        f"# Install as /usr/share/nftables.d/chain-pre/input_{zone}/xdsgen.nft, then: fw4 reload",
+    ]
     for (family, address, proto), ports in sorted(groups.items()):
         if address:
             match = f"{'ip' if family == 'ipv4' else 'ip6'} daddr {address}"
         else:
             match = f"meta nfproto {family}"
-        port_set = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, sorted(ports))) + " }"
+        port_set = (
+            str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, sorted(ports))) + " }"
+        )
         out.append(f'{match} {proto} dport {port_set} accept comment "xdsgen"')
     return "\n".join(out) + "\n"
 
 
-def firewall(model: Model, fmt: str = "uci", zone: str = "wan", source: str = "the inventory") -> str:
+def firewall(
+    model: Model, fmt: str = "uci", zone: str = "wan", source: str = "the inventory"
+) -> str:
     if fmt not in FORMATS:
         raise UsageProblem(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     zone = _check_zone(zone)

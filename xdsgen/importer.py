@@ -19,12 +19,14 @@ from typing import Any, Optional
 from xdsgen.errors import IOProblem
 
 # v2 (and early v3) names -> the v3 names this importer works with.
+_TYPE = "type.googleapis.com/"
 V2_TYPES = {
-    "type.googleapis.com/envoy.api.v2.Cluster": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-    "type.googleapis.com/envoy.api.v2.Listener": "type.googleapis.com/envoy.config.listener.v3.Listener",
-    "type.googleapis.com/envoy.api.v2.RouteConfiguration": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-    "type.googleapis.com/envoy.api.v2.auth.Secret": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
-    "type.googleapis.com/envoy.api.v2.ClusterLoadAssignment": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+    _TYPE + "envoy.api.v2.Cluster": _TYPE + "envoy.config.cluster.v3.Cluster",
+    _TYPE + "envoy.api.v2.Listener": _TYPE + "envoy.config.listener.v3.Listener",
+    _TYPE + "envoy.api.v2.RouteConfiguration": _TYPE + "envoy.config.route.v3.RouteConfiguration",
+    _TYPE + "envoy.api.v2.auth.Secret": _TYPE + "envoy.extensions.transport_sockets.tls.v3.Secret",
+    _TYPE + "envoy.api.v2.ClusterLoadAssignment": _TYPE
+    + "envoy.config.endpoint.v3.ClusterLoadAssignment",
 }
 FILTER_NAMES = {
     "envoy.http_connection_manager": "envoy.filters.network.http_connection_manager",
@@ -54,13 +56,43 @@ _VHOST_INDEX = re.compile(r"^vhost(\d+)_")
 _PASS_INDEX = re.compile(r"_pass_(\d+)$")
 
 # Cluster and listener keys the inventory expresses (or that change nothing for it).
-_CLUSTER_KEYS = {"@type", "name", "type", "connect_timeout", "lb_policy", "load_assignment", "hosts",
-                 "dns_lookup_family", "transport_socket", "tls_context", "cluster_name"}
-_LISTENER_KEYS = {"@type", "name", "address", "filter_chains", "listener_filters", "stat_prefix",
-                  "udp_listener_config", "traffic_direction"}
-_HCM_KEYS = {"@type", "stat_prefix", "codec_type", "route_config", "rds", "http_filters", "access_log",
-             "use_remote_address", "strip_any_host_port", "normalize_path", "merge_slashes",
-             "upgrade_configs"}
+_CLUSTER_KEYS = {
+    "@type",
+    "name",
+    "type",
+    "connect_timeout",
+    "lb_policy",
+    "load_assignment",
+    "hosts",
+    "dns_lookup_family",
+    "transport_socket",
+    "tls_context",
+    "cluster_name",
+}
+_LISTENER_KEYS = {
+    "@type",
+    "name",
+    "address",
+    "filter_chains",
+    "listener_filters",
+    "stat_prefix",
+    "udp_listener_config",
+    "traffic_direction",
+}
+_HCM_KEYS = {
+    "@type",
+    "stat_prefix",
+    "codec_type",
+    "route_config",
+    "rds",
+    "http_filters",
+    "access_log",
+    "use_remote_address",
+    "strip_any_host_port",
+    "normalize_path",
+    "merge_slashes",
+    "upgrade_configs",
+}
 
 
 @dataclass
@@ -97,7 +129,9 @@ class _Importer:
         except FileNotFoundError:
             raise IOProblem(f"{path}: file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise IOProblem(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+            raise IOProblem(
+                f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -166,7 +200,11 @@ class _Importer:
     def upstream_name(self, name: str) -> str:
         if name in self.renamed:
             return self.renamed[name]
-        new = name if NAME_RE.match(name) else (re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".-") or "upstream")[:64]
+        new = (
+            name
+            if NAME_RE.match(name)
+            else (re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".-") or "upstream")[:64]
+        )
         self.renamed[name] = new
         return new
 
@@ -180,13 +218,19 @@ class _Importer:
                 continue
             new_name = self.upstream_name(name)
             if new_name != name:
-                self.note(where, f"renamed to {new_name!r} (inventory names are letters, digits, _ . -)")
+                self.note(
+                    where, f"renamed to {new_name!r} (inventory names are letters, digits, _ . -)"
+                )
             kind = str(cluster.get("type", "STATIC"))
             if kind in ("EDS", "ORIGINAL_DST") or "cluster_type" in cluster:
-                self.note(where, f"type {kind}: endpoints from elsewhere cannot be imported; left out")
+                self.note(
+                    where, f"type {kind}: endpoints from elsewhere cannot be imported; left out"
+                )
                 continue
             if kind == "LOGICAL_DNS":
-                self.note(where, "LOGICAL_DNS becomes strict DNS (every address the name resolves to)")
+                self.note(
+                    where, "LOGICAL_DNS becomes strict DNS (every address the name resolves to)"
+                )
             endpoints = self.cluster_endpoints(cluster, where)
             if not endpoints:
                 self.note(where, "no endpoints; left out")
@@ -206,7 +250,9 @@ class _Importer:
             tls = self.upstream_tls(cluster, where)
             if tls is not None:
                 spec["tls"] = tls
-            upstreams[new_name] = endpoints[0] if list(spec) == ["endpoints"] and len(endpoints) == 1 else spec
+            upstreams[new_name] = (
+                endpoints[0] if list(spec) == ["endpoints"] and len(endpoints) == 1 else spec
+            )
         return upstreams
 
     def cluster_endpoints(self, cluster: dict[str, Any], where: str) -> list[str]:
@@ -236,7 +282,9 @@ class _Importer:
         socket = cluster.get("transport_socket")
         if socket:
             if socket.get("name") != "envoy.transport_sockets.tls":
-                self.note(where, f"transport socket {socket.get('name')} cannot be expressed; dropped")
+                self.note(
+                    where, f"transport socket {socket.get('name')} cannot be expressed; dropped"
+                )
                 return None
             context = socket.get("typed_config") or {}
         elif cluster.get("tls_context") is not None:  # v2
@@ -254,7 +302,10 @@ class _Importer:
         else:
             tls["verify"] = False
             if validation:
-                self.note(where, "a validation context without trusted_ca.filename: verify is off in the draft")
+                self.note(
+                    where,
+                    "a validation context without trusted_ca.filename: verify is off in the draft",
+                )
         return tls
 
     # ------------------------------------------------------------------ listeners
@@ -278,8 +329,17 @@ class _Importer:
                 continue
             for key in sorted(set(listener) - _LISTENER_KEYS):
                 self.note(where, f"{key} cannot be expressed in an inventory; dropped")
-            fact: dict[str, Any] = {"name": name, "family": family, "address": str(address), "port": port,
-                                    "where": where, "http": [], "pass": [], "tcp": None, "udp": None}
+            fact: dict[str, Any] = {
+                "name": name,
+                "family": family,
+                "address": str(address),
+                "port": port,
+                "where": where,
+                "http": [],
+                "pass": [],
+                "tcp": None,
+                "udp": None,
+            }
             for lf in listener.get("listener_filters") or []:
                 if lf.get("name") == UDP_PROXY:
                     fact["udp"] = self.udp_cluster(lf.get("typed_config") or {}, where)
@@ -295,14 +355,20 @@ class _Importer:
             return str(config["cluster"])
         action = ((config.get("matcher") or {}).get("on_no_match") or {}).get("action") or {}
         cluster = (action.get("typed_config") or {}).get("cluster")
-        if cluster and not (config.get("matcher") or {}).get("matcher_tree") and not (config.get("matcher") or {}).get("matcher_list"):
+        if (
+            cluster
+            and not (config.get("matcher") or {}).get("matcher_tree")
+            and not (config.get("matcher") or {}).get("matcher_list")
+        ):
             return str(cluster)
         self.note(where, "a UDP proxy with a matcher tree cannot be expressed; left out")
         return None
 
     def chain(self, fact: dict[str, Any], chain: dict[str, Any], where: str) -> None:
         match = chain.get("filter_chain_match") or {}
-        server_names = [str(s).lower() for s in match.get("server_names") or match.get("sni_domains") or []]
+        server_names = [
+            str(s).lower() for s in match.get("server_names") or match.get("sni_domains") or []
+        ]
         for key in sorted(set(match) - {"server_names", "sni_domains", "transport_protocol"}):
             self.note(where, f"filter_chain_match.{key} cannot be expressed; ignored")
         filters = chain.get("filters") or []
@@ -317,10 +383,14 @@ class _Importer:
             self.access_log(config)
             cluster = config.get("cluster")
             if not cluster:
-                self.note(where, "tcp_proxy without a single cluster (weighted_clusters?); left out")
+                self.note(
+                    where, "tcp_proxy without a single cluster (weighted_clusters?); left out"
+                )
                 return
             if server_names:
-                fact["pass"].append({"sni": server_names, "cluster": str(cluster), "chain": chain.get("name", "")})
+                fact["pass"].append(
+                    {"sni": server_names, "cluster": str(cluster), "chain": chain.get("name", "")}
+                )
             elif fact["tcp"] is None:
                 fact["tcp"] = str(cluster)
             else:
@@ -333,12 +403,20 @@ class _Importer:
             self.note(where, f"http_connection_manager.{key} cannot be expressed; dropped")
         for http_filter in config.get("http_filters") or []:
             if http_filter.get("name") != ROUTER:
-                self.note(where, f"HTTP filter {http_filter.get('name')} cannot be expressed; dropped")
+                self.note(
+                    where, f"HTTP filter {http_filter.get('name')} cannot be expressed; dropped"
+                )
         self.access_log(config)
         route_config = self.route_config(config, where)
         cert = self.downstream_cert(chain, where)
-        fact["http"].append({"server_names": server_names, "cert": cert, "rc": route_config,
-                             "tls": cert is not None or chain.get("tls_context") is not None})
+        fact["http"].append(
+            {
+                "server_names": server_names,
+                "cert": cert,
+                "rc": route_config,
+                "tls": cert is not None or chain.get("tls_context") is not None,
+            }
+        )
 
     def access_log(self, config: dict[str, Any]) -> None:
         logs = config.get("access_log") or []
@@ -355,7 +433,9 @@ class _Importer:
         source = rds.get("config_source") or {}
         path = (source.get("path_config_source") or {}).get("path") or source.get("path")
         if not path:
-            self.note(where, "RDS from a management server cannot be imported; its routes are left out")
+            self.note(
+                where, "RDS from a management server cannot be imported; its routes are left out"
+            )
             return None
         found = self.referenced_file(path, "RDS", where)
         if not found:
@@ -415,7 +495,10 @@ class _Importer:
             kinds = [k for k in ("prefix", "path") if k in match]
             extra = sorted(set(match) - {"prefix", "path", "case_sensitive"})
             if not kinds or extra:
-                self.note(rwhere, f"match on {', '.join(extra) or 'nothing'} cannot be expressed; route left out")
+                self.note(
+                    rwhere,
+                    f"match on {', '.join(extra) or 'nothing'} cannot be expressed; route left out",
+                )
                 continue
             if match.get("case_sensitive") is False:
                 self.note(rwhere, "case_sensitive: false is dropped (paths match case-sensitively)")
@@ -425,7 +508,11 @@ class _Importer:
                 if redirect.get("https_redirect") and kind == "prefix" and match[kind] == "/":
                     redirect_all = True
                     continue
-                self.note(rwhere, "this redirect cannot be expressed (only redirect_to_https of a whole vhost); left out")
+                self.note(
+                    rwhere,
+                    "this redirect cannot be expressed (only redirect_to_https of a whole "
+                    "vhost); left out",
+                )
                 continue
             action = route.get("route")
             if action is None:
@@ -435,7 +522,10 @@ class _Importer:
             if not cluster:
                 self.note(rwhere, "weighted_clusters/cluster_header cannot be expressed; left out")
                 continue
-            entry: dict[str, Any] = {kind: match[kind], "upstream": self.upstream_name(str(cluster))}
+            entry: dict[str, Any] = {
+                kind: match[kind],
+                "upstream": self.upstream_name(str(cluster)),
+            }
             if action.get("prefix_rewrite") is not None:
                 entry["rewrite"] = action["prefix_rewrite"]
             upgrades = [u.get("upgrade_type") for u in action.get("upgrade_configs") or []]
@@ -444,7 +534,10 @@ class _Importer:
             timeout = duration_text(action.get("timeout"))
             if timeout is not None:
                 entry["timeout"] = timeout
-            for key in sorted(set(action) - {"cluster", "prefix_rewrite", "upgrade_configs", "timeout", "use_websocket"}):
+            for key in sorted(
+                set(action)
+                - {"cluster", "prefix_rewrite", "upgrade_configs", "timeout", "use_websocket"}
+            ):
                 self.note(rwhere, f"route.{key} cannot be expressed; dropped")
             for key in sorted(set(route) - {"match", "route", "name", "use_websocket", "redirect"}):
                 self.note(rwhere, f"{key} cannot be expressed; dropped")
@@ -467,8 +560,11 @@ class _Importer:
         def family_listen(fact: dict[str, Any]) -> dict[str, Any]:
             spec = listen.setdefault(fact["family"], {"address": fact["address"]})
             if spec["address"] != fact["address"]:
-                self.note(fact["where"], f"listens on {fact['address']}, but this family already uses "
-                          f"{spec['address']}: the draft uses {spec['address']}")
+                self.note(
+                    fact["where"],
+                    f"listens on {fact['address']}, but this family already uses "
+                    f"{spec['address']}: the draft uses {spec['address']}",
+                )
             return spec
 
         for fact in facts:
@@ -482,22 +578,29 @@ class _Importer:
                 port_maps["tcp"].setdefault((fact["port"], fact["tcp"]), []).append(family)
                 continue
             if fact["tcp"] is not None:
-                self.note(fact["where"], "a default tcp_proxy chain next to other chains cannot be expressed; left out")
+                self.note(
+                    fact["where"],
+                    "a default tcp_proxy chain next to other chains cannot be expressed; left out",
+                )
             if not fact["http"] and not fact["pass"]:
                 continue
             is_https = bool(fact["pass"]) or any(h["tls"] for h in fact["http"])
             kind = "https" if is_https else "http"
             spec = family_listen(fact)
             if kind in spec and spec[kind] != fact["port"]:
-                self.note(fact["where"], f"a second {kind} listener for {family} (port {fact['port']}; the draft "
-                          f"keeps port {spec[kind]}): its vhosts are merged into the first")
+                self.note(
+                    fact["where"],
+                    f"a second {kind} listener for {family} (port {fact['port']}; the draft "
+                    f"keeps port {spec[kind]}): its vhosts are merged into the first",
+                )
             spec.setdefault(kind, fact["port"])
-            for index, item in enumerate(fact["pass"]):
-                key = (tuple(item["sni"]), item["cluster"])
-                entry = passthrough.setdefault(key, {"families": [], "order": _index(_PASS_INDEX, item["chain"], 10**6 + seen)})
+            for pass_chain in fact["pass"]:
+                key = (tuple(pass_chain["sni"]), pass_chain["cluster"])
+                order = _index(_PASS_INDEX, pass_chain["chain"], 10**6 + seen)
+                pass_entry = passthrough.setdefault(key, {"families": [], "order": order})
                 seen += 1
-                if family not in entry["families"]:
-                    entry["families"].append(family)
+                if family not in pass_entry["families"]:
+                    pass_entry["families"].append(family)
             done_rcs: set[str] = set()
             for chain in fact["http"]:
                 cert_name = None
@@ -512,7 +615,7 @@ class _Importer:
                     if rc["name"] in done_rcs:
                         continue
                     done_rcs.add(rc["name"])
-                for v_index, vhost in enumerate(rc.get("virtual_hosts") or []):
+                for vhost in rc.get("virtual_hosts") or []:
                     where = f"{fact['where']} route {rc.get('name')!r} vhost {vhost.get('name')!r}"
                     domains = tuple(str(d).lower() for d in vhost.get("domains") or [])
                     if not domains:
@@ -520,17 +623,31 @@ class _Importer:
                     for key in sorted(set(vhost) - {"name", "domains", "routes"}):
                         self.note(where, f"{key} cannot be expressed; dropped")
                     routes, redirect = self.routes(vhost, where)
-                    entry = vhosts.get(domains)
+                    entry: Optional[dict[str, Any]] = vhosts.get(domains)
                     if entry is None:
-                        entry = vhosts[domains] = {"domains": list(vhost.get("domains")), "families": [],
-                                                   "http_routes": None, "https_routes": None,
-                                                   "redirect": False, "tls": None, "where": where}
-                        vhost_order.append((domains, _index(_VHOST_INDEX, str(vhost.get("name", "")), None), len(vhost_order)))
+                        entry = vhosts[domains] = {
+                            "domains": list(vhost.get("domains")),
+                            "families": [],
+                            "http_routes": None,
+                            "https_routes": None,
+                            "redirect": False,
+                            "tls": None,
+                            "where": where,
+                        }
+                        vhost_order.append(
+                            (
+                                domains,
+                                _index(_VHOST_INDEX, str(vhost.get("name", "")), None),
+                                len(vhost_order),
+                            )
+                        )
                     if family not in entry["families"]:
                         entry["families"].append(family)
                     if kind == "https":
                         entry["https_routes"] = entry["https_routes"] or routes
-                        entry["tls"] = entry["tls"] or self.cert_for(fact, domains, certificates) or cert_name
+                        entry["tls"] = (
+                            entry["tls"] or self.cert_for(fact, domains, certificates) or cert_name
+                        )
                     elif redirect:
                         entry["redirect"] = True
                     else:
@@ -543,8 +660,11 @@ class _Importer:
             envoy["container_config_dir"] = referenced.pop()
         logs = {log or "off" for log in self.access_logs}
         if len(logs) > 1:
-            self.note(self.lds_path, f"filter chains log to {', '.join(sorted(logs))}: the draft uses "
-                      f"{self.access_logs[0] or 'off'} for all")
+            self.note(
+                self.lds_path,
+                f"filter chains log to {', '.join(sorted(logs))}: the draft uses "
+                f"{self.access_logs[0] or 'off'} for all",
+            )
         log = self.access_logs[0] if self.access_logs else None
         if log is None:
             envoy["access_log"] = "off"
@@ -562,19 +682,34 @@ class _Importer:
         for domains, _, _ in ordered:
             entry = vhosts[domains]
             item: dict[str, Any] = {"domains": entry["domains"]}
-            routes = entry["https_routes"] if entry["https_routes"] is not None else entry["http_routes"]
-            if entry["https_routes"] is not None and entry["http_routes"] is not None and entry["http_routes"] != entry["https_routes"]:
-                self.note(entry["where"], "its http and https routes differ: the draft uses the https routes")
+            routes = (
+                entry["https_routes"] if entry["https_routes"] is not None else entry["http_routes"]
+            )
+            if (
+                entry["https_routes"] is not None
+                and entry["http_routes"] is not None
+                and entry["http_routes"] != entry["https_routes"]
+            ):
+                self.note(
+                    entry["where"],
+                    "its http and https routes differ: the draft uses the https routes",
+                )
             if entry["tls"]:
                 item["tls"] = entry["tls"]
             if entry["redirect"]:
                 if entry["tls"]:
                     item["redirect_to_https"] = True
                 else:
-                    self.note(entry["where"], "redirects to https, but no https vhost serves it; left out")
-            if entry["https_routes"] is not None and entry["http_routes"] is None and not entry["redirect"]:
-                if any("http" in listen.get(f, {}) for f in entry["families"]):
-                    self.note(entry["where"], "served on https only: an inventory vhost is on http too")
+                    self.note(
+                        entry["where"], "redirects to https, but no https vhost serves it; left out"
+                    )
+            if (
+                entry["https_routes"] is not None
+                and entry["http_routes"] is None
+                and not entry["redirect"]
+                and any("http" in listen.get(f, {}) for f in entry["families"])
+            ):
+                self.note(entry["where"], "served on https only: an inventory vhost is on http too")
             if not routes:
                 self.note(entry["where"], "no route could be imported; vhost left out")
                 continue
@@ -605,12 +740,20 @@ class _Importer:
         used |= {p["upstream"] for p in inventory.get("tls_passthrough", [])}
         used |= {p["upstream"] for kind in ("tcp", "udp") for p in inventory.get(kind, [])}
         for name in sorted(used - set(upstreams)):
-            self.note(self.lds_path, f"upstream {name!r} is used but not in {self.cds_path}: add it under upstreams")
+            self.note(
+                self.lds_path,
+                f"upstream {name!r} is used but not in {self.cds_path}: add it under upstreams",
+            )
         if self.v2:
-            self.notes.insert(0, "v2 names (envoy.api.v2.*, envoy.http_connection_manager, config:) were read as v3")
+            self.notes.insert(
+                0,
+                "v2 names (envoy.api.v2.*, envoy.http_connection_manager, config:) were read as v3",
+            )
         return ImportResult(inventory, self.notes, self.v2)
 
-    def certificate(self, certificates: dict[str, dict[str, str]], cert: tuple[str, str, str]) -> str:
+    def certificate(
+        self, certificates: dict[str, dict[str, str]], cert: tuple[str, str, str]
+    ) -> str:
         name, chain_file, key_file = cert
         for existing, spec in certificates.items():
             if spec == {"cert": chain_file, "key": key_file}:
@@ -622,7 +765,9 @@ class _Importer:
         certificates[candidate] = {"cert": chain_file, "key": key_file}
         return candidate
 
-    def cert_for(self, fact: dict[str, Any], domains: tuple[str, ...], certificates: dict[str, Any]) -> Optional[str]:
+    def cert_for(
+        self, fact: dict[str, Any], domains: tuple[str, ...], certificates: dict[str, Any]
+    ) -> Optional[str]:
         """A vhost in the https route config: the certificate of the chain whose server
         names cover its domains."""
         for chain in fact["http"]:
@@ -664,18 +809,22 @@ def to_yaml(result: ImportResult, lds: str, cds: str) -> str:
 
     header = [
         f"# Inventory draft made by `xdsgen import {lds} {cds}`.",
-        "# Read it, then check it with `xdsgen validate`. Editor help: xdsgen schema > inventory.schema.json",
+        "# Read it, then check it with `xdsgen validate`.",
+        "# Editor help: xdsgen schema > inventory.schema.json",
         "# yaml-language-server: $schema=inventory.schema.json",
     ]
     if result.notes:
         header.append("# Not carried over (see also the notes printed by the import):")
         header.extend(f"#   - {note}" for note in result.notes)
-    body = yaml.safe_dump(result.inventory, sort_keys=False, default_flow_style=None, width=100,
-                          allow_unicode=True)
+    body = yaml.safe_dump(
+        result.inventory, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True
+    )
     return "\n".join(header) + "\n" + body
 
 
-def import_to(lds: str, cds: str, output: Optional[str], force: bool = False) -> tuple[ImportResult, str, list[Any]]:
+def import_to(
+    lds: str, cds: str, output: Optional[str], force: bool = False
+) -> tuple[ImportResult, str, list[Any]]:
     """Import, write the draft (to `output`, or only return it), and check it.
 
     Returns the result, the draft's text and the problems `xdsgen validate` would report

@@ -193,9 +193,9 @@ def _applied_versions(dump: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
         elif name == "listener_manager.lds.version_text":
             versions["lds.yaml"] = value
         elif name.startswith("sds."):
-            versions[f"sds_{name[4:-len('.version_text')]}.yaml"] = value
+            versions[f"sds_{name[4 : -len('.version_text')]}.yaml"] = value
         elif name.startswith("http.") and ".rds." in name:
-            versions[f"rds_{name.split('.rds.', 1)[1][:-len('.version_text')]}.yaml"] = value
+            versions[f"rds_{name.split('.rds.', 1)[1][: -len('.version_text')]}.yaml"] = value
     fallback: dict[str, str] = {}
     for config in dump.get("configs", []):
         kind = config.get("@type", "").rsplit(".", 1)[-1]
@@ -226,7 +226,11 @@ def _update_counts(stats: dict[str, Any], kind: str, name: str) -> tuple[int, in
         # One subscription per listener that uses the route configuration:
         # http.<stat_prefix>.rds.<route config name>.*
         suffix = f".rds.{name}.update_success"
-        prefixes = [k[: -len("update_success")] for k in stats if k.startswith("http.") and k.endswith(suffix)]
+        prefixes = [
+            k[: -len("update_success")]
+            for k in stats
+            if k.startswith("http.") and k.endswith(suffix)
+        ]
     counts = [0, 0, 0]
     for prefix in prefixes:
         for index, counter in enumerate(("update_success", "update_rejected", "update_failure")):
@@ -242,13 +246,19 @@ def _release(version: str) -> str:
 
 def _host_healthy(host: dict[str, Any]) -> bool:
     health = host.get("health_status", {})
-    if any(value is True for key, value in health.items() if key.startswith("failed_") or key == "pending_dynamic_removal"):
+    if any(
+        value is True
+        for key, value in health.items()
+        if key.startswith("failed_") or key == "pending_dynamic_removal"
+    ):
         return False
     return health.get("eds_health_status", "HEALTHY") in ("HEALTHY", "DEGRADED")
 
 
 def collect(
-    admin: Admin, config_dir: Optional[str] = None, rendered: Optional[dict[str, str]] = None,
+    admin: Admin,
+    config_dir: Optional[str] = None,
+    rendered: Optional[dict[str, str]] = None,
     inventory_clusters: Optional[set[str]] = None,
 ) -> Status:
     """Ask Envoy, read the files, and put them side by side.
@@ -265,7 +275,8 @@ def collect(
     names = set(applied) | set(rendered or {})
     if config_dir and os.path.isdir(config_dir):
         names |= {
-            n for n in os.listdir(config_dir)
+            n
+            for n in os.listdir(config_dir)
             if n in ("cds.yaml", "lds.yaml") or re.fullmatch(r"(rds|sds)_.+\.yaml", n)
         }
     resources = []
@@ -276,11 +287,15 @@ def collect(
         success, rejected, failed = _update_counts(stats, kind, name)
         resources.append(
             Resource(
-                file=file_name, kind=kind, name=name,
+                file=file_name,
+                kind=kind,
+                name=name,
                 inventory=(rendered or {}).get(file_name) if rendered is not None else None,
                 on_disk=file_version(os.path.join(config_dir, file_name)) if config_dir else None,
                 applied=applied.get(file_name),
-                updates=success, rejected=rejected, failed=failed,
+                updates=success,
+                rejected=rejected,
+                failed=failed,
             )
         )
     resources.sort(key=lambda r: (order.get(r.kind, 9), r.name))
@@ -301,13 +316,18 @@ def collect(
         prefix = f"cluster.{name}."
         upstreams.append(
             Upstream(
-                name=name, endpoints=len(hosts), healthy=healthy, health=health,
+                name=name,
+                endpoints=len(hosts),
+                healthy=healthy,
+                health=health,
                 active_connections=_int(stats.get(prefix + "upstream_cx_active")),
                 connections=_int(stats.get(prefix + "upstream_cx_total")),
                 requests=_int(stats.get(prefix + "upstream_rq_total")),
                 errors_5xx=_int(stats.get(prefix + "upstream_rq_5xx")),
                 connect_failures=_int(stats.get(prefix + "upstream_cx_connect_fail")),
-                in_inventory=(name in inventory_clusters) if inventory_clusters is not None else None,
+                in_inventory=(name in inventory_clusters)
+                if inventory_clusters is not None
+                else None,
             )
         )
     if inventory_clusters is not None:
@@ -362,22 +382,57 @@ def print_status(result: Status, console: Any) -> None:
         "bold",
     )
     has_inventory = any(r.inventory is not None for r in result.resources)
-    columns = ["file", *(["inventory"] if has_inventory else []), "on disk", "applied", "updates",
-               "rejected", "failed", "state"]
+    columns = [
+        "file",
+        *(["inventory"] if has_inventory else []),
+        "on disk",
+        "applied",
+        "updates",
+        "rejected",
+        "failed",
+        "state",
+    ]
     rows, styles = [], []
     for r in result.resources:
-        rows.append([
-            r.file, *([_short(r.inventory)] if has_inventory else []), _short(r.on_disk),
-            _short(r.applied), r.updates, r.rejected, r.failed, r.state,
-        ])
+        rows.append(
+            [
+                r.file,
+                *([_short(r.inventory)] if has_inventory else []),
+                _short(r.on_disk),
+                _short(r.applied),
+                r.updates,
+                r.rejected,
+                r.failed,
+                r.state,
+            ]
+        )
         styles.append("green" if r.state == "in sync" and not r.rejected else "yellow")
     console.table(columns, rows, title="config", row_styles=styles, force=True)
-    columns = ["upstream", "endpoints", "health", "active cx", "connections", "requests", "5xx",
-               "connect fail"]
+    columns = [
+        "upstream",
+        "endpoints",
+        "health",
+        "active cx",
+        "connections",
+        "requests",
+        "5xx",
+        "connect fail",
+    ]
     rows, styles = [], []
     for u in result.upstreams:
-        rows.append([u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
-                     u.endpoints, u.health, u.active_connections, u.connections, u.requests,
-                     u.errors_5xx, u.connect_failures])
+        rows.append(
+            [
+                u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
+                u.endpoints,
+                u.health,
+                u.active_connections,
+                u.connections,
+                u.requests,
+                u.errors_5xx,
+                u.connect_failures,
+            ]
+        )
         styles.append("green" if u.health == "healthy" and not u.errors_5xx else "yellow")
-    console.table(columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True)
+    console.table(
+        columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
+    )
