@@ -212,7 +212,10 @@ class Demo:
         self.console.plan(result.plan.changes, force=True)
         self.say(f"   {result.line()}", "green")
 
-        self.say("4. Requests through Envoy, and who answered")
+        urls = " and ".join(
+            f"http://{a if f == 'ipv4' else f'[{a}]'}:{port}" for f, a in families.items()
+        )
+        self.say(f"4. Requests to Envoy at {urls}, and who answered")
         before = self.requests(families, port)
 
         self.say(
@@ -296,16 +299,15 @@ class Demo:
                 who = ask(address, port, host, path)
                 answers[(family, host, path)] = who
                 changed = before is not None and before.get((family, host, path)) != who
-                url = f"http://{address if family == 'ipv4' else f'[{address}]'}:{port}{path}"
-                row = [family, f"Host: {host}", url, who]
+                row = [family, host, path, who]
                 if before is not None:
                     row.append(f"was {before.get((family, host, path))}" if changed else "")
                 rows.append(row)
                 styles.append("bold green" if changed else None)
         columns = [
             "family",
-            "header",
-            "request",
+            "Host",
+            "path",
             "answered by",
             *(["change"] if before is not None else []),
         ]
