@@ -222,7 +222,7 @@ def test_validate_summary_plain_quiet_and_verbose() -> None:
 def test_validate_summary_rich_on_pty() -> None:
     text = ANSI.sub("", run_on_pty(["validate", "examples/home-router.yaml"], {}))
     assert "valid: 10 upstreams" in text
-    assert re.search(r"ipv6\s*│\s*80\s*│\s*443", text)
+    assert re.search(r"^\s*ipv6\s+80\s+443\s+139 4450 6881\s+123 6881\s*$", text, re.M)
 
 
 def test_help_imports_only_click() -> None:

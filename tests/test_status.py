@@ -140,12 +140,11 @@ def test_text_table(env: dict[str, Any]) -> None:
         "endpoints",
         "health",
         "active",
-        "cx",
         "connections",
         "requests",
         "5xx",
-        "connect",
-        "fail",
+        "failed",
+        "cx",
     ]
     broken = next(line for line in lines if line.startswith("broken "))
     cells = broken.split()

@@ -158,12 +158,31 @@ class Console:
                 print(line, file=stream)
             stream.flush()
             return
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=title, title_justify="left", header_style="bold")
+        # Light rules and no wrapping but in the last column: a table a person reads in an
+        # 80-column terminal (ssh to a router) should keep each row on one line.
+        table = Table(
+            title=title,
+            title_justify="left",
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
         for index, column in enumerate(columns):
-            table.add_column(column, style=(styles[index] if styles else None), overflow="fold")
+            last = index == len(columns) - 1
+            # The last column wraps instead of the others; it must not shrink to nothing.
+            widest = max([len(column)] + [len(row[index]) for row in rows if index < len(row)])
+            table.add_column(
+                column,
+                style=(styles[index] if styles else None),
+                overflow="fold",
+                no_wrap=not last,
+                min_width=min(widest, 12) if last else None,
+            )
         for index, row in enumerate(rows):
             table.add_row(
                 *(Text(cell) for cell in row), style=row_styles[index] if row_styles else None

@@ -371,7 +371,7 @@ def status(
 
 
 def _short(version: Optional[str]) -> str:
-    return "-" if version is None else (version[:12] if len(version) > 12 else version)
+    return "-" if version is None else version[:8]
 
 
 def print_status(result: Status, console: Any) -> None:
@@ -388,8 +388,7 @@ def print_status(result: Status, console: Any) -> None:
         "on disk",
         "applied",
         "updates",
-        "rejected",
-        "failed",
+        "refused",
         "state",
     ]
     rows, styles = [], []
@@ -401,22 +400,23 @@ def print_status(result: Status, console: Any) -> None:
                 _short(r.on_disk),
                 _short(r.applied),
                 r.updates,
-                r.rejected,
-                r.failed,
+                r.rejected + r.failed,  # both in --json; to a person, Envoy said no
                 r.state,
             ]
         )
-        styles.append("green" if r.state == "in sync" and not r.rejected else "yellow")
+        styles.append(
+            "green" if r.state == "in sync" and not (r.rejected or r.failed) else "yellow"
+        )
     console.table(columns, rows, title="config", row_styles=styles, force=True)
     columns = [
         "upstream",
         "endpoints",
         "health",
-        "active cx",
+        "active",
         "connections",
         "requests",
         "5xx",
-        "connect fail",
+        "failed cx",
     ]
     rows, styles = [], []
     for u in result.upstreams:
