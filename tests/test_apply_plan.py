@@ -193,3 +193,22 @@ def test_union_cds_is_valid_yaml_with_both_sets(tmp_path: Path) -> None:
 ])
 def test_file_version(text: str, version: Any) -> None:
     assert file_version(text) == version
+
+
+def test_file_envoy_does_not_run_is_written_again(tmp_path: Path) -> None:
+    files = rendered(tmp_path, "same", **BASE)
+    plan = compute_plan(files, files, stale={"rds_http_ipv4.yaml": "0123", "cds.yaml": ""})
+    assert [c.line() for c in plan.changes] == [
+        "~ cluster app (Envoy runs version nothing, not the file's)",
+        "~ cluster old_nas (Envoy runs version nothing, not the file's)",
+        "~ route http_ipv4 (Envoy runs version 0123, not the file's)",
+    ]
+    assert sorted(plan.writes) == ["cds.yaml", "rds_http_ipv4.yaml"]
+    steps = plan_steps(files, files, stale=plan.stale)
+    assert [(s.what, [n for n, _ in s.writes]) for s in steps] == [
+        ("clusters", ["cds.yaml"]), ("routes", ["rds_http_ipv4.yaml"])]
+    # A file whose content changes anyway is listed once, as a change.
+    other = rendered(tmp_path, "other", upstreams={"app": "127.0.0.1:3001", "old_nas": "127.0.0.1:5000"},
+                     http=BASE["http"])
+    plan = compute_plan(files, other, stale={"cds.yaml": "x"})
+    assert [c.line() for c in plan.changes] == ["~ cluster app (load_assignment)"]

@@ -21,6 +21,7 @@ waits until Envoy serves the new certificate's serial number (admin /certs).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import json
@@ -33,7 +34,7 @@ from typing import Any, Callable, Optional
 
 from xdsgen.admin import Admin, AdminUnreachable, counter, error_details
 from xdsgen.errors import EnvoyRefused, IOProblem
-from xdsgen.files import fsync_dir, sweep_temp_files, write_atomic
+from xdsgen.files import FILE_MODE, TEMP_PREFIX, fsync_dir, sweep_temp_files, write_atomic
 from xdsgen.lock import ensure_state_dir, locked, state_dir
 from xdsgen.model import CDS_FILE, LDS_FILE, Model
 from xdsgen.plan import (
@@ -112,6 +113,29 @@ def read_config_files(config_dir: str) -> dict[str, str]:
     return files
 
 
+def replace_file(path: str, text: str) -> None:
+    """Temp file in the same directory, fsync, 0644, rename, fsync the directory: like
+    files.write_atomic, but also when the content is already there, because Envoy reads a
+    file only when one is moved into place (a stale file must be moved in again)."""
+    directory = os.path.dirname(path)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".yaml", dir=directory)
+    except OSError as exc:
+        raise IOProblem(f"cannot write in {directory}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, FILE_MODE)
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise IOProblem(f"cannot write {path}: {exc.strerror}") from None
+    fsync_dir(directory)
+
+
 def _remove(path: str) -> None:
     try:
         os.unlink(path)
@@ -185,7 +209,7 @@ def signal_reload(reload: CertReload) -> None:
     """Make Envoy re-read a secret's files: it watches their directory for files moved in."""
     directory = os.path.dirname(os.path.abspath(reload.cert))
     try:
-        fd, temp = tempfile.mkstemp(prefix=".xdsgen-tmp-", dir=directory)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
         os.close(fd)
         os.replace(temp, os.path.join(directory, RELOAD_MARKER))
         os.unlink(os.path.join(directory, RELOAD_MARKER))
@@ -333,9 +357,18 @@ class Confirmer:
             if not waiting:
                 return
             if time.monotonic() >= deadline:
+                unread = [
+                    e.prefix for e in expects
+                    if e.fresh and counter(stats, f"{e.prefix}.update_attempt")
+                    <= counter(base, f"{e.prefix}.update_attempt")
+                ]
+                hint = (
+                    f" (Envoy never read the new file for {', '.join(unread)}: does its "
+                    "bootstrap read this config directory?)" if unread else ""
+                )
                 raise StepFailed(
                     f"{step.what}: Envoy did not confirm within {self.timeout:g}s; still waiting "
-                    f"for {', '.join(waiting)}",
+                    f"for {', '.join(waiting)}{hint}",
                     refused=False,
                 )
             time.sleep(POLL_INTERVAL)
@@ -390,7 +423,7 @@ def run_steps(
     for step in steps:
         base = confirmer.snapshot()
         for name, text in step.writes:
-            write_atomic(os.path.join(config_dir, name), text)
+            replace_file(os.path.join(config_dir, name), text)
             files[name] = text
         for name in step.removes:
             _remove(os.path.join(config_dir, name))
@@ -407,10 +440,10 @@ def run_steps(
 
 def transition(
     config_dir: str, old: dict[str, str], new: dict[str, str], reloads: tuple[CertReload, ...],
-    confirmer: Confirmer, progress: Callable[[str], None],
+    confirmer: Confirmer, progress: Callable[[str], None], stale: tuple[str, ...] = (),
 ) -> None:
     """Go from `old` (on disk now) to `new`; on failure restore `old` the same way and raise."""
-    steps = plan_steps(old, new, reloads)
+    steps = plan_steps(old, new, reloads, stale)
     try:
         run_steps(config_dir, steps, old, confirmer, progress)
     except StepFailed as failure:
@@ -467,6 +500,33 @@ def build(inventory: str, config_dir: Optional[str]) -> tuple[Model, Any]:
     return model, render(model)
 
 
+def envoy_stats(admin: Optional[Admin]) -> Optional[dict[str, str]]:
+    """Envoy's stats, or None when its admin cannot be reached."""
+    if admin is None:
+        return None
+    try:
+        return admin.stats()
+    except AdminUnreachable:
+        return None
+
+
+def stale_files(files: dict[str, str], stats: Optional[dict[str, str]]) -> dict[str, str]:
+    """Files on disk whose version Envoy does not run (edited in place, or once refused):
+    file name -> the version Envoy reports instead."""
+    if stats is None:
+        return {}
+    prefixes = {CDS_FILE: "cluster_manager.cds", LDS_FILE: "listener_manager.lds"}
+    prefixes.update(subscriptions(files.get(LDS_FILE)))
+    stale = {}
+    for name, prefix in prefixes.items():
+        key = f"{prefix}.version_text"
+        if name not in files or (key not in stats and name not in (CDS_FILE, LDS_FILE)):
+            continue
+        if stats.get(key, "") != file_version(files[name]):
+            stale[name] = stats.get(key, "")
+    return stale
+
+
 def apply(
     inventory: str, options: Options, progress: Callable[[str], None] = lambda _: None,
     warn: Callable[[str], None] = lambda _: None, show_plan: Callable[[Plan], None] = lambda _: None,
@@ -474,10 +534,14 @@ def apply(
     """Validate, plan and (unless dry_run) apply; raise an XdsgenError on failure."""
     model, rendered = build(inventory, options.config_dir)
     config_dir = model.envoy.config_dir
+    admin = resolve_admin(options.admin, model)
+    address = admin.address if admin else ""
     if options.dry_run:
         state = load_state(config_dir)
-        plan = compute_plan(read_config_files(config_dir), rendered.files, certificate_reloads(model, state))
-        return Result(plan, warnings=list(model.warnings), model=model)
+        old = read_config_files(config_dir)
+        plan = compute_plan(old, rendered.files, certificate_reloads(model, state),
+                            stale_files(old, envoy_stats(admin)))
+        return Result(plan, admin=address, warnings=list(model.warnings), model=model)
     try:
         os.makedirs(config_dir, exist_ok=True)
     except OSError as exc:
@@ -488,27 +552,27 @@ def apply(
                 progress(f"  removed {name}, left by an interrupted run")
         state = load_state(config_dir)
         old = read_config_files(config_dir)
-        plan = compute_plan(old, rendered.files, certificate_reloads(model, state))
+        stats = envoy_stats(admin)
+        plan = compute_plan(old, rendered.files, certificate_reloads(model, state), stale_files(old, stats))
         certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
-        admin = resolve_admin(options.admin, model)
-        result = Result(plan, admin=admin.address if admin else "", warnings=list(model.warnings), model=model)
+        result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
         if plan.empty:
             if not state.get("accepted"):
-                save_state(config_dir, state, rendered.files, certs, False, result.admin, inventory)
+                save_state(config_dir, state, rendered.files, certs, stats is not None, address, inventory)
             return result
         show_plan(plan)
         _envoy_check(model, rendered, options.envoy_check, progress)
-        if admin is not None and not admin.reachable():
+        if admin is not None and stats is None:
             warn(
-                f"warning: Envoy's admin at {admin.address} is unreachable: applying without "
+                f"warning: Envoy's admin at {address} is unreachable: applying without "
                 f"confirmation ({options.settle:g}s between steps); nothing was confirmed"
             )
             admin = None
         confirmer = Confirmer(admin, options.timeout, options.settle)
-        transition(config_dir, old, rendered.files, plan.cert_reloads, confirmer, progress)
+        transition(config_dir, old, rendered.files, plan.cert_reloads, confirmer, progress, plan.stale)
         result.applied = True
         result.confirmed = confirmer.confirming
-        save_state(config_dir, state, rendered.files, certs, result.confirmed, result.admin, inventory)
+        save_state(config_dir, state, rendered.files, certs, result.confirmed, address, inventory)
         return result
 
 
@@ -544,7 +608,7 @@ def rollback(
         if options.dry_run or plan.empty:
             return result
         show_plan(plan)
-        if admin is not None and not admin.reachable():
+        if envoy_stats(admin) is None and admin is not None:
             warn(f"warning: Envoy's admin at {admin.address} is unreachable: nothing was confirmed")
             admin = None
         confirmer = Confirmer(admin, options.timeout, options.settle)

@@ -134,10 +134,15 @@ class Plan:
     new_files: dict[str, str]  # what the config directory should hold
     changes: tuple[Change, ...]
     cert_reloads: tuple[CertReload, ...] = ()
+    # Files whose content is right but which Envoy does not run (edited in place, or
+    # rejected once): written again so that Envoy reads them.
+    stale: tuple[str, ...] = ()
 
     @property
     def writes(self) -> dict[str, str]:
-        return {n: t for n, t in self.new_files.items() if self.old_files.get(n) != t}
+        return {
+            n: t for n, t in self.new_files.items() if self.old_files.get(n) != t or n in self.stale
+        }
 
     @property
     def removes(self) -> list[str]:
@@ -195,8 +200,10 @@ def _differences(kind: str, old: Any, new: Any) -> str:
 
 
 def compute_plan(
-    old_files: dict[str, str], new_files: dict[str, str], cert_reloads: tuple[CertReload, ...] = ()
+    old_files: dict[str, str], new_files: dict[str, str], cert_reloads: tuple[CertReload, ...] = (),
+    stale: dict[str, str] | None = None,
 ) -> Plan:
+    """`stale`: file name -> the version Envoy runs instead of the one in the file."""
     old_files = {n: t for n, t in old_files.items() if is_config_file(n)}
     old, unreadable = named_resources(old_files)
     new, _ = named_resources(new_files)
@@ -212,12 +219,24 @@ def compute_plan(
             changes.append(Change("-", kind, name))
         elif old[key] != new[key]:
             changes.append(Change("~", kind, name, _differences(kind, old[key], new[key])))
+    stale_names = tuple(
+        sorted(n for n in (stale or {}) if n in new_files and old_files.get(n) == new_files[n])
+    )
+    listed = {(c.kind, c.name) for c in changes}
+    for file_name in stale_names:
+        kind = _kind_of(file_name)
+        running = (stale or {})[file_name] or "nothing"
+        for item in resources_of(new_files[file_name]) or []:
+            if (kind, str(item.get("name", ""))) not in listed:
+                listed.add((kind, str(item.get("name", ""))))
+                changes.append(Change("~", kind, str(item.get("name", "")),
+                                      f"Envoy runs version {running}, not the file's"))
     changed_secrets = {c.name for c in changes if c.kind == "secret"}
     reloads = tuple(r for r in cert_reloads if r.secret not in changed_secrets)
     for reload in reloads:
         changes.append(Change("~", "secret", reload.secret, reload.reason))
     changes.sort(key=lambda c: (KIND_ORDER.index(c.kind), c.name))
-    return Plan(old_files, dict(new_files), tuple(changes), reloads)
+    return Plan(old_files, dict(new_files), tuple(changes), reloads, stale_names)
 
 
 # --------------------------------------------------------------------------- the steps
@@ -259,16 +278,18 @@ def union_cds(old_text: Optional[str], new_text: str) -> Optional[str]:
 
 
 def plan_steps(
-    old_files: dict[str, str], new_files: dict[str, str], reloads: tuple[CertReload, ...] = ()
+    old_files: dict[str, str], new_files: dict[str, str], reloads: tuple[CertReload, ...] = (),
+    stale: tuple[str, ...] = (),
 ) -> list[Step]:
-    """The ordered steps from the files on disk to the new ones (see the module doc)."""
+    """The ordered steps from the files on disk to the new ones (see the module doc);
+    `stale` files are written even though their content is unchanged."""
     old_files = {n: t for n, t in old_files.items() if is_config_file(n)}
     target = dict(new_files)
     for name in (CDS_FILE, LDS_FILE):
         # Envoy never notices a deleted file: "no clusters" is said with an empty list.
         if name not in target and name in old_files:
             target[name] = versioned(EMPTY_BODY)
-    changed = {n: t for n, t in target.items() if old_files.get(n) != t}
+    changed = {n: t for n, t in target.items() if old_files.get(n) != t or n in stale}
     lds_now = old_files.get(LDS_FILE)
     steps: list[Step] = []
 
