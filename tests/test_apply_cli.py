@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from harness import free_ports, write_inventory
 from test_apply_helpers import file_facts, run_xdsgen
 
 
-def inventory(tmp_path: Path, name: str = "inventory", upstream: str = "127.0.0.1:3000", **extra: Any) -> Path:
+def inventory(
+    tmp_path: Path, name: str = "inventory", upstream: str = "127.0.0.1:3000", **extra: Any
+) -> Path:
     (admin,) = free_ports(1)  # nothing listens there
     data = {
         "version": 1,
@@ -42,9 +43,16 @@ def test_first_apply_writes_world_readable_files_and_state(tmp_path: Path) -> No
     assert result.stdout == ""  # no TTY, no --verbose: silent on success
     assert "nothing was confirmed" in result.stderr  # but never silent about that
     config = tmp_path / "config"
-    assert sorted(p.name for p in config.iterdir()) == [".xdsgen", "cds.yaml", "lds.yaml", "rds_http_ipv4.yaml"]
+    assert sorted(p.name for p in config.iterdir()) == [
+        ".xdsgen",
+        "cds.yaml",
+        "lds.yaml",
+        "rds_http_ipv4.yaml",
+    ]
     for name in ("cds.yaml", "lds.yaml", "rds_http_ipv4.yaml"):
-        assert stat.S_IMODE((config / name).stat().st_mode) == 0o644  # Envoy's image runs as uid 101
+        assert (
+            stat.S_IMODE((config / name).stat().st_mode) == 0o644
+        )  # Envoy's image runs as uid 101
     assert (config / ".xdsgen" / "state.json").is_file()
 
 
@@ -56,7 +64,11 @@ def test_invalid_inventory_exits_1_and_touches_nothing(tmp_path: Path) -> None:
     bad = inventory(tmp_path, "bad", upstream="127.0.0.1:99999")
     result = run_xdsgen("apply", str(bad), *FAST)
     assert result.returncode == 1
-    assert "bad.yaml:" in result.stderr and "99999" in result.stderr and "nothing written" in result.stderr
+    assert (
+        "bad.yaml:" in result.stderr
+        and "99999" in result.stderr
+        and "nothing written" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert file_facts(tmp_path / "config") == before
     assert file_facts(tmp_path / "config" / ".xdsgen") == state_before
@@ -64,9 +76,18 @@ def test_invalid_inventory_exits_1_and_touches_nothing(tmp_path: Path) -> None:
 
 def test_missing_certificate_file_is_an_error_for_apply(tmp_path: Path) -> None:
     path = inventory(
-        tmp_path, listen={"ipv4": {"address": "127.0.0.1", "http": 8080, "https": 8443}},
-        certificates={"site": {"cert": str(tmp_path / "nope.pem"), "key": str(tmp_path / "nope.key")}},
-        http=[{"domains": ["site.example.com"], "tls": "site", "routes": [{"prefix": "/", "upstream": "app"}]}],
+        tmp_path,
+        listen={"ipv4": {"address": "127.0.0.1", "http": 8080, "https": 8443}},
+        certificates={
+            "site": {"cert": str(tmp_path / "nope.pem"), "key": str(tmp_path / "nope.key")}
+        },
+        http=[
+            {
+                "domains": ["site.example.com"],
+                "tls": "site",
+                "routes": [{"prefix": "/", "upstream": "app"}],
+            }
+        ],
     )
     result = run_xdsgen("apply", str(path), *FAST)
     assert result.returncode == 1
@@ -78,8 +99,26 @@ def test_dry_run_shows_the_plan_and_tells_by_exit_code(tmp_path: Path) -> None:
     path = inventory(tmp_path)
     dry = run_xdsgen("apply", str(path), "--dry-run")
     assert dry.returncode == 5
-    assert dry.stdout.split() == ["+", "cluster", "app", "+", "route", "http_ipv4", "+", "listener", "http_ipv4",
-                                  "3", "to", "add,", "0", "to", "change,", "0", "to", "remove"]
+    assert dry.stdout.split() == [
+        "+",
+        "cluster",
+        "app",
+        "+",
+        "route",
+        "http_ipv4",
+        "+",
+        "listener",
+        "http_ipv4",
+        "3",
+        "to",
+        "add,",
+        "0",
+        "to",
+        "change,",
+        "0",
+        "to",
+        "remove",
+    ]
     assert not (tmp_path / "config").exists()  # a dry run writes nothing, not even the lock
     assert run_xdsgen("apply", str(path), *FAST).returncode == 0
     assert run_xdsgen("apply", str(path), "--dry-run").returncode == 0
@@ -89,7 +128,10 @@ def test_dry_run_shows_the_plan_and_tells_by_exit_code(tmp_path: Path) -> None:
     assert diff.returncode == 5
     assert diff.stdout.splitlines()[0].split() == ["~", "cluster", "app", "load_assignment"]
     assert "--- a/cds.yaml" in diff.stdout and "+++ b/cds.yaml" in diff.stdout
-    assert "-              port_value: 3000" in diff.stdout and "+              port_value: 3001" in diff.stdout
+    assert (
+        "-              port_value: 3000" in diff.stdout
+        and "+              port_value: 3001" in diff.stdout
+    )
 
 
 def test_stale_temp_files_are_swept(tmp_path: Path) -> None:
@@ -102,7 +144,9 @@ def test_stale_temp_files_are_swept(tmp_path: Path) -> None:
     result = run_xdsgen("apply", str(changed), *FAST, "-v")
     assert result.returncode == 0
     assert "removed .xdsgen-tmp-abc123.yaml" in result.stdout
-    assert not list(config.glob(".xdsgen-tmp-*")) and not list((config / ".xdsgen").glob(".xdsgen-tmp-*"))
+    assert not list(config.glob(".xdsgen-tmp-*")) and not list(
+        (config / ".xdsgen").glob(".xdsgen-tmp-*")
+    )
 
 
 def test_verbose_tells_each_step_and_that_nothing_was_confirmed(tmp_path: Path) -> None:
@@ -125,8 +169,9 @@ def test_rollback_without_envoy_restores_the_files(tmp_path: Path) -> None:
     first = inventory(tmp_path)
     assert run_xdsgen("apply", str(first), *FAST).returncode == 0
     before = {n: f[2] for n, f in file_facts(tmp_path / "config").items()}
-    second = inventory(tmp_path, "second", upstream="127.0.0.1:3001",
-                       tcp=[{"port": 4450, "upstream": "app"}])
+    second = inventory(
+        tmp_path, "second", upstream="127.0.0.1:3001", tcp=[{"port": 4450, "upstream": "app"}]
+    )
     assert run_xdsgen("apply", str(second), *FAST).returncode == 0
     result = run_xdsgen("rollback", "--config-dir", str(tmp_path / "config"), "--settle", "0")
     assert result.returncode == 0, result.stderr
@@ -138,8 +183,14 @@ def test_help_documents_the_exit_codes(command: str) -> None:
     result = run_xdsgen(command, "--help")
     text = " ".join(result.stdout.split())
     assert result.returncode == 0
-    for code in ("0 success", "1 invalid inventory", "3 Envoy refused", "4 another apply",
-                 "5 apply --dry-run: changes would be made", "6 a file"):
+    for code in (
+        "0 success",
+        "1 invalid inventory",
+        "3 Envoy refused",
+        "4 another apply",
+        "5 apply --dry-run: changes would be made",
+        "6 a file",
+    ):
         assert code in text, code
 
 
@@ -148,8 +199,13 @@ def test_terminal_gets_colour_and_the_plan_cron_gets_neither(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env["TERM"] = "xterm-256color"
     main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "xdsgen", "apply", str(path), "--dry-run"],
-                            stdout=child, stderr=child, stdin=child, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xdsgen", "apply", str(path), "--dry-run"],
+        stdout=child,
+        stderr=child,
+        stdin=child,
+        env=env,
+    )
     os.close(child)
     output = b""
     while True:

@@ -12,15 +12,30 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
-
 from harness import (
-    Certs, HttpBackend, TcpEcho, free_ports, http_get, peer_certificate_names, tcp_roundtrip,
+    Certs,
+    HttpBackend,
+    TcpEcho,
+    free_ports,
+    http_get,
+    peer_certificate_names,
+    tcp_roundtrip,
 )
-from test_apply_helpers import Live, fast_backend, file_facts, parse_yaml, run_xdsgen, start_live, wait_until
+from test_apply_helpers import (
+    Live,
+    fast_backend,
+    file_facts,
+    parse_yaml,
+    run_xdsgen,
+    start_live,
+    wait_until,
+)
+
 from xdsgen.apply import Options, apply, load_state, read_config_files
 from xdsgen.errors import EnvoyRefused
 
@@ -88,65 +103,97 @@ def test_applies_under_traffic_fail_no_request(live: Live) -> None:
     t1, t2 = TcpEcho("t1"), TcpEcho("t2")
     http4, tcp1, tcp2, http6 = free_ports(4)
     listen4 = {"address": "127.0.0.1", "http": http4}
-    catch_all = {"domains": ["*"], "routes": [{"prefix": "/a/", "upstream": "a"}, {"prefix": "/", "upstream": "a"}]}
+    catch_all = {
+        "domains": ["*"],
+        "routes": [{"prefix": "/a/", "upstream": "a"}, {"prefix": "/", "upstream": "a"}],
+    }
     stages: list[dict[str, Any]] = [
-        {   # 0: one upstream, two vhosts, a TCP map
+        {  # 0: one upstream, two vhosts, a TCP map
             "listen": {"ipv4": listen4},
             "upstreams": {"a": a1.endpoint, "t": t1.endpoint},
-            "http": [{"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "a"}]}, catch_all],
+            "http": [
+                {"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "a"}]},
+                catch_all,
+            ],
             "tcp": [{"port": tcp1, "upstream": "t"}],
         },
-        {   # 1: add an upstream, a route and a vhost
+        {  # 1: add an upstream, a route and a vhost
             "listen": {"ipv4": listen4},
             "upstreams": {"a": a1.endpoint, "b": b.endpoint, "t": t1.endpoint},
             "http": [
                 {"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "a"}]},
                 {"domains": ["y.test"], "routes": [{"prefix": "/", "upstream": "b"}]},
-                {"domains": ["*"], "routes": [{"prefix": "/b/", "upstream": "b"}, *catch_all["routes"]]},
+                {
+                    "domains": ["*"],
+                    "routes": [{"prefix": "/b/", "upstream": "b"}, *catch_all["routes"]],
+                },
             ],
             "tcp": [{"port": tcp1, "upstream": "t"}],
         },
-        {   # 2: rename upstreams (HTTP and TCP), the TCP one to another backend
+        {  # 2: rename upstreams (HTTP and TCP), the TCP one to another backend
             "listen": {"ipv4": listen4},
             "upstreams": {"alpha": a1.endpoint, "b": b.endpoint, "tee": t2.endpoint},
             "http": [
                 {"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "alpha"}]},
                 {"domains": ["y.test"], "routes": [{"prefix": "/", "upstream": "b"}]},
-                {"domains": ["*"], "routes": [{"prefix": "/b/", "upstream": "b"},
-                                              {"prefix": "/a/", "upstream": "alpha"},
-                                              {"prefix": "/", "upstream": "alpha"}]},
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/b/", "upstream": "b"},
+                        {"prefix": "/a/", "upstream": "alpha"},
+                        {"prefix": "/", "upstream": "alpha"},
+                    ],
+                },
             ],
             "tcp": [{"port": tcp1, "upstream": "tee"}],
         },
-        {   # 3: add listeners: a second TCP map and the IPv6 family
+        {  # 3: add listeners: a second TCP map and the IPv6 family
             "listen": {"ipv4": listen4, "ipv6": {"address": "::1", "http": http6}},
             "upstreams": {"alpha": a1.endpoint, "b": b.endpoint, "tee": t2.endpoint},
             "http": [
                 {"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "alpha"}]},
                 {"domains": ["y.test"], "routes": [{"prefix": "/", "upstream": "b"}]},
-                {"domains": ["*"], "routes": [{"prefix": "/b/", "upstream": "b"},
-                                              {"prefix": "/a/", "upstream": "alpha"},
-                                              {"prefix": "/", "upstream": "alpha"}]},
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/b/", "upstream": "b"},
+                        {"prefix": "/a/", "upstream": "alpha"},
+                        {"prefix": "/", "upstream": "alpha"},
+                    ],
+                },
             ],
-            "tcp": [{"port": tcp1, "upstream": "tee"}, {"port": tcp2, "upstream": "tee", "families": ["ipv4"]}],
+            "tcp": [
+                {"port": tcp1, "upstream": "tee"},
+                {"port": tcp2, "upstream": "tee", "families": ["ipv4"]},
+            ],
         },
-        {   # 4: remove a vhost, an upstream, a route and a listener; move alpha to another backend
+        {  # 4: remove a vhost, an upstream, a route and a listener; move alpha to another backend
             "listen": {"ipv4": listen4, "ipv6": {"address": "::1", "http": http6}},
             "upstreams": {"alpha": a2.endpoint, "tee": t2.endpoint},
             "http": [
                 {"domains": ["y.test"], "routes": [{"prefix": "/", "upstream": "alpha"}]},
-                {"domains": ["*"], "routes": [{"prefix": "/a/", "upstream": "alpha"},
-                                              {"prefix": "/", "upstream": "alpha"}]},
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/a/", "upstream": "alpha"},
+                        {"prefix": "/", "upstream": "alpha"},
+                    ],
+                },
             ],
             "tcp": [{"port": tcp1, "upstream": "tee", "families": ["ipv4"]}],
         },
-        {   # 5: remove the IPv6 listener again
+        {  # 5: remove the IPv6 listener again
             "listen": {"ipv4": listen4},
             "upstreams": {"alpha": a2.endpoint, "tee": t2.endpoint},
             "http": [
                 {"domains": ["y.test"], "routes": [{"prefix": "/", "upstream": "alpha"}]},
-                {"domains": ["*"], "routes": [{"prefix": "/a/", "upstream": "alpha"},
-                                              {"prefix": "/", "upstream": "alpha"}]},
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/a/", "upstream": "alpha"},
+                        {"prefix": "/", "upstream": "alpha"},
+                    ],
+                },
             ],
             "tcp": [{"port": tcp1, "upstream": "tee", "families": ["ipv4"]}],
         },
@@ -154,15 +201,43 @@ def test_applies_under_traffic_fail_no_request(live: Live) -> None:
     # Each probe: what it asks, what a good answer is, and the stages that serve it
     # (from the confirmation of the first to the start of the apply after the last).
     probes = [
-        (Probe("catch-all /a/", lambda: _backend_of(http4, "any.test", "/a/x"), lambda r: r == "a"), 0, 5),
+        (
+            Probe(
+                "catch-all /a/", lambda: _backend_of(http4, "any.test", "/a/x"), lambda r: r == "a"
+            ),
+            0,
+            5,
+        ),
         (Probe("x.test", lambda: _backend_of(http4, "x.test", "/"), lambda r: r == "a"), 0, 3),
-        (Probe("y.test", lambda: _backend_of(http4, "y.test", "/"), lambda r: r in ("a", "b")), 1, 5),
+        (
+            Probe("y.test", lambda: _backend_of(http4, "y.test", "/"), lambda r: r in ("a", "b")),
+            1,
+            5,
+        ),
         (Probe("/b/", lambda: _backend_of(http4, "any.test", "/b/"), lambda r: r == "b"), 1, 3),
-        (Probe("tcp map", lambda: tcp_roundtrip("127.0.0.1", tcp1, b"ping", timeout=3).decode(),
-               lambda r: r in ("t1:ping", "t2:ping")), 0, 5),
-        (Probe("tcp map 2", lambda: tcp_roundtrip("127.0.0.1", tcp2, b"ping", timeout=3).decode(),
-               lambda r: r == "t2:ping"), 3, 3),
-        (Probe("ipv6", lambda: _backend_of(http6, "any.test", "/a/", "::1"), lambda r: r == "a"), 3, 4),
+        (
+            Probe(
+                "tcp map",
+                lambda: tcp_roundtrip("127.0.0.1", tcp1, b"ping", timeout=3).decode(),
+                lambda r: r in ("t1:ping", "t2:ping"),
+            ),
+            0,
+            5,
+        ),
+        (
+            Probe(
+                "tcp map 2",
+                lambda: tcp_roundtrip("127.0.0.1", tcp2, b"ping", timeout=3).decode(),
+                lambda r: r == "t2:ping",
+            ),
+            3,
+            3,
+        ),
+        (
+            Probe("ipv6", lambda: _backend_of(http6, "any.test", "/a/", "::1"), lambda r: r == "a"),
+            3,
+            4,
+        ),
     ]
     marks: list[tuple[float, float]] = []  # (apply started, apply confirmed) per stage
     try:
@@ -172,7 +247,7 @@ def test_applies_under_traffic_fail_no_request(live: Live) -> None:
             result = apply(str(inventory), quick())
             marks.append((started, time.monotonic()))
             assert result.confirmed, f"stage {index} was not confirmed"
-            assert result.applied or index == 0 and result.plan.empty
+            assert result.applied or (index == 0 and result.plan.empty)
             if index == 0:
                 for probe, *_ in probes:
                     probe.thread.start()
@@ -204,22 +279,34 @@ def test_refused_listener_restores_the_previous_files(live: Live) -> None:
     but the running Envoy cannot bind it: exit 3, previous files back, old config served."""
     app = HttpBackend("app")
     http4, busy = free_ports(2)
-    good = live.inventory("refusal-good", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                          upstreams={"app": app.endpoint},
-                          http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
+    good = live.inventory(
+        "refusal-good",
+        listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+        upstreams={"app": app.endpoint},
+        http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+    )
     holder = socket.socket()
     try:
         quiet = run_xdsgen("apply", str(good))
-        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")  # cron: silent on success
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (
+            0,
+            "",
+            "",
+        )  # cron: silent on success
         before = file_facts(live.config)
-        before_versions = (live.envoy.stat("cluster_manager.cds.version_text"),
-                           live.envoy.stat("listener_manager.lds.version_text"))
+        before_versions = (
+            live.envoy.stat("cluster_manager.cds.version_text"),
+            live.envoy.stat("listener_manager.lds.version_text"),
+        )
         holder.bind(("127.0.0.1", busy))
         holder.listen()
-        bad = live.inventory("refusal-bad", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                             upstreams={"app": app.endpoint, "other": "127.0.0.1:9"},
-                             http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
-                             tcp=[{"port": busy, "upstream": "other"}])
+        bad = live.inventory(
+            "refusal-bad",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"app": app.endpoint, "other": "127.0.0.1:9"},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+            tcp=[{"port": busy, "upstream": "other"}],
+        )
         result = run_xdsgen("apply", str(bad), "--timeout", "5")
         assert result.returncode == 3, result.stderr
         assert "cannot bind" in result.stderr and "Address already in use" in result.stderr
@@ -229,12 +316,16 @@ def test_refused_listener_restores_the_previous_files(live: Live) -> None:
         assert {n: f[2] for n, f in after.items()} == {n: f[2] for n, f in before.items()}
         assert not [n for n in os.listdir(live.config) if n.startswith(".xdsgen-tmp")]
         # Envoy runs the restored files: same versions, the old listener still serves.
-        assert (live.envoy.stat("cluster_manager.cds.version_text"),
-                live.envoy.stat("listener_manager.lds.version_text")) == before_versions
+        assert (
+            live.envoy.stat("cluster_manager.cds.version_text"),
+            live.envoy.stat("listener_manager.lds.version_text"),
+        ) == before_versions
         assert live.envoy.stat("cluster_manager.warming_clusters") == "0"
         assert _backend_of(http4, "any", "/") == "app"
         # The state still names the good config as the last accepted one.
-        assert load_state(str(live.config))["accepted"][0]["files"] == read_config_files(str(live.config))
+        assert load_state(str(live.config))["accepted"][0]["files"] == read_config_files(
+            str(live.config)
+        )
     finally:
         holder.close()
         app.close()
@@ -249,17 +340,27 @@ def test_envoy_check_refusal_writes_nothing(live: Live, tmp_path: Path) -> None:
     _, other_key = certs.issue("other", "other.example.com")
     http4, https4 = free_ports(2)
     try:
-        good = live.inventory("check-good", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                              upstreams={"app": app.endpoint},
-                              http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
+        good = live.inventory(
+            "check-good",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"app": app.endpoint},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        )
         assert run_xdsgen("apply", str(good)).returncode == 0
         before = file_facts(live.config)
         bad = live.inventory(
-            "check-bad", listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
+            "check-bad",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
             upstreams={"app": app.endpoint},
             certificates={"site": {"cert": str(cert), "key": str(other_key)}},
-            http=[{"domains": ["site.example.com"], "tls": "site", "routes": [{"prefix": "/", "upstream": "app"}]},
-                  {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+            http=[
+                {
+                    "domains": ["site.example.com"],
+                    "tls": "site",
+                    "routes": [{"prefix": "/", "upstream": "app"}],
+                },
+                {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]},
+            ],
         )
         result = run_xdsgen("apply", str(bad))
         assert result.returncode == 3, result.stderr
@@ -278,17 +379,27 @@ def test_rejected_secret_of_a_new_listener_is_rolled_back(live: Live, tmp_path: 
     _, other_key = certs.issue("other", "other.example.com")
     http4, https4 = free_ports(2)
     try:
-        good = live.inventory("warm-good", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                              upstreams={"app": app.endpoint},
-                              http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
+        good = live.inventory(
+            "warm-good",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"app": app.endpoint},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        )
         apply(str(good), quick())
         before = read_config_files(str(live.config))
         bad = live.inventory(
-            "warm-bad", listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
+            "warm-bad",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
             upstreams={"app": app.endpoint},
             certificates={"site": {"cert": str(cert), "key": str(other_key)}},
-            http=[{"domains": ["site.example.com"], "tls": "site", "routes": [{"prefix": "/", "upstream": "app"}]},
-                  {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+            http=[
+                {
+                    "domains": ["site.example.com"],
+                    "tls": "site",
+                    "routes": [{"prefix": "/", "upstream": "app"}],
+                },
+                {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]},
+            ],
         )
         with pytest.raises(EnvoyRefused) as failure:
             apply(str(bad), quick(timeout=3.0, envoy_check=""))
@@ -296,8 +407,10 @@ def test_rejected_secret_of_a_new_listener_is_rolled_back(live: Live, tmp_path: 
         assert "listeners: Envoy refused the update (sds.site.update_rejected went up)" in message
         assert "previous files are restored and Envoy confirmed them" in message
         assert read_config_files(str(live.config)) == before
-        wait_until(lambda: live.envoy.stat("listener_manager.total_listeners_warming") == "0",
-                   what="the refused listener to go away")
+        wait_until(
+            lambda: live.envoy.stat("listener_manager.total_listeners_warming") == "0",
+            what="the refused listener to go away",
+        )
         assert _backend_of(http4, "any", "/") == "app"
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", https4), timeout=1).close()
@@ -311,15 +424,21 @@ def test_rejected_secret_of_a_new_listener_is_rolled_back(live: Live, tmp_path: 
 def test_noop_apply_touches_nothing(live: Live) -> None:
     app = HttpBackend("app")
     (http4,) = free_ports(1)
-    inventory = live.inventory("noop", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                               upstreams={"app": app.endpoint},
-                               http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
+    inventory = live.inventory(
+        "noop",
+        listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+        upstreams={"app": app.endpoint},
+        http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+    )
     try:
         first = run_xdsgen("apply", str(inventory), "--verbose")
         assert first.returncode == 0 and "confirmed by Envoy" in first.stdout
         # Listeners removed by this (or an earlier) test drain first; their stats go with them.
-        wait_until(lambda: live.envoy.stat("listener_manager.total_listeners_draining") == "0", 15,
-                   "removed listeners to drain")
+        wait_until(
+            lambda: live.envoy.stat("listener_manager.total_listeners_draining") == "0",
+            15,
+            "removed listeners to drain",
+        )
         time.sleep(0.2)
         files, counters = file_facts(live.config), live.counters()
         state = (live.config / ".xdsgen" / "state.json").stat()
@@ -340,12 +459,20 @@ def test_in_place_write_is_not_seen_but_apply_rename_is(live: Live) -> None:
     (http4,) = free_ports(1)
     routes = lambda name: [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": name}]}]  # noqa: E731
     try:
-        first = live.inventory("inplace-a", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                               upstreams={"a": a.endpoint, "b": b.endpoint}, http=routes("a"))
+        first = live.inventory(
+            "inplace-a",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"a": a.endpoint, "b": b.endpoint},
+            http=routes("a"),
+        )
         apply(str(first), quick())
         assert _backend_of(http4, "any", "/") == "a"
-        second = live.inventory("inplace-b", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                                upstreams={"a": a.endpoint, "b": b.endpoint}, http=routes("b"))
+        second = live.inventory(
+            "inplace-b",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"a": a.endpoint, "b": b.endpoint},
+            http=routes("b"),
+        )
         from xdsgen.pipeline import load_model, render
 
         new_rds = render(load_model(str(second))).files["rds_http_ipv4.yaml"]
@@ -361,7 +488,8 @@ def test_in_place_write_is_not_seen_but_apply_rename_is(live: Live) -> None:
         # another version and renames the file into place again.
         dry = apply(str(second), quick(dry_run=True))
         assert [(c.action, c.kind, c.name, c.detail) for c in dry.plan.changes] == [
-            ("~", "route", "http_ipv4", f"Envoy runs version {running}, not the file's")]
+            ("~", "route", "http_ipv4", f"Envoy runs version {running}, not the file's")
+        ]
         result = apply(str(second), quick())
         assert result.confirmed
         assert int(live.envoy.stat("http.http_ipv4.rds.http_ipv4.update_attempt")) > int(attempts)
@@ -380,19 +508,28 @@ def test_route_only_apply_keeps_open_connections(live: Live) -> None:
 
     def inventory(name: str, extra_prefix: str) -> Path:
         return live.inventory(
-            name, listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            name,
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
             upstreams={"app": app.endpoint, "ws": ws.endpoint},
-            http=[{"domains": ["*"], "routes": [
-                {"prefix": "/ws", "upstream": "ws", "websocket": True, "timeout": "0s"},
-                {"prefix": extra_prefix, "upstream": "ws"},
-                {"prefix": "/", "upstream": "app"}]}],
+            http=[
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/ws", "upstream": "ws", "websocket": True, "timeout": "0s"},
+                        {"prefix": extra_prefix, "upstream": "ws"},
+                        {"prefix": "/", "upstream": "app"},
+                    ],
+                }
+            ],
         )
 
     try:
         apply(str(inventory("drain-1", "/one/")), quick())
         sock = socket.create_connection(("127.0.0.1", http4), timeout=5)
-        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: any\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        sock.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: any\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             head += sock.recv(4096)
@@ -416,12 +553,21 @@ def test_route_only_apply_keeps_open_connections(live: Live) -> None:
 # --------------------------------------------------------------------------- certificates
 
 
-def _tls_inventory(live: Live, name: str, https4: int, http4: int, cert: Path, key: Path, app: str) -> Path:
+def _tls_inventory(
+    live: Live, name: str, https4: int, http4: int, cert: Path, key: Path, app: str
+) -> Path:
     return live.inventory(
-        name, listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
+        name,
+        listen={"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
         upstreams={"app": app},
         certificates={"site": {"cert": str(cert), "key": str(key)}},
-        http=[{"domains": ["site.example.com"], "tls": "site", "routes": [{"prefix": "/", "upstream": "app"}]}],
+        http=[
+            {
+                "domains": ["site.example.com"],
+                "tls": "site",
+                "routes": [{"prefix": "/", "upstream": "app"}],
+            }
+        ],
     )
 
 
@@ -494,9 +640,12 @@ def test_rollback_command_returns_to_the_previous_config(live: Live) -> None:
     (http4,) = free_ports(1)
 
     def inventory(name: str, upstream: str) -> Path:
-        return live.inventory(name, listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                              upstreams={upstream: (a if upstream == "a" else b).endpoint},
-                              http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": upstream}]}])
+        return live.inventory(
+            name,
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={upstream: (a if upstream == "a" else b).endpoint},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": upstream}]}],
+        )
 
     try:
         assert run_xdsgen("apply", str(inventory("rb-a", "a"))).returncode == 0
@@ -507,7 +656,10 @@ def test_rollback_command_returns_to_the_previous_config(live: Live) -> None:
         dry = run_xdsgen("rollback", "--config-dir", str(live.config), "--dry-run")
         assert dry.returncode == 5
         assert [line.split()[:3] for line in dry.stdout.splitlines()[:3]] == [
-            ["+", "cluster", "a"], ["-", "cluster", "b"], ["~", "route", "http_ipv4"]]
+            ["+", "cluster", "a"],
+            ["-", "cluster", "b"],
+            ["~", "route", "http_ipv4"],
+        ]
         result = run_xdsgen("rollback", "--config-dir", str(live.config), "-v")
         assert result.returncode == 0, result.stderr
         assert "rolled back" in result.stdout and "confirmed by Envoy" in result.stdout
@@ -532,15 +684,22 @@ def test_concurrent_applies_are_serialized(live: Live) -> None:
     a, b = HttpBackend("a"), HttpBackend("b")
     (http4,) = free_ports(1)
     inventories = [
-        live.inventory(f"lock-{name}", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                       upstreams={name: backend.endpoint},
-                       http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": name}]}])
+        live.inventory(
+            f"lock-{name}",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={name: backend.endpoint},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": name}]}],
+        )
         for name, backend in (("a", a), ("b", b))
     ]
     try:
         processes = [
-            subprocess.Popen([sys.executable, "-m", "xdsgen", "apply", str(path), "-v", "--no-envoy-check"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-m", "xdsgen", "apply", str(path), "-v", "--no-envoy-check"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for path in inventories
         ]
         outputs = [p.communicate(timeout=60) for p in processes]
@@ -553,7 +712,10 @@ def test_concurrent_applies_are_serialized(live: Live) -> None:
 
         candidates = [render(load_model(str(p))).files for p in inventories]
         assert final in candidates
-        assert live.envoy.stat("listener_manager.lds.version_text") == '"' + final["lds.yaml"].split('"')[1] + '"'
+        assert (
+            live.envoy.stat("listener_manager.lds.version_text")
+            == '"' + final["lds.yaml"].split('"')[1] + '"'
+        )
 
         # While another holder keeps the lock, apply gives up after --lock-timeout: exit 4.
         from xdsgen.lock import locked
@@ -574,14 +736,21 @@ def test_unreachable_admin_applies_without_confirmation(live: Live, tmp_path: Pa
     app = HttpBackend("app")
     (http4, nothing) = free_ports(2)
     try:
-        inventory = live.inventory("noadmin", listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
-                                   upstreams={"app": app.endpoint},
-                                   http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
-        result = run_xdsgen("apply", str(inventory), "--admin", f"127.0.0.1:{nothing}", "--settle", "0.3")
+        inventory = live.inventory(
+            "noadmin",
+            listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+            upstreams={"app": app.endpoint},
+            http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        )
+        result = run_xdsgen(
+            "apply", str(inventory), "--admin", f"127.0.0.1:{nothing}", "--settle", "0.3"
+        )
         assert result.returncode == 0, result.stderr
         assert "unreachable" in result.stderr and "nothing was confirmed" in result.stderr
         # Envoy (whose admin we did not ask) still got every file, in order.
         wait_until(lambda: _backend_of(http4, "any", "/") == "app", what="the listener")
-        assert parse_yaml(live.config / ".xdsgen" / "state.json")["accepted"][0]["confirmed"] is False
+        assert (
+            parse_yaml(live.config / ".xdsgen" / "state.json")["accepted"][0]["confirmed"] is False
+        )
     finally:
         app.close()

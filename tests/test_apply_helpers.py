@@ -12,18 +12,23 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-
 from harness import Envoy, HttpBackend, running_envoy, write_inventory
 
 XDSGEN = [sys.executable, "-m", "xdsgen"]
 
 
-def run_xdsgen(*args: str, timeout: float = 60, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def run_xdsgen(
+    *args: str, timeout: float = 60, env: Optional[dict[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
     """The real command line, as cron or a person runs it (no TTY)."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("NO_COLOR", None)
     return subprocess.run(
-        [*XDSGEN, *args], capture_output=True, text=True, timeout=timeout, env=full_env,
+        [*XDSGEN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
         stdin=subprocess.DEVNULL,
     )
 
@@ -40,17 +45,28 @@ class Live:
     def inventory(self, name: str, **sections: Any) -> Path:
         data = {
             "version": 1,
-            "envoy": {"config_dir": str(self.config), "admin": f"127.0.0.1:{self.admin_port}",
-                      "access_log": "off"},
+            "envoy": {
+                "config_dir": str(self.config),
+                "admin": f"127.0.0.1:{self.admin_port}",
+                "access_log": "off",
+            },
             **sections,
         }
         return write_inventory(self.tmp / f"{name}.yaml", data)
 
     def counters(self) -> dict[str, str]:
         return {
-            k: v for k, v in self.envoy.stats().items()
-            if k.endswith((".update_attempt", ".update_success", ".update_rejected", ".update_failure",
-                           ".version_text"))
+            k: v
+            for k, v in self.envoy.stats().items()
+            if k.endswith(
+                (
+                    ".update_attempt",
+                    ".update_success",
+                    ".update_rejected",
+                    ".update_failure",
+                    ".version_text",
+                )
+            )
             or k.startswith("listener_manager.listener_")
         }
 
@@ -60,7 +76,11 @@ def start_live(tmp: Path, admin_port: int, backend_endpoint: str, http_port: int
     config = tmp / "config"
     data = {
         "version": 1,
-        "envoy": {"config_dir": str(config), "admin": f"127.0.0.1:{admin_port}", "access_log": "off"},
+        "envoy": {
+            "config_dir": str(config),
+            "admin": f"127.0.0.1:{admin_port}",
+            "access_log": "off",
+        },
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http_port}},
         "upstreams": {"seed": backend_endpoint},
         "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "seed"}]}],

@@ -11,14 +11,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
-
 from harness import Certs, HttpBackend, TcpEcho, free_ports
 from test_apply_helpers import Live, start_live, wait_until
+
 from xdsgen.apply import read_config_files, subscriptions
 from xdsgen.files import TEMP_PREFIX
 from xdsgen.plan import file_version, is_config_file, resources_of
@@ -73,7 +74,9 @@ def check_consistent(config: Path) -> dict[str, str]:
             text = yaml.safe_dump(chain)
             for line in text.splitlines():
                 if "path: " in line and line.strip().startswith("path:"):
-                    assert posixpath.basename(line.split("path:")[1].strip().strip("'\"")) in files, line
+                    assert (
+                        posixpath.basename(line.split("path:")[1].strip().strip("'\"")) in files
+                    ), line
     clusters = {c["name"] for c in yaml.safe_load(files["cds.yaml"])["resources"]}
     assert referenced_clusters(files) <= clusters, (referenced_clusters(files), clusters)
     return files
@@ -82,8 +85,10 @@ def check_consistent(config: Path) -> dict[str, str]:
 def envoy_runs(live: Live, files: dict[str, str], rejected_before: dict[str, int]) -> None:
     """Envoy converges on exactly these files (the kill may have landed just after a
     rename that Envoy has not processed yet), with nothing warming and nothing rejected."""
-    expected = {"cluster_manager.cds": file_version(files["cds.yaml"]),
-                "listener_manager.lds": file_version(files["lds.yaml"])}
+    expected = {
+        "cluster_manager.cds": file_version(files["cds.yaml"]),
+        "listener_manager.lds": file_version(files["lds.yaml"]),
+    }
     for name, prefix in subscriptions(files["lds.yaml"]).items():
         expected[prefix] = file_version(files[name])
 
@@ -101,7 +106,8 @@ def envoy_runs(live: Live, files: dict[str, str], rejected_before: dict[str, int
 
 def rejections(live: Live) -> dict[str, int]:
     return {
-        k: int(v) for k, v in live.envoy.stats().items()
+        k: int(v)
+        for k, v in live.envoy.stats().items()
         if k.endswith((".update_rejected", ".update_failure")) and int(v)
     }
 
@@ -124,15 +130,29 @@ def test_sigkill_at_random_moments_leaves_a_config_envoy_runs(live: Live, tmp_pa
             "listen": {"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}},
             "upstreams": {"b": b.endpoint, "t2": t.endpoint},
             "certificates": {"site": {"cert": str(cert), "key": str(key)}},
-            "http": [{"domains": ["site.example.com"], "tls": "site", "routes": [{"prefix": "/", "upstream": "b"}]},
-                     {"domains": ["*"], "routes": [{"prefix": "/b/", "upstream": "b"}, {"prefix": "/", "upstream": "b"}]}],
+            "http": [
+                {
+                    "domains": ["site.example.com"],
+                    "tls": "site",
+                    "routes": [{"prefix": "/", "upstream": "b"}],
+                },
+                {
+                    "domains": ["*"],
+                    "routes": [
+                        {"prefix": "/b/", "upstream": "b"},
+                        {"prefix": "/", "upstream": "b"},
+                    ],
+                },
+            ],
             "tcp": [{"port": tcp2, "upstream": "t2"}],
         },
         {
             "listen": {"ipv4": {"address": "127.0.0.1", "http": http4}},
             "upstreams": {"a": a.endpoint, "b": b.endpoint, "t": t.endpoint},
-            "http": [{"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "b"}]},
-                     {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "a"}]}],
+            "http": [
+                {"domains": ["x.test"], "routes": [{"prefix": "/", "upstream": "b"}]},
+                {"domains": ["*"], "routes": [{"prefix": "/", "upstream": "a"}]},
+            ],
             "tcp": [{"port": tcp1, "upstream": "t"}, {"port": tcp2, "upstream": "t"}],
         },
     ]
@@ -144,25 +164,42 @@ def test_sigkill_at_random_moments_leaves_a_config_envoy_runs(live: Live, tmp_pa
             inventory = inventories[iteration % len(inventories)]
             # Half confirm through the admin interface (fast steps), half settle blindly
             # (steps spread over a second): kills land in every phase of both.
-            extra = ["--settle", "0.15", "--admin", f"127.0.0.1:{unreachable}"] if iteration % 2 else []
+            extra = (
+                ["--settle", "0.15", "--admin", f"127.0.0.1:{unreachable}"] if iteration % 2 else []
+            )
             process = subprocess.Popen(
-                [sys.executable, "-m", "xdsgen", "apply", str(inventory), "--no-envoy-check", *extra],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    sys.executable,
+                    "-m",
+                    "xdsgen",
+                    "apply",
+                    str(inventory),
+                    "--no-envoy-check",
+                    *extra,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
             time.sleep(rng.uniform(0.2, 1.0))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
             process.wait(10)
-            assert process.returncode in (0, -signal.SIGKILL), process.stderr.read() if process.stderr else ""
+            assert process.returncode in (0, -signal.SIGKILL), (
+                process.stderr.read() if process.stderr else ""
+            )
             if process.stderr:
                 process.stderr.close()
             files = check_consistent(live.config)
             envoy_runs(live, files, base)
         assert kills >= ITERATIONS // 3, f"only {kills} of {ITERATIONS} applies were killed"
         # The next whole apply completes the config and leaves no temp file behind.
-        final = subprocess.run([sys.executable, "-m", "xdsgen", "apply", str(inventories[0]), "-v"],
-                               capture_output=True, text=True, timeout=60)
+        final = subprocess.run(
+            [sys.executable, "-m", "xdsgen", "apply", str(inventories[0]), "-v"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert final.returncode == 0, final.stderr
         assert not [n for n in os.listdir(live.config) if n.startswith(TEMP_PREFIX)]
         assert not [n for n in os.listdir(live.config / ".xdsgen") if n.startswith(TEMP_PREFIX)]

@@ -7,12 +7,18 @@ from typing import Any
 
 import pytest
 import yaml
-
 from harness import Certs, write_inventory
+
 from xdsgen.apply import certificate_serial, subscriptions
 from xdsgen.pipeline import load_model, render
 from xdsgen.plan import (
-    CertReload, Change, compute_plan, file_version, plan_steps, resources_of, union_cds,
+    CertReload,
+    Change,
+    compute_plan,
+    file_version,
+    plan_steps,
+    resources_of,
+    union_cds,
 )
 
 
@@ -29,18 +35,33 @@ def rendered(tmp_path: Path, name: str, **sections: Any) -> dict[str, str]:
 
 BASE = {
     "upstreams": {"app": "127.0.0.1:3000", "old_nas": "127.0.0.1:5000"},
-    "http": [{"domains": ["*"], "routes": [{"prefix": "/nas/", "upstream": "old_nas"},
-                                           {"prefix": "/", "upstream": "app"}]}],
+    "http": [
+        {
+            "domains": ["*"],
+            "routes": [
+                {"prefix": "/nas/", "upstream": "old_nas"},
+                {"prefix": "/", "upstream": "app"},
+            ],
+        }
+    ],
 }
 
 
 def test_plan_lists_each_resource_with_its_action(tmp_path: Path) -> None:
     old = rendered(tmp_path, "old", **BASE)
     new = rendered(
-        tmp_path, "new",
+        tmp_path,
+        "new",
         upstreams={"app": "127.0.0.1:3001", "grafana": "127.0.0.1:3000"},
-        http=[{"domains": ["*"], "routes": [{"prefix": "/grafana/", "upstream": "grafana"},
-                                            {"prefix": "/", "upstream": "app"}]}],
+        http=[
+            {
+                "domains": ["*"],
+                "routes": [
+                    {"prefix": "/grafana/", "upstream": "grafana"},
+                    {"prefix": "/", "upstream": "app"},
+                ],
+            }
+        ],
         tcp=[{"port": 4450, "upstream": "app"}],
     )
     plan = compute_plan(old, new)
@@ -75,8 +96,12 @@ def test_files_that_are_not_xds_are_ignored(tmp_path: Path) -> None:
 
 def test_removed_cluster_stays_until_the_routes_no_longer_use_it(tmp_path: Path) -> None:
     old = rendered(tmp_path, "old", **BASE)
-    new = rendered(tmp_path, "new", upstreams={"app": "127.0.0.1:3000"},
-                   http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}])
+    new = rendered(
+        tmp_path,
+        "new",
+        upstreams={"app": "127.0.0.1:3000"},
+        http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+    )
     steps = plan_steps(old, new)
     assert [s.what for s in steps] == ["clusters (old and new)", "routes", "clusters"]
     union = dict(steps[0].writes)["cds.yaml"]
@@ -89,8 +114,9 @@ def test_removed_cluster_stays_until_the_routes_no_longer_use_it(tmp_path: Path)
 
 def test_added_cluster_needs_no_union_step(tmp_path: Path) -> None:
     old = rendered(tmp_path, "old", **BASE)
-    new = rendered(tmp_path, "new", upstreams={**BASE["upstreams"], "extra": "127.0.0.1:1"},
-                   http=BASE["http"])
+    new = rendered(
+        tmp_path, "new", upstreams={**BASE["upstreams"], "extra": "127.0.0.1:1"}, http=BASE["http"]
+    )
     assert union_cds(old["cds.yaml"], new["cds.yaml"]) is None
     assert [s.what for s in plan_steps(old, new)] == ["clusters"]
 
@@ -102,8 +128,14 @@ def test_new_listener_gets_its_route_and_secret_files_before_lds(tmp_path: Path)
     data = dict(BASE)
     data["listen"] = {"ipv4": {"address": "127.0.0.1", "http": 8080, "https": 8443}}
     data["certificates"] = {"site": {"cert": str(cert), "key": str(key)}}
-    data["http"] = [{"domains": ["site.example.com"], "tls": "site",
-                     "routes": [{"prefix": "/", "upstream": "app"}]}, *BASE["http"]]
+    data["http"] = [
+        {
+            "domains": ["site.example.com"],
+            "tls": "site",
+            "routes": [{"prefix": "/", "upstream": "app"}],
+        },
+        *BASE["http"],
+    ]
     new = rendered(tmp_path, "new", **data)
     steps = plan_steps(old, new)
     order = [(s.what, sorted(n for n, _ in s.writes)) for s in steps]
@@ -150,8 +182,13 @@ def test_subscriptions_name_envoys_stat_prefixes(tmp_path: Path) -> None:
     data = dict(BASE)
     data["listen"] = {"ipv4": {"address": "127.0.0.1", "http": 8080, "https": 8443}}
     data["certificates"] = {"site": {"cert": str(cert), "key": str(key)}}
-    data["http"] = [{"domains": ["site.example.com"], "tls": "site",
-                     "routes": [{"prefix": "/", "upstream": "app"}]}]
+    data["http"] = [
+        {
+            "domains": ["site.example.com"],
+            "tls": "site",
+            "routes": [{"prefix": "/", "upstream": "app"}],
+        }
+    ]
     files = rendered(tmp_path, "tls", **data)
     assert subscriptions(files["lds.yaml"]) == {
         "rds_http_ipv4.yaml": "http.http_ipv4.rds.http_ipv4",
@@ -175,8 +212,12 @@ def test_certificate_serial_matches_cryptography(tmp_path: Path) -> None:
 
 def test_union_cds_is_valid_yaml_with_both_sets(tmp_path: Path) -> None:
     old = rendered(tmp_path, "old", **BASE)
-    new = rendered(tmp_path, "new", upstreams={"yes": "127.0.0.1:1"},
-                   http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "yes"}]}])
+    new = rendered(
+        tmp_path,
+        "new",
+        upstreams={"yes": "127.0.0.1:1"},
+        http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "yes"}]}],
+    )
     union = union_cds(old["cds.yaml"], new["cds.yaml"])
     assert union is not None
     doc = yaml.safe_load(union)
@@ -186,11 +227,14 @@ def test_union_cds_is_valid_yaml_with_both_sets(tmp_path: Path) -> None:
     assert isinstance(doc["resources"][0]["name"], str)
 
 
-@pytest.mark.parametrize("text, version", [
-    ('version_info: "abc"\nresources: []\n', "abc"),
-    ("resources: []\n", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, version",
+    [
+        ('version_info: "abc"\nresources: []\n', "abc"),
+        ("resources: []\n", None),
+        ("", None),
+    ],
+)
 def test_file_version(text: str, version: Any) -> None:
     assert file_version(text) == version
 
@@ -206,9 +250,15 @@ def test_file_envoy_does_not_run_is_written_again(tmp_path: Path) -> None:
     assert sorted(plan.writes) == ["cds.yaml", "rds_http_ipv4.yaml"]
     steps = plan_steps(files, files, stale=plan.stale)
     assert [(s.what, [n for n, _ in s.writes]) for s in steps] == [
-        ("clusters", ["cds.yaml"]), ("routes", ["rds_http_ipv4.yaml"])]
+        ("clusters", ["cds.yaml"]),
+        ("routes", ["rds_http_ipv4.yaml"]),
+    ]
     # A file whose content changes anyway is listed once, as a change.
-    other = rendered(tmp_path, "other", upstreams={"app": "127.0.0.1:3001", "old_nas": "127.0.0.1:5000"},
-                     http=BASE["http"])
+    other = rendered(
+        tmp_path,
+        "other",
+        upstreams={"app": "127.0.0.1:3001", "old_nas": "127.0.0.1:5000"},
+        http=BASE["http"],
+    )
     plan = compute_plan(files, other, stale={"cds.yaml": "x"})
     assert [c.line() for c in plan.changes] == ["~ cluster app (load_assignment)"]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-
 from harness import REPO, free_ports, write_inventory
 
 APPLY_SH = REPO / "apply.sh"
@@ -22,7 +21,9 @@ BUSYBOX = shutil.which("busybox")
 
 def busybox() -> str:
     if BUSYBOX is None:
-        pytest.fail("busybox is not installed (apt-get install busybox): apply.sh must be tested under it")
+        pytest.fail(
+            "busybox is not installed (apt-get install busybox): apply.sh must be tested under it"
+        )
     return BUSYBOX
 
 
@@ -44,10 +45,23 @@ def bin_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def run_script(bin_dir: Path, *args: str, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    full = {"PATH": str(bin_dir), "HOME": str(bin_dir.parent), "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([busybox(), "sh", str(APPLY_SH), *args], capture_output=True, text=True,
-                          env=full, timeout=60, stdin=subprocess.DEVNULL)
+def run_script(
+    bin_dir: Path, *args: str, env: Optional[dict[str, str]] = None
+) -> subprocess.CompletedProcess[str]:
+    full = {
+        "PATH": str(bin_dir),
+        "HOME": str(bin_dir.parent),
+        "PYTHONPATH": str(REPO),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [busybox(), "sh", str(APPLY_SH), *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def syslog(bin_dir: Path) -> str:
@@ -57,13 +71,16 @@ def syslog(bin_dir: Path) -> str:
 
 def make_inventory(tmp_path: Path, upstream: str = "127.0.0.1:3000") -> Path:
     (admin,) = free_ports(1)
-    return write_inventory(tmp_path / "inventory.yaml", {
-        "version": 1,
-        "envoy": {"config_dir": str(tmp_path / "ignored"), "admin": f"127.0.0.1:{admin}"},
-        "listen": {"ipv4": {"address": "127.0.0.1", "http": 8080}},
-        "upstreams": {"app": upstream},
-        "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
-    })
+    return write_inventory(
+        tmp_path / "inventory.yaml",
+        {
+            "version": 1,
+            "envoy": {"config_dir": str(tmp_path / "ignored"), "admin": f"127.0.0.1:{admin}"},
+            "listen": {"ipv4": {"address": "127.0.0.1", "http": 8080}},
+            "upstreams": {"app": upstream},
+            "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        },
+    )
 
 
 FAST = {"XDSGEN_ARGS": "--settle 0 --no-envoy-check"}
@@ -105,8 +122,15 @@ def test_cron_run_logs_to_syslog_and_passes_the_exit_code(bin_dir: Path, tmp_pat
 def test_environment_supplies_inventory_and_config_dir(bin_dir: Path, tmp_path: Path) -> None:
     inventory = make_inventory(tmp_path)
     config = tmp_path / "from-env"
-    result = run_script(bin_dir, env={**FAST, "XDSGEN_INVENTORY": str(inventory), "XDSGEN_CONFIG_DIR": str(config),
-                                      "XDSGEN": f"{sys.executable} -m xdsgen"})
+    result = run_script(
+        bin_dir,
+        env={
+            **FAST,
+            "XDSGEN_INVENTORY": str(inventory),
+            "XDSGEN_CONFIG_DIR": str(config),
+            "XDSGEN": f"{sys.executable} -m xdsgen",
+        },
+    )
     assert result.returncode == 0, syslog(bin_dir)
     assert (config / "cds.yaml").is_file()
 
@@ -118,8 +142,12 @@ def test_lock_timeout_exit_code_reaches_cron(bin_dir: Path, tmp_path: Path) -> N
     config = tmp_path / "config"
     config.mkdir()
     with locked(str(config), 1):
-        result = run_script(bin_dir, str(inventory), str(config),
-                            env={"XDSGEN_ARGS": "--lock-timeout 0.2 --settle 0 --no-envoy-check"})
+        result = run_script(
+            bin_dir,
+            str(inventory),
+            str(config),
+            env={"XDSGEN_ARGS": "--lock-timeout 0.2 --settle 0 --no-envoy-check"},
+        )
     assert result.returncode == 4
     assert "daemon.err" in syslog(bin_dir) and "holds the lock" in syslog(bin_dir)
 
@@ -133,10 +161,20 @@ def test_missing_xdsgen_is_logged(bin_dir: Path, tmp_path: Path) -> None:
 def test_terminal_run_shows_output_instead_of_logging(bin_dir: Path, tmp_path: Path) -> None:
     inventory = make_inventory(tmp_path)
     main, child = pty.openpty()
-    env = {"PATH": str(bin_dir), "PYTHONPATH": str(REPO), "TERM": "dumb", **FAST,
-           "XDSGEN_ARGS": "--settle 0 --no-envoy-check --verbose"}
-    proc = subprocess.Popen([busybox(), "sh", str(APPLY_SH), str(inventory), str(tmp_path / "config")],
-                            stdin=child, stdout=child, stderr=child, env=env)
+    env = {
+        "PATH": str(bin_dir),
+        "PYTHONPATH": str(REPO),
+        "TERM": "dumb",
+        **FAST,
+        "XDSGEN_ARGS": "--settle 0 --no-envoy-check --verbose",
+    }
+    proc = subprocess.Popen(
+        [busybox(), "sh", str(APPLY_SH), str(inventory), str(tmp_path / "config")],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+    )
     os.close(child)
     output = b""
     while True:

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
-
 from harness import Certs, HttpBackend, free_ports, http_get, peer_certificate_names
 from test_apply_helpers import Live, start_live, wait_until
+
 from xdsgen.files import TEMP_PREFIX
 from xdsgen.watch import watched_paths, watchfiles_usable
 
@@ -42,9 +43,22 @@ class Watcher:
         self.lines: list[str] = []
         self.errors: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xdsgen", "apply", str(inventory), "--watch", "--debounce", "0.2",
-             "--no-envoy-check", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "xdsgen",
+                "apply",
+                str(inventory),
+                "--watch",
+                "--debounce",
+                "0.2",
+                "--no-envoy-check",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
         )
         for stream, sink in ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors)):
@@ -55,10 +69,15 @@ class Watcher:
         for line in stream:
             sink.append(line.rstrip("\n"))
 
-    def wait_line(self, text: str, count: int = 1, timeout: float = 15, errors: bool = False) -> None:
+    def wait_line(
+        self, text: str, count: int = 1, timeout: float = 15, errors: bool = False
+    ) -> None:
         sink = self.errors if errors else self.lines
-        wait_until(lambda: sum(text in line for line in sink) >= count, timeout,
-                   f"{count}x {text!r} in {'stderr' if errors else 'stdout'}: {self.lines} {self.errors}")
+        wait_until(
+            lambda: sum(text in line for line in sink) >= count,
+            timeout,
+            f"{count}x {text!r} in {'stderr' if errors else 'stdout'}: {self.lines} {self.errors}",
+        )
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -76,13 +95,22 @@ def save_by_rename(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
-def inventory_text(live: Live, http4: int, backend: HttpBackend, prefix: str = "/",
-                   tls: Optional[tuple[Path, Path, int]] = None) -> str:
+def inventory_text(
+    live: Live,
+    http4: int,
+    backend: HttpBackend,
+    prefix: str = "/",
+    tls: Optional[tuple[Path, Path, int]] = None,
+) -> str:
     import yaml
 
     data: dict[str, Any] = {
         "version": 1,
-        "envoy": {"config_dir": str(live.config), "admin": f"127.0.0.1:{live.admin_port}", "access_log": "off"},
+        "envoy": {
+            "config_dir": str(live.config),
+            "admin": f"127.0.0.1:{live.admin_port}",
+            "access_log": "off",
+        },
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http4}},
         "upstreams": {backend.name: backend.endpoint},
         "http": [{"domains": ["*"], "routes": [{"prefix": prefix, "upstream": backend.name}]}],
@@ -90,8 +118,14 @@ def inventory_text(live: Live, http4: int, backend: HttpBackend, prefix: str = "
     if tls:
         data["listen"]["ipv4"]["https"] = tls[2]
         data["certificates"] = {"site": {"cert": str(tls[0]), "key": str(tls[1])}}
-        data["http"].insert(0, {"domains": ["site.example.com"], "tls": "site",
-                                "routes": [{"prefix": "/", "upstream": backend.name}]})
+        data["http"].insert(
+            0,
+            {
+                "domains": ["site.example.com"],
+                "tls": "site",
+                "routes": [{"prefix": "/", "upstream": backend.name}],
+            },
+        )
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -100,7 +134,9 @@ def backend_at(port: int, path: str) -> str:
     return json.loads(body)["backend"] if status == 200 else f"status {status}"
 
 
-def test_watch_follows_edits_and_keeps_running_config_on_bad_ones(live: Live, tmp_path: Path) -> None:
+def test_watch_follows_edits_and_keeps_running_config_on_bad_ones(
+    live: Live, tmp_path: Path
+) -> None:
     assert watchfiles_usable(), "watchfiles is installed with the test extra"
     a, b = HttpBackend("a"), HttpBackend("b")
     certs = Certs(tmp_path / "certs")
@@ -131,10 +167,17 @@ def test_watch_follows_edits_and_keeps_running_config_on_bad_ones(live: Live, tm
         save_by_rename(inventory, inventory_text(live, http4, b, tls=(cert, key, https4)))
         watcher.wait_line("applied:", 2)
         assert backend_at(http4, "/x") == "b"
-        assert len([line for line in watcher.lines if "applied:" in line]) == 2  # one line per apply
+        assert (
+            len([line for line in watcher.lines if "applied:" in line]) == 2
+        )  # one line per apply
 
         # A bad edit: errors on stderr, the running config stays.
-        save_by_rename(inventory, inventory_text(live, http4, a, tls=(cert, key, https4)).replace("upstreams:", "upstreamz:"))
+        save_by_rename(
+            inventory,
+            inventory_text(live, http4, a, tls=(cert, key, https4)).replace(
+                "upstreams:", "upstreamz:"
+            ),
+        )
         watcher.wait_line("keeping the running config", errors=True)
         assert any("upstreamz" in line for line in watcher.errors)
         assert backend_at(http4, "/x") == "b"
@@ -197,7 +240,8 @@ def test_watched_paths_cover_inventory_certificates_and_templates(tmp_path: Path
         "version: 1\nlisten: {ipv4: {address: 127.0.0.1, http: 8080, https: 8443}}\n"
         "upstreams: {app: 127.0.0.1:3000}\n"
         f"certificates: {{site: {{cert: {link}, key: {key}}}}}\n"
-        "http:\n  - {domains: [site.example.com], tls: site, routes: [{prefix: /, upstream: app}]}\n"
+        "http:\n  - {domains: [site.example.com], tls: site,\n"
+        "     routes: [{prefix: /, upstream: app}]}\n"
     )
     paths = watched_paths(str(inventory), load_model(str(inventory)))
     assert {str(inventory), str(link), str(cert), str(key)} <= paths

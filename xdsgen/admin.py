@@ -35,13 +35,15 @@ class Admin:
     def get(self, path: str) -> str:
         url = f"http://{self.address}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 - http only
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 return str(response.read().decode("utf-8", errors="replace"))
         except urllib.error.HTTPError as exc:
             raise AdminUnreachable(f"Envoy admin {url}: HTTP {exc.code}") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise AdminUnreachable(f"Envoy admin at {self.address} is unreachable: {reason}") from None
+            raise AdminUnreachable(
+                f"Envoy admin at {self.address} is unreachable: {reason}"
+            ) from None
 
     def reachable(self) -> bool:
         try:

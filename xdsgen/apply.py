@@ -38,7 +38,14 @@ from xdsgen.files import FILE_MODE, TEMP_PREFIX, fsync_dir, sweep_temp_files, wr
 from xdsgen.lock import ensure_state_dir, locked, state_dir
 from xdsgen.model import CDS_FILE, LDS_FILE, Model
 from xdsgen.plan import (
-    CertReload, Plan, Step, compute_plan, file_version, is_config_file, plan_steps, resources_of,
+    CertReload,
+    Plan,
+    Step,
+    compute_plan,
+    file_version,
+    is_config_file,
+    plan_steps,
+    resources_of,
 )
 
 STATE_FILE = "state.json"
@@ -75,7 +82,9 @@ class Result:
     def line(self) -> str:
         if self.plan.empty:
             return "unchanged"
-        how = f"confirmed by Envoy at {self.admin}" if self.confirmed else "NOT confirmed (no admin)"
+        how = (
+            f"confirmed by Envoy at {self.admin}" if self.confirmed else "NOT confirmed (no admin)"
+        )
         return f"applied: {self.plan.totals()}; {how}"
 
 
@@ -200,7 +209,11 @@ def certificate_reloads(model: Model, state: dict[str, Any]) -> tuple[CertReload
         current = fingerprint(secret.cert, secret.key)
         if current is None or known.get(secret.name) == current:
             continue
-        reason = "certificate files changed" if secret.name in known else "certificate files not yet confirmed"
+        reason = (
+            "certificate files changed"
+            if secret.name in known
+            else "certificate files not yet confirmed"
+        )
         reloads.append(CertReload(secret.name, secret.cert, secret.key, current, reason))
     return tuple(reloads)
 
@@ -240,8 +253,13 @@ def load_state(config_dir: str) -> dict[str, Any]:
 
 
 def save_state(
-    config_dir: str, state: dict[str, Any], files: dict[str, str], certs: dict[str, str],
-    confirmed: bool, admin: str, source: str,
+    config_dir: str,
+    state: dict[str, Any],
+    files: dict[str, str],
+    certs: dict[str, str],
+    confirmed: bool,
+    admin: str,
+    source: str,
 ) -> None:
     entry = {
         "files": dict(sorted(files.items())),
@@ -271,12 +289,18 @@ def subscriptions(lds_text: Optional[str]) -> dict[str, str]:
                 config = network_filter.get("typed_config") or {}
                 rds = config.get("rds")
                 if isinstance(rds, dict):
-                    path = ((rds.get("config_source") or {}).get("path_config_source") or {}).get("path")
+                    path = ((rds.get("config_source") or {}).get("path_config_source") or {}).get(
+                        "path"
+                    )
                     if path:
                         prefix = config.get("stat_prefix", "")
-                        found[posixpath.basename(path)] = f"http.{prefix}.rds.{rds.get('route_config_name')}"
-            tls = ((chain.get("transport_socket") or {}).get("typed_config") or {})
-            for sds in (tls.get("common_tls_context") or {}).get("tls_certificate_sds_secret_configs") or []:
+                        found[posixpath.basename(path)] = (
+                            f"http.{prefix}.rds.{rds.get('route_config_name')}"
+                        )
+            tls = (chain.get("transport_socket") or {}).get("typed_config") or {}
+            for sds in (tls.get("common_tls_context") or {}).get(
+                "tls_certificate_sds_secret_configs"
+            ) or []:
                 path = ((sds.get("sds_config") or {}).get("path_config_source") or {}).get("path")
                 if path:
                     found[posixpath.basename(path)] = f"sds.{sds.get('name')}"
@@ -317,10 +341,17 @@ class Confirmer:
         for name, text in step.writes:
             version = file_version(text) or ""
             if name == CDS_FILE:
-                expects.append(Expect("cluster_manager.cds", version, True, "cluster_manager.warming_clusters"))
+                expects.append(
+                    Expect("cluster_manager.cds", version, True, "cluster_manager.warming_clusters")
+                )
             elif name == LDS_FILE:
                 expects.append(
-                    Expect("listener_manager.lds", version, True, "listener_manager.total_listeners_warming")
+                    Expect(
+                        "listener_manager.lds",
+                        version,
+                        True,
+                        "listener_manager.total_listeners_warming",
+                    )
                 )
             elif name in subscribed:
                 expects.append(Expect(subscribed[name], version, True))
@@ -346,8 +377,10 @@ class Confirmer:
                 raise StepFailed(f"{step.what}: {exc}", refused=False) from None
             refused = self._refusals(expects, step, base, stats)
             if refused:
-                raise StepFailed(f"{step.what}: Envoy refused the update ({refused})"
-                                 + self._reasons(step), refused=True)
+                raise StepFailed(
+                    f"{step.what}: Envoy refused the update ({refused})" + self._reasons(step),
+                    refused=True,
+                )
             waiting = self._waiting(expects, base, stats)
             waiting += [
                 f"certificate {secret!r} (serial {serial})"
@@ -358,13 +391,17 @@ class Confirmer:
                 return
             if time.monotonic() >= deadline:
                 unread = [
-                    e.prefix for e in expects
-                    if e.fresh and counter(stats, f"{e.prefix}.update_attempt")
+                    e.prefix
+                    for e in expects
+                    if e.fresh
+                    and counter(stats, f"{e.prefix}.update_attempt")
                     <= counter(base, f"{e.prefix}.update_attempt")
                 ]
                 hint = (
                     f" (Envoy never read the new file for {', '.join(unread)}: does its "
-                    "bootstrap read this config directory?)" if unread else ""
+                    "bootstrap read this config directory?)"
+                    if unread
+                    else ""
                 )
                 raise StepFailed(
                     f"{step.what}: Envoy did not confirm within {self.timeout:g}s; still waiting "
@@ -374,7 +411,9 @@ class Confirmer:
             time.sleep(POLL_INTERVAL)
 
     @staticmethod
-    def _refusals(expects: list[Expect], step: Step, base: dict[str, str], stats: dict[str, str]) -> str:
+    def _refusals(
+        expects: list[Expect], step: Step, base: dict[str, str], stats: dict[str, str]
+    ) -> str:
         found = []
         for expect in expects:
             for kind in ("update_rejected", "update_failure"):
@@ -384,7 +423,9 @@ class Confirmer:
         for reload in step.reloads:
             name = f"sds.{reload.secret}.key_rotation_failed"
             if counter(stats, name) > counter(base, name):
-                found.append(f"{name} went up: {reload.cert} and {reload.key} are not a usable pair")
+                found.append(
+                    f"{name} went up: {reload.cert} and {reload.key} are not a usable pair"
+                )
         return "; ".join(found)
 
     @staticmethod
@@ -393,15 +434,19 @@ class Confirmer:
         for expect in expects:
             version = stats.get(f"{expect.prefix}.version_text")
             attempts = f"{expect.prefix}.update_attempt"
-            if version != expect.version or (expect.fresh and counter(stats, attempts) <= counter(base, attempts)):
-                waiting.append(f"{expect.prefix} version {expect.version} (Envoy has {version or 'none'})")
+            if version != expect.version or (
+                expect.fresh and counter(stats, attempts) <= counter(base, attempts)
+            ):
+                waiting.append(
+                    f"{expect.prefix} version {expect.version} (Envoy has {version or 'none'})"
+                )
             elif expect.warming and counter(stats, expect.warming) > 0:
                 waiting.append(f"{expect.warming} = {stats.get(expect.warming)}")
         return waiting
 
     def _reasons(self, step: Step) -> str:
         assert self.admin is not None
-        names = set()
+        names: set[str] = set()
         for _, text in step.writes:
             names.update(str(r.get("name")) for r in resources_of(text) or [])
         names.update(r.secret for r in step.reloads)
@@ -415,7 +460,10 @@ class Confirmer:
 
 
 def run_steps(
-    config_dir: str, steps: list[Step], files: dict[str, str], confirmer: Confirmer,
+    config_dir: str,
+    steps: list[Step],
+    files: dict[str, str],
+    confirmer: Confirmer,
     progress: Callable[[str], None],
 ) -> dict[str, str]:
     """Write, remove or signal each step, then confirm it; `files` tracks the directory."""
@@ -439,8 +487,13 @@ def run_steps(
 
 
 def transition(
-    config_dir: str, old: dict[str, str], new: dict[str, str], reloads: tuple[CertReload, ...],
-    confirmer: Confirmer, progress: Callable[[str], None], stale: tuple[str, ...] = (),
+    config_dir: str,
+    old: dict[str, str],
+    new: dict[str, str],
+    reloads: tuple[CertReload, ...],
+    confirmer: Confirmer,
+    progress: Callable[[str], None],
+    stale: tuple[str, ...] = (),
 ) -> None:
     """Go from `old` (on disk now) to `new`; on failure restore `old` the same way and raise."""
     steps = plan_steps(old, new, reloads, stale)
@@ -458,7 +511,9 @@ def transition(
         what = "refused" if failure.refused else "did not confirm"
         raise EnvoyRefused(
             f"Envoy {what} the new config; the previous files are restored and Envoy confirmed "
-            f"them.\n{failure}" if confirmer.confirming else f"{failure}; the previous files are restored"
+            f"them.\n{failure}"
+            if confirmer.confirming
+            else f"{failure}; the previous files are restored"
         ) from None
 
 
@@ -471,14 +526,18 @@ def resolve_admin(text: Optional[str], model: Optional[Model]) -> Optional[Admin
 
         endpoint = parse_endpoint(text)
         if isinstance(endpoint, str) or not is_ip(endpoint.host):
-            raise IOProblem(f"--admin {text!r}: write HOST:PORT with an IP address, e.g. 127.0.0.1:15001")
+            raise IOProblem(
+                f"--admin {text!r}: write HOST:PORT with an IP address, e.g. 127.0.0.1:15001"
+            )
         return Admin(endpoint.host, endpoint.port)
     if model is not None:
         return Admin(model.envoy.admin_host, model.envoy.admin_port)
     return None
 
 
-def _envoy_check(model: Model, rendered: Any, choice: Optional[str], progress: Callable[[str], None]) -> None:
+def _envoy_check(
+    model: Model, rendered: Any, choice: Optional[str], progress: Callable[[str], None]
+) -> None:
     if choice == "":
         return
     from xdsgen.envoycheck import check_with_envoy, find_envoy
@@ -486,7 +545,9 @@ def _envoy_check(model: Model, rendered: Any, choice: Optional[str], progress: C
     path = find_envoy() if choice in (None, "auto") else choice
     if path is None:
         if choice == "auto":
-            raise IOProblem("--envoy-check: no Envoy binary found (pass its path, or --no-envoy-check)")
+            raise IOProblem(
+                "--envoy-check: no Envoy binary found (pass its path, or --no-envoy-check)"
+            )
         progress("  envoy --mode validate: skipped (no Envoy binary found)")
         return
     check_with_envoy(model, rendered, path)
@@ -528,8 +589,11 @@ def stale_files(files: dict[str, str], stats: Optional[dict[str, str]]) -> dict[
 
 
 def apply(
-    inventory: str, options: Options, progress: Callable[[str], None] = lambda _: None,
-    warn: Callable[[str], None] = lambda _: None, show_plan: Callable[[Plan], None] = lambda _: None,
+    inventory: str,
+    options: Options,
+    progress: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] = lambda _: None,
+    show_plan: Callable[[Plan], None] = lambda _: None,
 ) -> Result:
     """Validate, plan and (unless dry_run) apply; raise an XdsgenError on failure."""
     model, rendered = build(inventory, options.config_dir)
@@ -539,8 +603,12 @@ def apply(
     if options.dry_run:
         state = load_state(config_dir)
         old = read_config_files(config_dir)
-        plan = compute_plan(old, rendered.files, certificate_reloads(model, state),
-                            stale_files(old, envoy_stats(admin)))
+        plan = compute_plan(
+            old,
+            rendered.files,
+            certificate_reloads(model, state),
+            stale_files(old, envoy_stats(admin)),
+        )
         return Result(plan, admin=address, warnings=list(model.warnings), model=model)
     try:
         os.makedirs(config_dir, exist_ok=True)
@@ -553,12 +621,16 @@ def apply(
         state = load_state(config_dir)
         old = read_config_files(config_dir)
         stats = envoy_stats(admin)
-        plan = compute_plan(old, rendered.files, certificate_reloads(model, state), stale_files(old, stats))
+        plan = compute_plan(
+            old, rendered.files, certificate_reloads(model, state), stale_files(old, stats)
+        )
         certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
         result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
         if plan.empty:
             if not state.get("accepted"):
-                save_state(config_dir, state, rendered.files, certs, stats is not None, address, inventory)
+                save_state(
+                    config_dir, state, rendered.files, certs, stats is not None, address, inventory
+                )
             return result
         show_plan(plan)
         _envoy_check(model, rendered, options.envoy_check, progress)
@@ -569,7 +641,9 @@ def apply(
             )
             admin = None
         confirmer = Confirmer(admin, options.timeout, options.settle)
-        transition(config_dir, old, rendered.files, plan.cert_reloads, confirmer, progress, plan.stale)
+        transition(
+            config_dir, old, rendered.files, plan.cert_reloads, confirmer, progress, plan.stale
+        )
         result.applied = True
         result.confirmed = confirmer.confirming
         save_state(config_dir, state, rendered.files, certs, result.confirmed, address, inventory)
@@ -580,8 +654,11 @@ def apply(
 
 
 def rollback(
-    config_dir: str, options: Options, progress: Callable[[str], None] = lambda _: None,
-    warn: Callable[[str], None] = lambda _: None, show_plan: Callable[[Plan], None] = lambda _: None,
+    config_dir: str,
+    options: Options,
+    progress: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] = lambda _: None,
+    show_plan: Callable[[Plan], None] = lambda _: None,
 ) -> Result:
     """Return to the last config Envoy accepted; if the files on disk are that config
     already, to the one before it (so two rollbacks in a row undo each other)."""
@@ -599,7 +676,9 @@ def rollback(
         target = history[0]
         if target.get("files") == now:
             if len(history) < 2:
-                raise IOProblem("only one accepted config is known: there is nothing to roll back to")
+                raise IOProblem(
+                    "only one accepted config is known: there is nothing to roll back to"
+                )
             target = history[1]
         files = {n: t for n, t in target["files"].items() if is_config_file(n)}
         plan = compute_plan(now, files)
@@ -616,7 +695,12 @@ def rollback(
         result.applied = True
         result.confirmed = confirmer.confirming
         save_state(
-            config_dir, state, files, target.get("certs", {}), result.confirmed, result.admin,
+            config_dir,
+            state,
+            files,
+            target.get("certs", {}),
+            result.confirmed,
+            result.admin,
             f"rollback to {target.get('time', '?')}",
         )
         return result
@@ -625,7 +709,9 @@ def rollback(
 # --------------------------------------------------------------------------- the CLI's calls
 
 
-def run_apply(inventory: str, options: Options, console: Any, watch: bool = False, debounce: float = 0.5) -> int:
+def run_apply(
+    inventory: str, options: Options, console: Any, watch: bool = False, debounce: float = 0.5
+) -> int:
     """`xdsgen apply`: returns the exit code; errors propagate as XdsgenError."""
     from xdsgen.errors import EXIT_CHANGES, EXIT_OK
 
@@ -650,7 +736,11 @@ def run_apply(inventory: str, options: Options, console: Any, watch: bool = Fals
             console.plan(plan.changes)
 
     result = apply(
-        inventory, options, progress=console.detail, warn=console.warn, show_plan=show_plan,
+        inventory,
+        options,
+        progress=console.detail,
+        warn=console.warn,
+        show_plan=show_plan,
     )
     if result.warnings and (talk or not result.plan.empty):
         console.problems(result.warnings)
@@ -659,7 +749,9 @@ def run_apply(inventory: str, options: Options, console: Any, watch: bool = Fals
     return EXIT_OK
 
 
-def run_rollback(inventory: Optional[str], config_dir: Optional[str], options: Options, console: Any) -> int:
+def run_rollback(
+    inventory: Optional[str], config_dir: Optional[str], options: Options, console: Any
+) -> int:
     from xdsgen.errors import EXIT_CHANGES, EXIT_OK
 
     if config_dir is None:
@@ -679,16 +771,27 @@ def run_rollback(inventory: Optional[str], config_dir: Optional[str], options: O
         if talk:
             console.plan(plan.changes)
 
-    result = rollback(config_dir, options, progress=console.detail, warn=console.warn, show_plan=show_plan)
+    result = rollback(
+        config_dir, options, progress=console.detail, warn=console.warn, show_plan=show_plan
+    )
     if options.dry_run:
         console.plan(result.plan.changes, force=True)
         return EXIT_CHANGES if not result.plan.empty else EXIT_OK
     if talk:
-        console.success("rolled back: " + result.line().partition(": ")[2] if result.applied else "unchanged")
+        console.success(
+            "rolled back: " + result.line().partition(": ")[2] if result.applied else "unchanged"
+        )
     return EXIT_OK
 
 
 __all__ = [
-    "Options", "Result", "apply", "certificate_serial", "fingerprint", "load_state",
-    "read_config_files", "rollback", "subscriptions",
+    "Options",
+    "Result",
+    "apply",
+    "certificate_serial",
+    "fingerprint",
+    "load_state",
+    "read_config_files",
+    "rollback",
+    "subscriptions",
 ]

@@ -12,7 +12,7 @@ import errno
 import fcntl
 import os
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from xdsgen.errors import IOProblem, LockTimeout
 

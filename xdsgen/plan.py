@@ -57,7 +57,7 @@ def load_yaml(text: str) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)
 
 
 def resources_of(text: Optional[str]) -> Optional[list[dict[str, Any]]]:
@@ -114,7 +114,9 @@ class Change:
     detail: str = ""
 
     def line(self) -> str:
-        return f"{self.action} {self.kind} {self.name}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.action} {self.kind} {self.name}" + (
+            f" ({self.detail})" if self.detail else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -193,14 +195,20 @@ def _differences(kind: str, old: Any, new: Any) -> str:
         new_vh = {v.get("name"): v for v in new.get("virtual_hosts") or []}
         parts = [f"+vhost {n}" for n in sorted(set(new_vh) - set(old_vh), key=str)]
         parts += [f"-vhost {n}" for n in sorted(set(old_vh) - set(new_vh), key=str)]
-        parts += [f"~vhost {n}" for n in sorted(set(old_vh) & set(new_vh), key=str) if old_vh[n] != new_vh[n]]
+        parts += [
+            f"~vhost {n}"
+            for n in sorted(set(old_vh) & set(new_vh), key=str)
+            if old_vh[n] != new_vh[n]
+        ]
         return ", ".join(parts)
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(keys)
 
 
 def compute_plan(
-    old_files: dict[str, str], new_files: dict[str, str], cert_reloads: tuple[CertReload, ...] = (),
+    old_files: dict[str, str],
+    new_files: dict[str, str],
+    cert_reloads: tuple[CertReload, ...] = (),
     stale: dict[str, str] | None = None,
 ) -> Plan:
     """`stale`: file name -> the version Envoy runs instead of the one in the file."""
@@ -229,8 +237,14 @@ def compute_plan(
         for item in resources_of(new_files[file_name]) or []:
             if (kind, str(item.get("name", ""))) not in listed:
                 listed.add((kind, str(item.get("name", ""))))
-                changes.append(Change("~", kind, str(item.get("name", "")),
-                                      f"Envoy runs version {running}, not the file's"))
+                changes.append(
+                    Change(
+                        "~",
+                        kind,
+                        str(item.get("name", "")),
+                        f"Envoy runs version {running}, not the file's",
+                    )
+                )
     changed_secrets = {c.name for c in changes if c.kind == "secret"}
     reloads = tuple(r for r in cert_reloads if r.secret not in changed_secrets)
     for reload in reloads:
@@ -278,7 +292,9 @@ def union_cds(old_text: Optional[str], new_text: str) -> Optional[str]:
 
 
 def plan_steps(
-    old_files: dict[str, str], new_files: dict[str, str], reloads: tuple[CertReload, ...] = (),
+    old_files: dict[str, str],
+    new_files: dict[str, str],
+    reloads: tuple[CertReload, ...] = (),
     stale: tuple[str, ...] = (),
 ) -> list[Step]:
     """The ordered steps from the files on disk to the new ones (see the module doc);
@@ -297,7 +313,9 @@ def plan_steps(
     if final_cds is not None:
         union = union_cds(old_files.get(CDS_FILE), final_cds)
         if union is not None:
-            steps.append(Step("clusters (old and new)", writes=((CDS_FILE, union),), lds_before=lds_now))
+            steps.append(
+                Step("clusters (old and new)", writes=((CDS_FILE, union),), lds_before=lds_now)
+            )
         else:
             steps.append(Step("clusters", writes=((CDS_FILE, final_cds),), lds_before=lds_now))
             final_cds = None
@@ -310,7 +328,11 @@ def plan_steps(
     if routes:
         steps.append(Step("routes", writes=routes, lds_before=lds_now))
     if LDS_FILE in changed:
-        steps.append(Step("listeners", writes=((LDS_FILE, changed[LDS_FILE]),), lds_before=lds_now, final=True))
+        steps.append(
+            Step(
+                "listeners", writes=((LDS_FILE, changed[LDS_FILE]),), lds_before=lds_now, final=True
+            )
+        )
         lds_now = changed[LDS_FILE]
     if final_cds is not None:
         steps.append(Step("clusters", writes=((CDS_FILE, final_cds),), lds_before=lds_now))

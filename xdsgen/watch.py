@@ -19,7 +19,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
 
 from xdsgen.errors import EXIT_OK, InventoryError, XdsgenError
 
@@ -72,7 +73,13 @@ class PollWatcher:
 
     kind = "polling"
 
-    def __init__(self, paths: set[str], debounce: float, stop: threading.Event, interval: float = POLL_INTERVAL):
+    def __init__(
+        self,
+        paths: set[str],
+        debounce: float,
+        stop: threading.Event,
+        interval: float = POLL_INTERVAL,
+    ):
         self.paths = paths
         self.debounce = debounce
         self.stop = stop
@@ -107,7 +114,9 @@ class InotifyWatcher:
         import watchfiles
 
         self.paths = paths
-        directories = sorted({os.path.dirname(p) for p in paths if os.path.isdir(os.path.dirname(p))})
+        directories = sorted(
+            {os.path.dirname(p) for p in paths if os.path.isdir(os.path.dirname(p))}
+        )
         self._changes: Iterator[Any] = watchfiles.watch(
             *directories,
             watch_filter=lambda _change, path: os.path.abspath(path) in paths,
@@ -143,7 +152,10 @@ def make_watcher(paths: set[str], debounce: float, stop: threading.Event) -> Any
 
 
 def watch_and_apply(
-    inventory: str, options: Any, console: Any, debounce: float = 0.5,
+    inventory: str,
+    options: Any,
+    console: Any,
+    debounce: float = 0.5,
     stop: Optional[threading.Event] = None,
 ) -> int:
     """Apply now, then after every change until SIGINT/SIGTERM (or `stop` is set)."""
