@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from xdsgen.admin import Admin, AdminUnreachable, counter, error_details
-from xdsgen.errors import EnvoyRefused, IOProblem
+from xdsgen.errors import EXIT_USAGE, EnvoyRefused, IOProblem, XdsgenError
 from xdsgen.files import FILE_MODE, TEMP_PREFIX, fsync_dir, sweep_temp_files, write_atomic
 from xdsgen.lock import ensure_state_dir, locked, state_dir
 from xdsgen.model import CDS_FILE, LDS_FILE, Model
@@ -86,6 +86,10 @@ class Result:
             f"confirmed by Envoy at {self.admin}" if self.confirmed else "NOT confirmed (no admin)"
         )
         return f"applied: {self.plan.totals()}; {how}"
+
+
+class UsageProblem(XdsgenError):
+    exit_code = EXIT_USAGE
 
 
 class StepFailed(Exception):
@@ -716,6 +720,8 @@ def run_apply(
     from xdsgen.errors import EXIT_CHANGES, EXIT_OK
 
     if watch:
+        if options.dry_run:
+            raise UsageProblem("--watch applies every change; it does not go with --dry-run")
         from xdsgen.watch import watch_and_apply
 
         return watch_and_apply(inventory, options, console, debounce)
@@ -734,6 +740,9 @@ def run_apply(
     def show_plan(plan: Plan) -> None:
         if talk:
             console.plan(plan.changes)
+            if options.diff:
+                console.out.write(plan.diff())
+                console.out.flush()
 
     result = apply(
         inventory,

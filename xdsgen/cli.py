@@ -265,7 +265,8 @@ def _apply_timing_options(func: F) -> F:
 @_apply_timing_options
 @click.option("--dry-run", is_flag=True,
               help="Only show the plan: exit 0 if nothing would change, 5 if something would.")
-@click.option("--diff", "show_diff", is_flag=True, help="With --dry-run: also print a unified diff of the files.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Also print a unified diff of the files (with --dry-run, a terminal or --verbose).")
 @click.option("--watch", is_flag=True,
               help="Keep running: re-apply whenever the inventory, its certificates or templates change.")
 @click.option("--debounce", type=float, default=0.5, show_default=True, metavar="SECONDS",
