@@ -19,6 +19,7 @@ from typing import Any, Optional
 import pytest
 from harness import Certs, HttpBackend, free_ports, http_get, peer_certificate_names
 from test_apply_helpers import Live, start_live, wait_until
+from test_apply_kill import check_consistent, envoy_runs
 
 from xdsgen.files import TEMP_PREFIX
 from xdsgen.watch import watched_paths, watchfiles_usable
@@ -196,8 +197,12 @@ def test_watch_follows_edits_and_keeps_running_config_on_bad_ones(
         names = peer_certificate_names("127.0.0.1", https4, "site.example.com", certs.ca_path)
         assert "gen1.example.com" in names
 
+        # SIGTERM while an edit is being applied: the apply finishes, then a clean exit.
+        save_by_rename(inventory, inventory_text(live, http4, b, tls=(cert, key, https4)))
+        time.sleep(0.3)
         assert watcher.stop(signal.SIGTERM) == 0
         assert not [n for n in os.listdir(live.config) if n.startswith(TEMP_PREFIX)]
+        envoy_runs(live, check_consistent(live.config), {})
     finally:
         if watcher.proc.poll() is None:
             watcher.proc.kill()

@@ -72,6 +72,7 @@ class PollWatcher:
     """Sleeps `interval` between stats; a change is reported once it held still for `debounce`."""
 
     kind = "polling"
+    broken = ""
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class InotifyWatcher:
     """watchfiles on the directories of the watched files, filtered to those files."""
 
     kind = "watchfiles"
+    broken = ""
 
     def __init__(self, paths: set[str], debounce: float, stop: threading.Event):
         import watchfiles
@@ -134,6 +136,9 @@ class InotifyWatcher:
             next(self._changes)
         except StopIteration:
             return False
+        except Exception as exc:  # a watched directory vanished, the inotify limit, ...
+            self.broken = f"{type(exc).__name__}: {exc}"
+            return True  # something changed: apply, then poll from now on
         return True
 
     def close(self) -> None:
@@ -142,8 +147,10 @@ class InotifyWatcher:
             close()
 
 
-def make_watcher(paths: set[str], debounce: float, stop: threading.Event) -> Any:
-    if watchfiles_usable():
+def make_watcher(
+    paths: set[str], debounce: float, stop: threading.Event, inotify: bool = True
+) -> Any:
+    if inotify and watchfiles_usable():
         try:
             return InotifyWatcher(paths, debounce, stop)
         except Exception:  # e.g. the inotify watch limit is reached: polling still works
@@ -167,15 +174,19 @@ def watch_and_apply(
     try:
         watcher = None
         announced = False
+        inotify = True
         while not stop.is_set():
             before = signature(paths)
             model_paths = _apply_and_report(inventory, options, console, apply_once)
             if model_paths is not None:
                 paths = model_paths
-            if watcher is None or watcher.paths != paths:
+            if watcher is not None and watcher.broken:
+                console.warn(f"watchfiles stopped working ({watcher.broken}); polling instead")
+                inotify = False
+            if watcher is None or watcher.paths != paths or watcher.broken:
                 if watcher is not None:
                     watcher.close()
-                watcher = make_watcher(paths, debounce, stop)
+                watcher = make_watcher(paths, debounce, stop, inotify)
                 if not announced:
                     console.info(f"watching {len(paths)} files ({watcher.kind}); Ctrl-C to stop")
                     announced = True
