@@ -148,6 +148,9 @@ class Envoy:
     access_log: Optional[str]
     node_id: str
     max_connections: int
+    # True when the inventory names the container path: moving where files are written
+    # (render -o, apply --config-dir) must then not move what Envoy is told.
+    envoy_dir_fixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,9 @@ class Model:
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""
         config_dir = os.path.abspath(config_dir)
-        envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir or config_dir)
+        if envoy_dir is None:
+            envoy_dir = self.envoy.envoy_dir if self.envoy.envoy_dir_fixed else config_dir
+        envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir)
         return replace(self, envoy=envoy)
 
     def envoy_path(self, file_name: str) -> str:
@@ -329,6 +334,7 @@ class _Builder:
         return Envoy(
             config_dir=config_dir,
             envoy_dir=container_dir or config_dir,
+            envoy_dir_fixed=container_dir is not None,
             admin_host=admin.host,
             admin_port=admin.port,
             access_log=access_log,
@@ -749,10 +755,9 @@ class _Builder:
                 seen.setdefault(key, index)
 
     def tls_chains(self, listener: str, vhosts: list[tuple[int, dict[str, Any]]]) -> tuple[HttpChain, ...]:
-        by_cert: dict[str, list[str]] = {}
+        by_cert: dict[str, set[str]] = {}  # a set: thousands of vhosts may share one certificate
         for _, vhost in vhosts:
-            names = by_cert.setdefault(vhost["tls"], [])
-            names.extend(d.lower() for d in vhost["domains"] if d.lower() not in names)
+            by_cert.setdefault(vhost["tls"], set()).update(d.lower() for d in vhost["domains"])
         return tuple(
             HttpChain(name=f"{listener}_tls_{cert}", server_names=tuple(sorted(names)), secret=cert)
             for cert, names in sorted(by_cert.items())
