@@ -579,7 +579,7 @@ def test_renewed_certificate_reaches_envoy(live: Live, tmp_path: Path) -> None:
     certs = Certs(tmp_path / "certs")
     live_dir = tmp_path / "live"
     live_dir.mkdir()
-    issued = [certs.issue(f"gen{i}", "site.example.com", f"gen{i}.example.com") for i in range(4)]
+    issued = [certs.issue(f"gen{i}", "site.example.com", f"gen{i}.example.com") for i in range(5)]
     cert, key = live_dir / "fullchain.pem", live_dir / "privkey.pem"
     shutil.copy(issued[0][0], cert)
     shutil.copy(issued[0][1], key)
@@ -616,6 +616,17 @@ def test_renewed_certificate_reaches_envoy(live: Live, tmp_path: Path) -> None:
         assert "gen2.example.com" in served()
         assert run_xdsgen("apply", str(inventory), "-v").stdout.strip() == "unchanged"
 
+        # Files renamed into place: Envoy re-reads them by itself; apply finds the new
+        # certificate served, has nothing to do and remembers it.
+        for path, source in ((cert, issued[4][0]), (key, issued[4][1])):
+            temp = live_dir / f".{path.name}.new"
+            temp.write_bytes(source.read_bytes())
+            path.unlink()  # drop the symlink first: os.replace onto it would not follow it
+            os.replace(temp, path)
+        wait_until(lambda: "gen4.example.com" in served(), 5, "Envoy to re-read renamed files")
+        assert run_xdsgen("apply", str(inventory), "-v").stdout.strip() == "unchanged"
+        assert run_xdsgen("apply", str(inventory), "--dry-run").returncode == 0
+
         # A renewal that leaves a key of another certificate: Envoy keeps the old one, exit 3.
         for path in (cert, key):
             path.unlink()
@@ -624,7 +635,7 @@ def test_renewed_certificate_reaches_envoy(live: Live, tmp_path: Path) -> None:
         failed = run_xdsgen("apply", str(inventory), "--no-envoy-check", "--timeout", "3")
         assert failed.returncode == 3
         assert "key_rotation_failed" in failed.stderr
-        assert "gen2.example.com" in served()
+        assert "gen4.example.com" in served()
         key.write_bytes(issued[3][1].read_bytes())
         assert run_xdsgen("apply", str(inventory)).returncode == 0
         assert "gen3.example.com" in served()

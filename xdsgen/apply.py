@@ -222,6 +222,19 @@ def certificate_reloads(model: Model, state: dict[str, Any]) -> tuple[CertReload
     return tuple(reloads)
 
 
+def already_served(reloads: tuple[CertReload, ...], admin: Optional[Admin]) -> set[CertReload]:
+    """Renewals Envoy picked up by itself (a file moved into the directory): nothing to do
+    but remember them. Saves the marker file, and write access to the directory, when
+    xdsgen first meets a certificate Envoy already serves."""
+    if not reloads or admin is None:
+        return set()
+    try:
+        serving = admin.certificate_serials()
+    except AdminUnreachable:
+        return set()
+    return {r for r in reloads if certificate_serial(r.cert) in serving}
+
+
 def signal_reload(reload: CertReload) -> None:
     """Make Envoy re-read a secret's files: it watches their directory for files moved in."""
     directory = os.path.dirname(os.path.abspath(reload.cert))
@@ -625,13 +638,14 @@ def apply(
         state = load_state(config_dir)
         old = read_config_files(config_dir)
         stats = envoy_stats(admin)
-        plan = compute_plan(
-            old, rendered.files, certificate_reloads(model, state), stale_files(old, stats)
-        )
+        reloads = certificate_reloads(model, state)
+        served = already_served(reloads, admin if stats is not None else None)
+        reloads = tuple(r for r in reloads if r not in served)
+        plan = compute_plan(old, rendered.files, reloads, stale_files(old, stats))
         certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
         result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
         if plan.empty:
-            if not state.get("accepted"):
+            if not state.get("accepted") or served:
                 save_state(
                     config_dir, state, rendered.files, certs, stats is not None, address, inventory
                 )
