@@ -60,7 +60,8 @@ def check_with_envoy(
         for name, text in rendered.files.items():
             with open(os.path.join(files_dir, name), "w", encoding="utf-8") as handle:
                 handle.write(text)
-        bootstrap_text = render_bootstrap(model.with_config_dir(files_dir))
+        # Envoy reads the copies here, wherever the real files live (Docker: container path).
+        bootstrap_text = render_bootstrap(model.with_config_dir(files_dir, envoy_dir=files_dir))
         bootstrap_path = os.path.join(tmp, "bootstrap.yaml")
         with open(bootstrap_path, "w", encoding="utf-8") as handle:
             handle.write(bootstrap_text)
