@@ -173,6 +173,17 @@ def read_text(path: str) -> str:
             "save the file as UTF-8; is it a binary file?",
             line, column,
         ) from None
+    # YAML 1.1 treats these as line breaks, even inside quotes, where they silently become
+    # a space: a pasted value would not be what the editor shows.
+    for char in ("\x85", "\u2028", "\u2029"):
+        offset = text.find(char)
+        if offset >= 0:
+            line, column = _line_column(text, offset)
+            raise _file_problem(
+                source, f"the character {_char_name(char)} is not allowed: YAML reads it as a "
+                "line break", "remove it, or write it as an escape in double quotes",
+                line, column,
+            )
     return text
 
 
@@ -221,6 +232,9 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Proble
             message += f" ({exc.context})"
     elif exc.context:
         message += f" ({exc.context})"
+    if (hint is None and exc.context_mark is not None and mark is not None
+            and "expected" in problem and mark.index - exc.context_mark.index > 1024):
+        hint = "a YAML key is at most 1024 characters long (a name at most 64)"
     if hint is None and "mapping values are not allowed" in problem:
         hint = "a value that contains \": \" must be quoted"
     if hint is None and ("alias" in problem or "alias" in (exc.context or "")):

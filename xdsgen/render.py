@@ -283,8 +283,22 @@ def _parsed_route_facts(doc: dict[str, Any]) -> Any:
     return (rc["name"], vhosts)
 
 
+_BUG = "an xdsgen bug, please report it; nothing was written"
+
+
 def verify(model: Model, rendered: Rendered) -> None:
-    """Parse every rendered file back and compare what it means with the model."""
+    """Parse every rendered file back and compare what it means with the model.
+
+    Runs on every render, in production too: a difference is a bug in xdsgen (a template,
+    a filter), reported as RenderError before anything is written."""
+    try:
+        _verify(model, rendered)
+    except RenderError as exc:
+        text = str(exc)
+        raise RenderError(text if _BUG in text else f"{text} ({_BUG})") from None
+
+
+def _verify(model: Model, rendered: Rendered) -> None:
     checks: list[tuple[str, Callable[[Any], Any], Any]] = [
         (CDS_FILE, _parsed_cluster_facts, _cluster_facts(model)),
         (LDS_FILE, lambda d: _parsed_listener_facts(d, model), _listener_facts(model)),
@@ -329,6 +343,6 @@ def _normalise(value: Any) -> Any:
 
 def _mismatch(name: str, expected: Any, got: Any) -> str:
     return (
-        f"{name}: the rendered YAML means something else than the model (an xdsgen bug, "
-        f"please report it; nothing was written)\n  model:  {expected!r:.500}\n  parsed: {got!r:.500}"
+        f"{name}: the rendered YAML means something else than the model ({_BUG})\n"
+        f"  model:  {expected!r:.500}\n  parsed: {got!r:.500}"
     )
