@@ -181,7 +181,7 @@ def read_text(path: str) -> str:
             line, column = _line_column(text, offset)
             raise _file_problem(
                 source, f"the character {_char_name(char)} is not allowed: YAML reads it as a "
-                "line break", "remove it, or write it as an escape in double quotes",
+                "line break", "remove it; it may have been pasted",
                 line, column,
             )
     return text
