@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xdsgen.cli import main
 
@@ -266,3 +268,130 @@ def test_real_process_no_traceback(tmp_path: Path) -> None:
         assert proc.returncode == 1, proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
         assert ": error: " in proc.stderr
+
+
+# ----------------------------------------------------------------- fuzz: never a crash
+
+
+def _load_or_refuse(path: Path) -> None:
+    """Anything at all either loads, or is refused with located problems: no other
+    exception may escape (the CLI would have no message for it)."""
+    from xdsgen.errors import InventoryError
+    from xdsgen.pipeline import load_model, render
+
+    try:
+        render(load_model(str(path)))
+    except InventoryError as exc:
+        assert exc.problems
+        assert all(p.message for p in exc.problems)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_fuzz_bytes_never_crash(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(data)
+    _load_or_refuse(path)
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
+    st.sampled_from(["", "*", "/", "127.0.0.1:1", "[::1]:2", "a.b", "ipv4", "ipv6", "::",
+                     "0.0.0.0", "2s", "/etc/x", "off", "app", "site", "x:y:z", "[x]:1"]),
+    st.text(max_size=12),
+)
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["domains", "routes", "prefix", "path", "upstream", "tls",
+                                     "sni", "port", "families", "endpoints", "cert", "key",
+                                     "address", "http", "https", "verify", "rewrite", "x"]),
+                    inner, max_size=4)), max_leaves=12)
+_SECTIONS = ["envoy", "listen", "upstreams", "certificates", "http", "tls_passthrough", "tcp",
+             "udp"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(_SECTIONS), _VALUES, max_size=3))
+def test_fuzz_structures_never_crash(tmp_path: Path, changes: dict[str, Any]) -> None:
+    """Near-valid inventories: a working one with whole sections replaced by junk."""
+    import yaml
+
+    base = yaml.safe_load((HERE / "cases" / "home-router" / "inventory.yaml").read_text())
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump({**base, **changes}))
+    _load_or_refuse(path)
+
+
+_PORTS = st.sampled_from([1, 80, 443, 8080, 15001, 65535])
+_NAMES = st.sampled_from(["app", "App", "nas", "012", "no"])
+_DOMAINS = st.sampled_from(["a.example.com", "A.example.com", "*", "*.example.com", "b.lan",
+                            "bad..name", "x.example.com."])
+_FAMILIES = st.lists(st.sampled_from(["ipv4", "ipv6"]), min_size=1, max_size=2, unique=True)
+_ENDPOINTS = st.sampled_from(["127.0.0.1:3000", "127.0.0.1:15001", "[::1]:15001", "nas.lan:80",
+                              "localhost:15001", "0.0.0.0:15001", "fd00::1:80", "[fe80::1%1]:1",
+                              "10.0.0.1:0", "h:1"])
+
+
+def _maybe(key: str, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(st.just({}), strategy.map(lambda v: {key: v}))
+
+
+_ROUTE = st.builds(lambda match, value, upstream, extra: {match: value, "upstream": upstream,
+                                                          **extra},
+                   st.sampled_from(["prefix", "path"]),
+                   st.sampled_from(["/", "/a", "/a/b", "a", "/a b"]), _NAMES,
+                   _maybe("rewrite", st.sampled_from(["/", "x"])))
+_VHOST = st.builds(lambda domains, routes, tls, fam, redirect: {
+    "domains": domains, "routes": routes, **tls, **fam, **redirect},
+    st.lists(_DOMAINS, min_size=1, max_size=3), st.lists(_ROUTE, min_size=1, max_size=3),
+    _maybe("tls", st.sampled_from(["site", "Site", "other"])), _maybe("families", _FAMILIES),
+    _maybe("redirect_to_https", st.booleans()))
+_UPSTREAM = st.one_of(_ENDPOINTS, st.builds(
+    lambda eps, tls: {"endpoints": eps, **tls}, st.lists(_ENDPOINTS, min_size=1, max_size=3),
+    _maybe("tls", st.fixed_dictionaries({}, optional={
+        "sni": _DOMAINS, "verify": st.booleans(), "ca": st.sampled_from(["/ca.pem", "ca.pem"])}))))
+_INVENTORY = st.fixed_dictionaries({
+    "version": st.just(1),
+    "listen": st.fixed_dictionaries({}, optional={
+        "ipv4": st.builds(lambda a, p: {"address": a, **p},
+                          st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "x"]),
+                          st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS})),
+        "ipv6": st.builds(lambda a, p: {"address": a, **p},
+                          st.sampled_from(["::", "::1", "0.0.0.0", "fe80::1%eth0"]),
+                          st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS})),
+    }).filter(bool),
+    "upstreams": st.dictionaries(_NAMES, _UPSTREAM, max_size=4),
+}, optional={
+    "envoy": st.fixed_dictionaries({}, optional={
+        "admin": st.sampled_from(["127.0.0.1:15001", "[::1]:15001", "0.0.0.0:15001", "h:1"]),
+        "admin_allow_remote": st.booleans(),
+        "access_log": st.sampled_from(["off", False, "/dev/stdout", "rel.log"]),
+        "container_config_dir": st.sampled_from(["/etc/envoy", "rel", "/"]),
+    }),
+    "certificates": st.dictionaries(st.sampled_from(["site", "Site"]), st.fixed_dictionaries(
+        {"cert": st.sampled_from(["/x.pem", "x.pem", "/etc"]), "key": st.just("/x.key")}),
+        max_size=2),
+    "http": st.lists(_VHOST, max_size=3),
+    "tls_passthrough": st.lists(st.fixed_dictionaries(
+        {"sni": st.lists(_DOMAINS, min_size=1, max_size=2), "upstream": _NAMES},
+        optional={"families": _FAMILIES}), max_size=2),
+    "tcp": st.lists(st.fixed_dictionaries({"port": _PORTS, "upstream": _NAMES},
+                                          optional={"families": _FAMILIES}), max_size=2),
+    "udp": st.lists(st.fixed_dictionaries({"port": _PORTS, "upstream": _NAMES},
+                                          optional={"families": _FAMILIES}), max_size=2),
+})
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_INVENTORY)
+def test_fuzz_schema_shaped_inventories_never_crash(tmp_path: Path, data: dict[str, Any]) -> None:
+    """Inventories of the right shape with colliding names, ports, domains and families:
+    the meaning checks must refuse or accept them, never fall over."""
+    import yaml
+
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(data))
+    _load_or_refuse(path)
