@@ -838,4 +838,7 @@ def build(inventory: Inventory, check_files: bool = False) -> Model:
     `check_files` makes missing certificate files errors (for `apply`: Envoy would refuse
     the listener); otherwise they are warnings (rendering for another machine is normal).
     """
-    return _Builder(inventory, check_files).build()
+    from xdsgen.speed import gc_paused
+
+    with gc_paused():
+        return _Builder(inventory, check_files).build()
