@@ -56,3 +56,35 @@ def test_out_dir_keeps_an_explicit_container_config_dir(tmp_path: Path) -> None:
 def test_out_dir_moves_references_without_a_container_config_dir(tmp_path: Path) -> None:
     model = load_model(str(_inventory(tmp_path, "127.0.0.1:3000")), config_dir=str(tmp_path / "out"))
     assert model.route_path("http_ipv4") == f"{tmp_path}/out/rds_http_ipv4.yaml"
+
+
+def test_shape_and_meaning_errors_are_reported_together(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\n"
+        "listen:\n  ipv4: {address: 0.0.0.0, http: 8080}\n"
+        "upstreams:\n  app: 127.0.0.1:3000\n"
+        "http:\n  - domains: ['*']\n    routes:\n      - {prefix: /, upstream: ap}\n"
+        "tcp:\n  - {port: 70000, upstream: app}\n  - {port: 9000, upstream: nope}\n"
+    )
+    with pytest.raises(InventoryError) as caught:
+        load_model(str(inventory))
+    assert [(p.line, p.path, p.message) for p in caught.value.problems] == [
+        (9, "http[0].routes[0].upstream", "unknown upstream 'ap'"),
+        (11, "tcp[0].port", "port 70000 is outside 1-65535"),
+        (12, "tcp[1].upstream", "unknown upstream 'nope'"),
+    ]
+
+
+def test_meaning_errors_about_a_malformed_part_are_left_out(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "version: 1\n"
+        "listen:\n  ipv4: {address: 0.0.0.0, http: 8080}\n"
+        "upstreams:\n  app: 127.0.0.1:3000\n"
+        "tcp:\n  - {port: 9000, upstream: 12}\n"
+    )
+    with pytest.raises(InventoryError) as caught:
+        load_model(str(inventory))
+    assert [p.path for p in caught.value.problems] == ["tcp[0].upstream"]
+    assert "expected a string" in caught.value.problems[0].message

@@ -74,9 +74,17 @@ class InventoryError(XdsgenError):
 
     exit_code = EXIT_INVALID
 
-    def __init__(self, problems: list[Problem], warnings: Optional[list[Problem]] = None):
+    def __init__(
+        self,
+        problems: list[Problem],
+        warnings: Optional[list[Problem]] = None,
+        partial: object = None,
+    ):
         self.problems = sorted(problems)
         self.warnings = sorted(warnings or [])
+        # The parsed inventory when only its shape is wrong, so that the meaning checks can
+        # still run and every problem of the file is reported in one go.
+        self.partial = partial
         super().__init__("\n".join(p.format() for p in self.problems))
 
 

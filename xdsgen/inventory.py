@@ -512,5 +512,5 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
     if problems or not is_valid(schema(), data):
         problems += _schema_problems(inventory, broken)
     if problems:
-        raise InventoryError(problems)
+        raise InventoryError(problems, partial=inventory)
     return inventory

@@ -842,3 +842,29 @@ def build(inventory: Inventory, check_files: bool = False) -> Model:
 
     with gc_paused():
         return _Builder(inventory, check_files).build()
+
+
+def _within(path: str, other: str) -> bool:
+    """True when key path `path` is `other` or lies below it."""
+    return path == other or (path.startswith(other) and path[len(other)] in ".[")
+
+
+def meaning_problems(inventory: Inventory, check_files: bool, shape_problems: list[Problem]) -> list[Problem]:
+    """The meaning errors of an inventory whose shape is partly wrong, minus those about the
+    parts already reported (their values cannot be trusted). Best effort: if the checks
+    trip over the wrong shape, the shape errors alone are reported."""
+    try:
+        build(inventory, check_files=check_files)
+    except InventoryError as exc:
+        found = exc.problems
+    except Exception:  # the wrong shape broke an assumption: report what the schema said
+        return []
+    else:
+        return []
+    broken = [p.path for p in shape_problems]
+    return [
+        p for p in found
+        if p not in shape_problems
+        and not any(_within(p.path, b) or _within(b, p.path) for b in broken if b)
+        and "" not in broken
+    ]

@@ -7,13 +7,19 @@ from typing import Optional
 
 from xdsgen import inventory as inventory_mod
 from xdsgen import model as model_mod
-from xdsgen.errors import IOProblem
+from xdsgen.errors import InventoryError, IOProblem
 from xdsgen.model import Model
 from xdsgen.render import Rendered, render
 
 
 def load_model(path: str, check_files: bool = False, config_dir: Optional[str] = None) -> Model:
-    inventory = inventory_mod.load(path)
+    try:
+        inventory = inventory_mod.load(path)
+    except InventoryError as exc:
+        if isinstance(exc.partial, inventory_mod.Inventory):
+            more = model_mod.meaning_problems(exc.partial, check_files, exc.problems)
+            raise InventoryError(exc.problems + more, exc.warnings) from None
+        raise
     model = model_mod.build(inventory, check_files=check_files)
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
