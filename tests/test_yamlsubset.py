@@ -125,7 +125,7 @@ def test_a_mutated_file_is_refused_or_read_exactly_as_pyyaml_reads_it(text: str)
 @pytest.mark.parametrize(
     "text",
     [
-        "a: 1 # comment\n", "# comment\na: 1\n", "a: &x 1\nb: *x\n", "a: !!str 1\n", "a: {b: 1}\n",
+        "a: 1 # comment\n", "a: \"x\" #c\n", "a: &x 1\nb: *x\n", "a: !!str 1\n", "a: {b: 1}\n",
         "a: [1]\n", "---\na: 1\n", "a: 1\n...\n", "a: |\n  x\n", "a: >\n  x\n", "a:\n", "a: ~\n",
         "a: null\n", "a: 1\na: 2\n", "a:\n\tb: 1\n", "a: \"x\x85y\"\n", "a: x\u2028y\n", "a: yes\n",
         "a: on\n", "a: Off\n", "on: 1\n", "a: 012\n", "a: 0x1F\n", "a: 1e3\n", "a: 1.5\n",
@@ -161,6 +161,7 @@ def test_the_shapes_the_templates_write() -> None:
         "        flag: true\n"
         "  empty_map: {}\n"
         "  empty_list: []\n"
+        "  # a comment line, as templates may write\n"
         "  nested:\n"
         "  - - h2\n"
         "    - http/1.1\n"

@@ -13,8 +13,11 @@ documents ~10x faster because it accepts only what the templates produce:
   YAML reader takes for a boolean or null (so "on", "yes", "null" are refused), and the
   empty flow collections {} and [].
 
+Lines that are empty or hold only a comment are skipped, as YAML does (a value cannot make
+one: newlines in values are always escaped).
+
 It is a real parser, not a pattern check: every line is consumed, and anything outside the
-subset is an error, never skipped: comments, tabs, control or line-break characters
+subset is an error, never skipped: comments after a value, tabs, control or line-break characters
 (U+0085, U+2028...), anchors, aliases, tags, other flow collections, block or multi-line
 scalars, document markers, null values, duplicate keys, inconsistent indentation. So if a
 value ever escaped its quoting, the result either fails here or means something different
@@ -138,8 +141,8 @@ def _parse_lines(lines: list[str]) -> Any:
     try:
         for number, line in enumerate(lines, 1):  # noqa: B007 - for the error message
             rest = line.lstrip(" ")
-            if not rest:
-                continue
+            if not rest or rest[0] == "#":
+                continue  # blank, or a comment line a template wrote
             col = len(line) - len(rest)
             dashes = False
             while rest[:2] == "- ":
