@@ -83,7 +83,7 @@ def jinja_bytecode_cache() -> Any:
         def load_bytecode(self, bucket: Any) -> None:
             try:
                 super().load_bytecode(bucket)
-            except (OSError, EOFError, ValueError, TypeError):
+            except Exception:  # truncated or foreign file: pickle/marshal raise all sorts
                 bucket.reset()
 
         def dump_bytecode(self, bucket: Any) -> None:
