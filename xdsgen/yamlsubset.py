@@ -145,7 +145,7 @@ def _parse_lines(lines: list[str]) -> Any:
                 continue  # blank, or a comment line a template wrote
             col = len(line) - len(rest)
             dashes = False
-            while rest[:2] == "- ":
+            while rest and rest[0] == "-" and rest[1:2] == " ":
                 # A sequence entry at column col: close what ends here, then a new entry
                 # of the sequence at col, or a new sequence as the value waiting for it.
                 dashes = True
