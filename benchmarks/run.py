@@ -39,7 +39,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
@@ -106,15 +106,22 @@ os.write(fd, ("%r %d %d" % (elapsed, usage.ru_maxrss, os.waitstatus_to_exitcode(
 """
 
 
-def run_timed(cmd: list[str], env: dict[str, str], cwd: Optional[str] = None, check: bool = True) -> Proc:
+def run_timed(
+    cmd: list[str], env: dict[str, str], cwd: Optional[str] = None, check: bool = True
+) -> Proc:
     # Never the checkout as working directory: `python -c` would import xdsgen from there.
     cwd = cwd or env.get("XDSGEN_BENCH_CWD") or tempfile.gettempdir()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         read_end, write_end = os.pipe()
         try:
             launcher = subprocess.Popen(
-                [sys.executable, "-S", "-c", _LAUNCHER, str(write_end), *cmd], env=env, cwd=cwd,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(write_end,),
+                [sys.executable, "-S", "-c", _LAUNCHER, str(write_end), *cmd],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=(write_end,),
             )
         finally:
             os.close(write_end)
@@ -125,8 +132,13 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Optional[str] = None, ch
             raise RuntimeError(f"could not run {cmd}: launcher exited {launcher.returncode}")
         out.seek(0)
         err.seek(0)
-        result = Proc(float(fields[0]), int(fields[1]), int(fields[2]),
-                      out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        result = Proc(
+            float(fields[0]),
+            int(fields[1]),
+            int(fields[2]),
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
     if check and result.code != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {result.code}:\n{result.err[-3000:]}")
     return result
@@ -140,7 +152,7 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    rank = max(0, min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1)))))
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
     return ordered[rank]
 
 
@@ -190,8 +202,11 @@ class Bench:
         shutil.copytree(REPO / "templates", target / "templates", ignore=ignore)
         shutil.copytree(REPO / "schemas", target / "schemas", ignore=ignore)
         if compile_:
-            subprocess.run([self.python, "-m", "compileall", "-q", str(target)], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [self.python, "-m", "compileall", "-q", str(target)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
 
     def _environment(self, package_root: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "XDSGEN_"))}
@@ -209,8 +224,17 @@ class Bench:
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
-    def row(self, section: str, name: str, value: float, unit: str, reference: Optional[float] = None,
-            ref_name: str = "", target: Optional[str] = None, note: str = "") -> None:
+    def row(
+        self,
+        section: str,
+        name: str,
+        value: float,
+        unit: str,
+        reference: Optional[float] = None,
+        ref_name: str = "",
+        target: Optional[str] = None,
+        note: str = "",
+    ) -> None:
         ratio = value / reference if reference else None
         ok: Optional[bool] = None
         limit_text = ""
@@ -219,12 +243,20 @@ class Bench:
             measured = ratio if kind == "ratio" else value
             ok = measured is not None and measured <= limit
             limit_text = f"<= {limit:g}x {ref_name}" if kind == "ratio" else f"<= {limit:g} {unit}"
-        self.rows.append({
-            "section": section, "measure": name, "value": value, "unit": unit,
-            "reference": reference, "reference_name": ref_name,
-            "ratio": None if ratio is None else round(ratio, 3),
-            "target": limit_text, "ok": ok, "note": note,
-        })
+        self.rows.append(
+            {
+                "section": section,
+                "measure": name,
+                "value": value,
+                "unit": unit,
+                "reference": reference,
+                "reference_name": ref_name,
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": limit_text,
+                "ok": ok,
+                "note": note,
+            }
+        )
 
     def check_package_copy(self) -> str:
         for env, root in ((self.env, self.pkg), (self.env_src, self.pkg_src)):
@@ -246,8 +278,11 @@ class Bench:
             "validate": [*self.xdsgen, "validate", str(EXAMPLE)],
             "render": [*self.xdsgen, "render", str(EXAMPLE), "-o", str(out_dir)],
         }
-        source_only = {f"{name}_source": cmd for name, cmd in commands.items() if name in
-                       ("help", "validate", "render")}
+        source_only = {
+            f"{name}_source": cmd
+            for name, cmd in commands.items()
+            if name in ("help", "validate", "render")
+        }
         commands.update(source_only)
 
         def env_of(name: str) -> dict[str, str]:
@@ -276,21 +311,65 @@ class Bench:
             "render_empty_cache_median_s": median(cold),
         }
         floor = med["floor"]
-        self.row("start-up", "floor: python -c 'import click, yaml, jinja2, jsonschema'",
-                 floor * 1000, "ms", note=f"median of {runs}")
+        self.row(
+            "start-up",
+            "floor: python -c 'import click, yaml, jinja2, jsonschema'",
+            floor * 1000,
+            "ms",
+            note=f"median of {runs}",
+        )
         self.row("start-up", "python -c pass", med["python"] * 1000, "ms", floor * 1000, "floor")
-        self.row("start-up", "xdsgen --help", med["help"] * 1000, "ms", floor * 1000, "floor", "help")
-        self.row("start-up", "xdsgen validate example", med["validate"] * 1000, "ms", floor * 1000,
-                 "floor", "validate")
-        self.row("start-up", "xdsgen render example", med["render"] * 1000, "ms", floor * 1000,
-                 "floor", "render")
-        self.row("start-up", "xdsgen render example, empty template cache", median(cold) * 1000, "ms",
-                 floor * 1000, "floor", note="first run only")
-        for name, label in (("help", "xdsgen --help"), ("validate", "xdsgen validate example"),
-                            ("render", "xdsgen render example")):
-            self.row("start-up", f"{label}, source only", med[f"{name}_source"] * 1000, "ms",
-                     floor * 1000, "floor", note="no .pyc for xdsgen")
-        self.row("start-up", "peak RSS of render", rss_mb(max(rss["render"])), "MB", target="render_rss_mb")
+        self.row(
+            "start-up", "xdsgen --help", med["help"] * 1000, "ms", floor * 1000, "floor", "help"
+        )
+        self.row(
+            "start-up",
+            "xdsgen validate example",
+            med["validate"] * 1000,
+            "ms",
+            floor * 1000,
+            "floor",
+            "validate",
+        )
+        self.row(
+            "start-up",
+            "xdsgen render example",
+            med["render"] * 1000,
+            "ms",
+            floor * 1000,
+            "floor",
+            "render",
+        )
+        self.row(
+            "start-up",
+            "xdsgen render example, empty template cache",
+            median(cold) * 1000,
+            "ms",
+            floor * 1000,
+            "floor",
+            note="first run only",
+        )
+        for name, label in (
+            ("help", "xdsgen --help"),
+            ("validate", "xdsgen validate example"),
+            ("render", "xdsgen render example"),
+        ):
+            self.row(
+                "start-up",
+                f"{label}, source only",
+                med[f"{name}_source"] * 1000,
+                "ms",
+                floor * 1000,
+                "floor",
+                note="no .pyc for xdsgen",
+            )
+        self.row(
+            "start-up",
+            "peak RSS of render",
+            rss_mb(max(rss["render"])),
+            "MB",
+            target="render_rss_mb",
+        )
         self.row("start-up", "peak RSS of floor", rss_mb(max(rss["floor"])), "MB")
 
     # ----------------------------------------------------------------------- 2. scale
@@ -311,10 +390,18 @@ class Bench:
             kwargs: dict[str, Any] = {}
             if n == largest and self.args.envoy:
                 ports = free_ports(3 + counts["tcp"])
-                kwargs = dict(admin_port=ports[0], http_port=ports[1], https_port=ports[2], tcp_ports=ports[3:])
+                kwargs = dict(
+                    admin_port=ports[0],
+                    http_port=ports[1],
+                    https_port=ports[2],
+                    tcp_ports=ports[3:],
+                )
             inventory = root / "inventory.yaml"
-            inventory.write_text(synth.generate(n, config_dir=str(root / "config"), cert=str(cert),
-                                                key=str(key), **kwargs))
+            inventory.write_text(
+                synth.generate(
+                    n, config_dir=str(root / "config"), cert=str(cert), key=str(key), **kwargs
+                )
+            )
             if kwargs:
                 envoy_inventory = inventory
             runs = self.args.scale_runs if n < 10000 else max(1, min(self.args.scale_runs, 3))
@@ -329,15 +416,29 @@ class Bench:
                 size = sum(f.stat().st_size for f in out.iterdir())
                 shutil.rmtree(out)
             data[n] = {
-                **counts, "inventory_bytes": inventory.stat().st_size, "runs": runs,
-                "render_median_s": median(times), "render_all_s": times,
-                "peak_rss_mb": rss_mb(max(peaks)), "output_bytes": size,
+                **counts,
+                "inventory_bytes": inventory.stat().st_size,
+                "runs": runs,
+                "render_median_s": median(times),
+                "render_all_s": times,
+                "peak_rss_mb": rss_mb(max(peaks)),
+                "output_bytes": size,
             }
-            self.row("scale", f"N={n}: render", median(times) * 1000, "ms",
-                     note=f"{counts['routes']} routes, {counts['upstreams']} upstreams, {counts['tcp']} tcp; "
-                     f"out {size / 1e6:.2f} MB")
-            self.row("scale", f"N={n}: peak RSS", rss_mb(max(peaks)), "MB",
-                     target="scale_rss_mb" if n == 10000 else None)
+            self.row(
+                "scale",
+                f"N={n}: render",
+                median(times) * 1000,
+                "ms",
+                note=f"{counts['routes']} routes, {counts['upstreams']} upstreams, "
+                f"{counts['tcp']} tcp; out {size / 1e6:.2f} MB",
+            )
+            self.row(
+                "scale",
+                f"N={n}: peak RSS",
+                rss_mb(max(peaks)),
+                "MB",
+                target="scale_rss_mb" if n == 10000 else None,
+            )
         self.results["scale"] = {"sizes": data}
         if 1000 in data and 10000 in data:
             linear = data[10000]["render_median_s"] / data[1000]["render_median_s"]
@@ -345,23 +446,50 @@ class Bench:
             self.row("scale", "time(10000) / time(1000)", round(linear, 2), "x", target="linearity")
         if largest >= 1000 or self.args.tiny:
             with contextlib.suppress(Exception):
-                self.results["scale"]["phases"] = self.phases(self.work / "scale" / str(largest) / "inventory.yaml")
+                self.results["scale"]["phases"] = self.phases(
+                    self.work / "scale" / str(largest) / "inventory.yaml"
+                )
         if envoy_inventory is not None:
             envoy = self.envoy_reference(envoy_inventory)
             self.results["scale"]["envoy"] = envoy
             render = data[largest]["render_median_s"]
-            self.row("scale", f"N={largest}: Envoy loads CDS (move into place)", envoy["cds_s"] * 1000, "ms")
-            self.row("scale", f"N={largest}: Envoy loads LDS+RDS (move into place)", envoy["lds_rds_s"] * 1000,
-                     "ms", note="envoy reference")
-            self.row("scale", f"N={largest}: render vs Envoy LDS+RDS load", render * 1000, "ms",
-                     envoy["lds_rds_s"] * 1000, "envoy", "render_vs_envoy" if largest >= 10000 else None,
-                     note="" if largest >= 10000 else "the target is for N=10000")
-            self.row("scale", f"N={largest}: render vs Envoy CDS+LDS+RDS load", render * 1000, "ms",
-                     (envoy["cds_s"] + envoy["lds_rds_s"]) * 1000, "envoy total")
+            self.row(
+                "scale",
+                f"N={largest}: Envoy loads CDS (move into place)",
+                envoy["cds_s"] * 1000,
+                "ms",
+            )
+            self.row(
+                "scale",
+                f"N={largest}: Envoy loads LDS+RDS (move into place)",
+                envoy["lds_rds_s"] * 1000,
+                "ms",
+                note="envoy reference",
+            )
+            self.row(
+                "scale",
+                f"N={largest}: render vs Envoy LDS+RDS load",
+                render * 1000,
+                "ms",
+                envoy["lds_rds_s"] * 1000,
+                "envoy",
+                "render_vs_envoy" if largest >= 10000 else None,
+                note="" if largest >= 10000 else "the target is for N=10000",
+            )
+            self.row(
+                "scale",
+                f"N={largest}: render vs Envoy CDS+LDS+RDS load",
+                render * 1000,
+                "ms",
+                (envoy["cds_s"] + envoy["lds_rds_s"]) * 1000,
+                "envoy total",
+            )
 
     def phases(self, inventory: Path) -> dict[str, float]:
         """Where a render's time goes (one in-process run; for the README, not a target)."""
-        proc = run_timed([self.python, str(Path(__file__).resolve()), "--phases", str(inventory)], self.env)
+        proc = run_timed(
+            [self.python, str(Path(__file__).resolve()), "--phases", str(inventory)], self.env
+        )
         return dict(json.loads(proc.out))
 
     def envoy_reference(self, inventory: Path) -> dict[str, Any]:
@@ -381,8 +509,18 @@ class Bench:
             for name in ("cds.yaml", "lds.yaml"):
                 (config / name).write_text("resources: []\n")
             bootstrap = work / "bootstrap.yaml"
-            run_timed([*self.xdsgen, "bootstrap", str(inventory), "--config-dir", str(config), "-o",
-                       str(bootstrap)], self.env)
+            run_timed(
+                [
+                    *self.xdsgen,
+                    "bootstrap",
+                    str(inventory),
+                    "--config-dir",
+                    str(config),
+                    "-o",
+                    str(bootstrap),
+                ],
+                self.env,
+            )
             admin_port = int(_admin_port(bootstrap))
             envoy = Envoy(bootstrap, admin_port, work / "envoy.log").start(timeout=60)
             try:
@@ -413,8 +551,10 @@ class Bench:
                 now = stats()
                 if any(v not in ("0", "") for k, v in now.items() if k.endswith("update_rejected")):
                     raise RuntimeError(f"Envoy rejected {what}:\n{envoy.log()}")
-                if all(now.get(k) == f'"{v}"' for k, v in expected.items()) and \
-                        now.get("listener_manager.total_listeners_warming", "0") == "0":
+                if (
+                    all(now.get(k) == f'"{v}"' for k, v in expected.items())
+                    and now.get("listener_manager.total_listeners_warming", "0") == "0"
+                ):
                     return
                 time.sleep(0.005)
             raise RuntimeError(f"Envoy did not load {what}:\n{envoy.log()}")
@@ -447,7 +587,9 @@ class Bench:
         example inventory (rewritten to loopback), `xdsgen apply --watch` keeping it current."""
         if not self.apply_available():
             self.results["apply"] = "xdsgen apply --watch is not available"
-            self.row("latency", "xdsgen apply --watch", float("nan"), "", note="not available: skipped")
+            self.row(
+                "latency", "xdsgen apply --watch", float("nan"), "", note="not available: skipped"
+            )
             return
         lab = LiveLab(self)
         try:
@@ -472,26 +614,61 @@ class Bench:
         detect = med_ms([r["detect_s"] for r in results])
         # The watcher's own -v lines: "envoy --mode validate ...: accepted" ends validate +
         # render + plan + the Envoy check; "HH:MM:SS applied: ..." ends the confirmed steps.
-        checked = med_ms([r["checked_s"] - r["detect_s"] if r["checked_s"] is not None
-                          and r["detect_s"] is not None else None for r in results])
-        steps = med_ms([r["applied_s"] - r["checked_s"] if r["applied_s"] is not None
-                        and r["checked_s"] is not None else None for r in results])
+        checked = med_ms(
+            [
+                r["checked_s"] - r["detect_s"]
+                if r["checked_s"] is not None and r["detect_s"] is not None
+                else None
+                for r in results
+            ]
+        )
+        steps = med_ms(
+            [
+                r["applied_s"] - r["checked_s"]
+                if r["applied_s"] is not None and r["checked_s"] is not None
+                else None
+                for r in results
+            ]
+        )
         self.results["latency"] = {
-            "saves": saves, "all_s": latencies, "p50_ms": p50, "p95_ms": p95,
-            "max_ms": max(latencies) * 1000, "debounce_s": lab.debounce,
-            "watcher_kind": lab.watcher_kind, "envoy_check": lab.envoy_check,
-            "median_parts_ms": {"noticed_and_debounce": detect,
-                                "validate_render_plan_envoy_check": checked,
-                                "write_and_confirm_steps": steps},
+            "saves": saves,
+            "all_s": latencies,
+            "p50_ms": p50,
+            "p95_ms": p95,
+            "max_ms": max(latencies) * 1000,
+            "debounce_s": lab.debounce,
+            "watcher_kind": lab.watcher_kind,
+            "envoy_check": lab.envoy_check,
+            "median_parts_ms": {
+                "noticed_and_debounce": detect,
+                "validate_render_plan_envoy_check": checked,
+                "write_and_confirm_steps": steps,
+            },
             "per_save": results,
         }
-        note = (f"{saves} rename-saves; watcher: {lab.watcher_kind}, --debounce {lab.debounce:g}s, "
-                f"envoy check: {lab.envoy_check}")
+        note = (
+            f"{saves} rename-saves; watcher: {lab.watcher_kind}, --debounce {lab.debounce:g}s, "
+            f"envoy check: {lab.envoy_check}"
+        )
         self.row("latency", "edit-to-live p50", p50, "ms", target="latency_p50_ms", note=note)
         self.row("latency", "edit-to-live p95", p95, "ms", target="latency_p95_ms")
-        self.row("latency", "  part: change noticed + debounce (median)", detect, "ms", p50, "p50",
-                 note="xdsgen's watcher code, same settings, in the bench process")
-        self.row("latency", "  part: validate, render, plan, envoy --mode validate", checked, "ms", p50, "p50")
+        self.row(
+            "latency",
+            "  part: change noticed + debounce (median)",
+            detect,
+            "ms",
+            p50,
+            "p50",
+            note="xdsgen's watcher code, same settings, in the bench process",
+        )
+        self.row(
+            "latency",
+            "  part: validate, render, plan, envoy --mode validate",
+            checked,
+            "ms",
+            p50,
+            "p50",
+        )
         self.row("latency", "  part: write + Envoy confirms each step", steps, "ms", p50, "p50")
 
     def footprint(self, lab: LiveLab) -> None:
@@ -508,15 +685,28 @@ class Bench:
         cpu = (proc_cpu_seconds(lab.watcher_pid) - cpu_before) / idle * 100
         growth = (rss_last - rss_first) / 1024
         self.results["footprint"] = {
-            "applies": [first, last], "rss_mb": [rss_mb(rss_first), rss_mb(rss_last)],
-            "growth_mb": round(growth, 2), "idle_seconds": idle, "idle_cpu_pct": round(cpu, 2),
+            "applies": [first, last],
+            "rss_mb": [rss_mb(rss_first), rss_mb(rss_last)],
+            "growth_mb": round(growth, 2),
+            "idle_seconds": idle,
+            "idle_cpu_pct": round(cpu, 2),
         }
         self.row("footprint", f"watcher RSS after {first} applies", rss_mb(rss_first), "MB")
         self.row("footprint", f"watcher RSS after {last} applies", rss_mb(rss_last), "MB")
-        self.row("footprint", f"RSS growth {first} -> {last} applies", round(growth, 2), "MB",
-                 target="watcher_growth_mb")
-        self.row("footprint", f"watcher CPU while idle ({idle:g} s)", round(cpu, 2), "%",
-                 target="watcher_idle_cpu_pct")
+        self.row(
+            "footprint",
+            f"RSS growth {first} -> {last} applies",
+            round(growth, 2),
+            "MB",
+            target="watcher_growth_mb",
+        )
+        self.row(
+            "footprint",
+            f"watcher CPU while idle ({idle:g} s)",
+            round(cpu, 2),
+            "%",
+            target="watcher_idle_cpu_pct",
+        )
 
     def noop(self, lab: LiveLab) -> None:
         runs = self.args.runs
@@ -532,25 +722,51 @@ class Bench:
             noop.append(run_timed(apply_cmd, self.env).seconds)
             noop_src.append(run_timed(apply_cmd, self.env_src).seconds)
         after = lab.snapshot()
-        changed = sorted(
-            {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-        )
+        changed = sorted({p for p in set(before) | set(after) if before.get(p) != after.get(p)})
         counters_after = lab.update_counters()
         self.results["noop"] = {
-            "runs": runs, "floor_median_s": median(floor), "apply_median_s": median(noop),
+            "runs": runs,
+            "floor_median_s": median(floor),
+            "apply_median_s": median(noop),
             "apply_source_only_median_s": median(noop_src),
-            "changed_files": changed, "envoy_update_counters_before": counters,
+            "changed_files": changed,
+            "envoy_update_counters_before": counters,
             "envoy_update_counters_after": counters_after,
         }
         self.row("no-op", "floor (same run)", median(floor) * 1000, "ms")
-        self.row("no-op", "xdsgen apply, nothing changed", median(noop) * 1000, "ms", median(floor) * 1000,
-                 "floor", "noop")
-        self.row("no-op", "xdsgen apply, nothing changed, source only", median(noop_src) * 1000, "ms",
-                 median(floor) * 1000, "floor", note="no .pyc for xdsgen")
-        self.row("no-op", "files written or touched (all runs)", float(len(changed)), "files",
-                 target="noop_writes", note=", ".join(changed)[:80])
-        self.row("no-op", "Envoy update attempts caused", float(_count_changes(counters, counters_after)),
-                 "updates", target="noop_writes")
+        self.row(
+            "no-op",
+            "xdsgen apply, nothing changed",
+            median(noop) * 1000,
+            "ms",
+            median(floor) * 1000,
+            "floor",
+            "noop",
+        )
+        self.row(
+            "no-op",
+            "xdsgen apply, nothing changed, source only",
+            median(noop_src) * 1000,
+            "ms",
+            median(floor) * 1000,
+            "floor",
+            note="no .pyc for xdsgen",
+        )
+        self.row(
+            "no-op",
+            "files written or touched (all runs)",
+            float(len(changed)),
+            "files",
+            target="noop_writes",
+            note=", ".join(changed)[:80],
+        )
+        self.row(
+            "no-op",
+            "Envoy update attempts caused",
+            float(_count_changes(counters, counters_after)),
+            "updates",
+            target="noop_writes",
+        )
 
 
 def _count_changes(before: dict[str, str], after: dict[str, str]) -> int:
@@ -579,7 +795,9 @@ class LiveLab:
         self.root.mkdir()
         self.inventory = self.root / "inventory.yaml"
         self.config = self.root / "config"
-        self.debounce = bench.args.debounce if bench.args.debounce is not None else default_debounce(bench)
+        self.debounce = (
+            bench.args.debounce if bench.args.debounce is not None else default_debounce(bench)
+        )
         self.envoy: Any = None
         self.watcher: Optional[subprocess.Popen[bytes]] = None
         self.applies = 0
@@ -599,10 +817,16 @@ class LiveLab:
 
         data = yaml.safe_load(EXAMPLE.read_text())
         certs = Certs(self.root / "certs")
-        cert, key = certs.issue("router", "router.example.com", "mynas.example.com", "ha.example.com")
+        cert, key = certs.issue(
+            "router", "router.example.com", "mynas.example.com", "ha.example.com"
+        )
         (admin, http4, https4, http6, https6, *rest) = free_ports(15)
         self.tcp_ports = rest[:6]
-        data["envoy"] = {"config_dir": str(self.config), "admin": f"127.0.0.1:{admin}", "access_log": "off"}
+        data["envoy"] = {
+            "config_dir": str(self.config),
+            "admin": f"127.0.0.1:{admin}",
+            "access_log": "off",
+        }
         data["listen"] = {
             "ipv4": {"address": "127.0.0.1", "http": http4, "https": https4},
             "ipv6": {"address": "::1", "http": http6, "https": https6},
@@ -621,10 +845,16 @@ class LiveLab:
         self.data = data
         self.write(data)
         self.config.mkdir()
-        for name in ("cds.yaml", "lds.yaml"):  # Envoy starts on an empty config; the watcher fills it
+        for name in (
+            "cds.yaml",
+            "lds.yaml",
+        ):  # Envoy starts on an empty config; the watcher fills it
             (self.config / name).write_text("resources: []\n")
         bootstrap = self.root / "bootstrap.yaml"
-        run_timed([*self.bench.xdsgen, "bootstrap", str(self.inventory), "-o", str(bootstrap)], self.bench.env)
+        run_timed(
+            [*self.bench.xdsgen, "bootstrap", str(self.inventory), "-o", str(bootstrap)],
+            self.bench.env,
+        )
         self.envoy = Envoy(bootstrap, admin, self.root / "envoy.log").start(timeout=60)
         log = open(self.root / "watch.log", "wb")  # noqa: SIM115 - lives as long as the watcher
         self._watch_log = log
@@ -633,17 +863,24 @@ class LiveLab:
         # latency can be split into its parts.
         self.watcher = subprocess.Popen(
             [*self.bench.xdsgen, "apply", str(self.inventory), "--watch", "-v", *debounce],
-            env=self.bench.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=self.bench.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read_watcher, args=(self.watcher, log), daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_watcher, args=(self.watcher, log), daemon=True
+        )
         self._reader.start()
         self.wait_live(_versions_of(self.inventory, self.config), time.perf_counter(), timeout=60)
         self.applies = 1
         deadline = time.monotonic() + 10
         while not self.watcher_kind and time.monotonic() < deadline:
             text = (self.root / "watch.log").read_text(errors="replace")
-            self.watcher_kind = "watchfiles" if "(watchfiles)" in text else "polling" if "(polling)" in text else ""
+            self.watcher_kind = (
+                "watchfiles" if "(watchfiles)" in text else "polling" if "(polling)" in text else ""
+            )
             time.sleep(0.02)
         self.probe = Probe(self.inventory, self.debounce)
 
@@ -686,14 +923,18 @@ class LiveLab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             stats = self.stats()
-            if all(stats.get(k) == f'"{v}"' for k, v in expected.items()) and \
-                    stats.get("listener_manager.total_listeners_warming", "0") == "0":
+            if (
+                all(stats.get(k) == f'"{v}"' for k, v in expected.items())
+                and stats.get("listener_manager.total_listeners_warming", "0") == "0"
+            ):
                 return time.perf_counter() - since
             if self.watcher is not None and self.watcher.poll() is not None:
                 break
             time.sleep(0.002)
         log = (self.root / "watch.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"Envoy did not reach {expected}\nwatcher log:\n{log}\nEnvoy:\n{self.envoy.log()}")
+        raise RuntimeError(
+            f"Envoy did not reach {expected}\nwatcher log:\n{log}\nEnvoy:\n{self.envoy.log()}"
+        )
 
     def save_and_wait(self) -> dict[str, Any]:
         """One small edit that changes CDS (a connect timeout), LDS (a TCP map's port) and RDS
@@ -717,8 +958,11 @@ class LiveLab:
         latency = self.wait_live(expected, start)
         self.applies += 1
         parts = self.parts(start)
-        return {"latency_s": latency, "detect_s": self.probe.result(start),
-                **{f"{k}_s": (v - start if v is not None else None) for k, v in parts.items()}}
+        return {
+            "latency_s": latency,
+            "detect_s": self.probe.result(start),
+            **{f"{k}_s": (v - start if v is not None else None) for k, v in parts.items()},
+        }
 
     def apply_command(self) -> list[str]:
         return [*self.bench.xdsgen, "apply", str(self.inventory)]
@@ -727,18 +971,25 @@ class LiveLab:
         files = {}
         for path in sorted(self.config.rglob("*")):
             info = path.lstat()
-            files[str(path.relative_to(self.config))] = (info.st_ino, info.st_size, info.st_mtime_ns,
-                                                         info.st_ctime_ns)
+            files[str(path.relative_to(self.config))] = (
+                info.st_ino,
+                info.st_size,
+                info.st_mtime_ns,
+                info.st_ctime_ns,
+            )
         return files
 
     def update_counters(self) -> dict[str, str]:
         """Envoy's xDS update counters (CDS, LDS, each RDS and SDS file); not the DNS refreshes
         of a STRICT_DNS cluster, which also count "update_attempt"."""
         return {
-            k: v for k, v in self.stats().items()
+            k: v
+            for k, v in self.stats().items()
             if k.endswith(("update_attempt", "update_success"))
-            and (k.startswith(("cluster_manager.cds.", "listener_manager.lds.", "sds."))
-                 or (k.startswith("http.") and ".rds." in k))
+            and (
+                k.startswith(("cluster_manager.cds.", "listener_manager.lds.", "sds."))
+                or (k.startswith("http.") and ".rds." in k)
+            )
         }
 
     def stop_watcher(self) -> None:
@@ -874,8 +1125,17 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         ok = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
         ref = "" if r["reference"] is None else f"{fmt(r['reference'])} ({r['reference_name']})"
         measure = r["measure"] + (f"  [{r['note']}]" if r["note"] else "")
-        body.append([r["section"], measure, f"{fmt(r['value'])} {r['unit']}", ref,
-                     fmt(r["ratio"]), r["target"], ok])
+        body.append(
+            [
+                r["section"],
+                measure,
+                f"{fmt(r['value'])} {r['unit']}",
+                ref,
+                fmt(r["ratio"]),
+                r["target"],
+                ok,
+            ]
+        )
     try:
         from rich.console import Console
         from rich.table import Table
@@ -887,8 +1147,9 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
         return
     table = Table(title=title)
     for name in header:
-        table.add_column(name, justify="right" if name in ("value", "ratio") else "left",
-                         overflow="fold")
+        table.add_column(
+            name, justify="right" if name in ("value", "ratio") else "left", overflow="fold"
+        )
     for line in body:
         style = "red" if line[-1] == "NO" else None
         table.add_row(*line, style=style)
@@ -897,6 +1158,7 @@ def print_table(rows: list[dict[str, Any]], title: str) -> None:
 
 def markdown(report: dict[str, Any]) -> str:
     """The rows of a result file as a Markdown table (for README's Benchmarks section)."""
+
     def num(value: Any) -> str:
         if value is None:
             return ""
@@ -906,14 +1168,23 @@ def markdown(report: dict[str, Any]) -> str:
             return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
         return str(value)
 
-    lines = ["| measure | value | reference | ratio | target | met |", "|---|---:|---:|---:|---|---|"]
+    lines = [
+        "| measure | value | reference | ratio | target | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for r in report["rows"]:
-        ref = f"{num(r['reference'])} ms ({r['reference_name']})" if r["reference"] is not None else ""
+        ref = (
+            f"{num(r['reference'])} ms ({r['reference_name']})"
+            if r["reference"] is not None
+            else ""
+        )
         met = "" if r["ok"] is None else ("yes" if r["ok"] else "**no**")
         ratio = num(r["ratio"]) if r["ratio"] is not None else ""
         note = f" ({r['note']})" if r["note"] else ""
-        lines.append(f"| {r['section']}: {r['measure']}{note} | {num(r['value'])} {r['unit']} | {ref} | {ratio} "
-                     f"| {r['target']} | {met} |")
+        lines.append(
+            f"| {r['section']}: {r['measure']}{note} | {num(r['value'])} {r['unit']} | {ref} "
+            f"| {ratio} | {r['target']} | {met} |"
+        )
     return "\n".join(lines)
 
 
@@ -921,32 +1192,55 @@ def envoy_version() -> str:
     with contextlib.suppress(Exception):
         from harness import envoy_binary
 
-        out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [envoy_binary(), "--version"], capture_output=True, text=True, timeout=30
+        ).stdout
         return out.strip().split("version:")[-1].strip()
     return "unknown"
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="a quick run of every section (N=10, 2 runs, 3 saves): proves the script works")
-    parser.add_argument("--only", default="startup,scale,live",
-                        help="comma list of sections: startup, scale, live (latency, footprint, no-op)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a quick run of every section (N=10, 2 runs, 3 saves): proves the script works",
+    )
+    parser.add_argument(
+        "--only",
+        default="startup,scale,live",
+        help="comma list of sections: startup, scale, live (latency, footprint, no-op)",
+    )
     parser.add_argument("--sizes", default="10,100,1000,10000", help="scale: vhost counts")
     parser.add_argument("--runs", type=int, default=10, help="start-up and no-op: runs per command")
-    parser.add_argument("--scale-runs", type=int, default=5, help="scale: renders per size (N=10000: <= 3)")
-    parser.add_argument("--no-envoy", dest="envoy", action="store_false",
-                        help="scale: skip the Envoy reference")
-    parser.add_argument("--envoy-runs", type=int, default=2, help="scale: Envoy loads to take the median of")
+    parser.add_argument(
+        "--scale-runs", type=int, default=5, help="scale: renders per size (N=10000: <= 3)"
+    )
+    parser.add_argument(
+        "--no-envoy", dest="envoy", action="store_false", help="scale: skip the Envoy reference"
+    )
+    parser.add_argument(
+        "--envoy-runs", type=int, default=2, help="scale: Envoy loads to take the median of"
+    )
     parser.add_argument("--saves", type=int, default=50, help="latency: rename-saves")
-    parser.add_argument("--footprint", default="10,500", help="watcher RSS after these many applies")
+    parser.add_argument(
+        "--footprint", default="10,500", help="watcher RSS after these many applies"
+    )
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="watcher idle CPU window")
-    parser.add_argument("--debounce", type=float, default=None,
-                        help="apply --watch --debounce (default: apply's own default)")
-    parser.add_argument("--json", default=str(BENCH / "results" / "latest.json"), help="where to write JSON")
+    parser.add_argument(
+        "--debounce",
+        type=float,
+        default=None,
+        help="apply --watch --debounce (default: apply's own default)",
+    )
+    parser.add_argument(
+        "--json", default=str(BENCH / "results" / "latest.json"), help="where to write JSON"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--markdown", metavar="JSON", help="print a result file's rows as a Markdown table")
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print a result file's rows as a Markdown table"
+    )
     parser.add_argument("--phases", metavar="INVENTORY", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tiny:
@@ -1000,9 +1294,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             "envoy": envoy_version(),
         },
         "settings": {
-            "tiny": args.tiny, "sizes": args.sizes, "runs": args.runs, "scale_runs": args.scale_runs,
-            "envoy_runs": args.envoy_runs, "saves": args.saves, "footprint": list(args.footprint),
-            "debounce": args.debounce or "apply's default", "xdsgen_imported_from": where, "sections": sorted(args.only),
+            "tiny": args.tiny,
+            "sizes": args.sizes,
+            "runs": args.runs,
+            "scale_runs": args.scale_runs,
+            "envoy_runs": args.envoy_runs,
+            "saves": args.saves,
+            "footprint": list(args.footprint),
+            "debounce": args.debounce or "apply's default",
+            "xdsgen_imported_from": where,
+            "sections": sorted(args.only),
         },
         "targets": {k: {"kind": v[0], "limit": v[1]} for k, v in TARGETS.items()},
         "results": bench.results,
@@ -1010,8 +1311,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "all_targets_met": not missed,
         "elapsed_s": round(elapsed, 1),
     }
-    title = (f"xdsgen benchmarks: {os.cpu_count()} cores, Python {platform.python_version()}, "
-             f"Envoy {report['machine']['envoy']} ({elapsed:.0f} s)")
+    title = (
+        f"xdsgen benchmarks: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"Envoy {report['machine']['envoy']} ({elapsed:.0f} s)"
+    )
     print_table(bench.rows, title)
     if args.json:
         path = Path(args.json)

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from harness import REPO, envoy_binary
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -32,7 +31,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
     env["COLUMNS"] = "200"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--tiny", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=str(REPO), env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(REPO),
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(out.read_text())
@@ -103,8 +106,20 @@ def test_plain_table_without_rich(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     import run
 
-    rows = [{"section": "s", "measure": "m", "value": 1.5, "unit": "ms", "reference": 3.0,
-             "reference_name": "floor", "ratio": 0.5, "target": "<= 1x floor", "ok": True, "note": ""}]
+    rows = [
+        {
+            "section": "s",
+            "measure": "m",
+            "value": 1.5,
+            "unit": "ms",
+            "reference": 3.0,
+            "reference_name": "floor",
+            "ratio": 0.5,
+            "target": "<= 1x floor",
+            "ok": True,
+            "note": "",
+        }
+    ]
     code = (
         "import sys, builtins\n"
         "real = builtins.__import__\n"

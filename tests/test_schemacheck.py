@@ -29,7 +29,9 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 
 
 def _inventories() -> list[Path]:
-    paths = sorted(REPO.glob("examples/**/*.yaml")) + sorted(REPO.glob("tests/cases/*/inventory.yaml"))
+    paths = sorted(REPO.glob("examples/**/*.yaml")) + sorted(
+        REPO.glob("tests/cases/*/inventory.yaml")
+    )
     paths += sorted(REPO.glob("tests/bad/*.yaml"))
     return paths
 
@@ -45,7 +47,9 @@ def _data(path: Path) -> Any:
 def _agrees(instance: Any) -> None:
     fast = schemacheck.is_valid(SCHEMA, instance)
     if fast:
-        assert VALIDATOR.is_valid(instance), f"fast check accepted an invalid instance: {instance!r:.300}"
+        assert VALIDATOR.is_valid(instance), (
+            f"fast check accepted an invalid instance: {instance!r:.300}"
+        )
 
 
 def test_the_real_schema_compiles() -> None:
@@ -95,8 +99,29 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 
 REPLACEMENTS: list[Any] = [
-    None, True, False, 0, 1, -1, 1.0, 1.5, 70000, "", "x", "off", "0", "a" * 300, [], [1], ["a", "a"],
-    {}, {"unknown": 1}, "127.0.0.1:80", "[::1]:80", "/", "1s",
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    1.0,
+    1.5,
+    70000,
+    "",
+    "x",
+    "off",
+    "0",
+    "a" * 300,
+    [],
+    [1],
+    ["a", "a"],
+    {},
+    {"unknown": 1},
+    "127.0.0.1:80",
+    "[::1]:80",
+    "/",
+    "1s",
 ]
 
 
@@ -141,15 +166,42 @@ def _subschemas() -> list[Any]:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from(["", "a", "off", "127.0.0.1:80", "[::1]:443", "/x", "5s", "example.com", "*", "ipv4"])
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 70000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(
+        ["", "a", "off", "127.0.0.1:80", "[::1]:443", "/x", "5s", "example.com", "*", "ipv4"]
+    )
     | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["address", "http", "https", "endpoints", "tls", "sni", "verify", "port",
-                         "upstream", "families", "prefix", "path", "routes", "domains", "cert", "key",
-                         "x"]) | st.text(max_size=6),
-        children, max_size=5,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "address",
+                    "http",
+                    "https",
+                    "endpoints",
+                    "tls",
+                    "sni",
+                    "verify",
+                    "port",
+                    "upstream",
+                    "families",
+                    "prefix",
+                    "path",
+                    "routes",
+                    "domains",
+                    "cert",
+                    "key",
+                    "x",
+                ]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=5,
+        )
     ),
     max_leaves=12,
 )
@@ -166,8 +218,12 @@ def test_generated_values_against_every_subschema(index: int, value: Any) -> Non
 
 
 def test_unknown_keywords_turn_the_fast_path_off() -> None:
-    for schema in ({"type": "string", "format": "ipv4"}, {"if": {}, "then": {}},
-                   {"$ref": "https://elsewhere/schema.json"}, {"type": "string", "dependentRequired": {}}):
+    for schema in (
+        {"type": "string", "format": "ipv4"},
+        {"if": {}, "then": {}},
+        {"$ref": "https://elsewhere/schema.json"},
+        {"type": "string", "dependentRequired": {}},
+    ):
         with pytest.raises(schemacheck.Unsupported):
             schemacheck.compile_schema(schema)
         assert schemacheck.is_valid(schema, "x") is False
@@ -178,7 +234,9 @@ def test_jsonschema_subtleties_are_left_to_jsonschema() -> None:
     assert schemacheck.is_valid({"type": "integer"}, True) is False
     assert schemacheck.is_valid({"const": 1}, True) is False
     assert schemacheck.is_valid({"const": False}, 0) is False
-    assert schemacheck.is_valid({"minimum": 5}, True) is True  # not a number: minimum does not apply
+    assert (
+        schemacheck.is_valid({"minimum": 5}, True) is True
+    )  # not a number: minimum does not apply
     assert schemacheck.is_valid({"uniqueItems": True}, [1, True]) is False
     assert schemacheck.is_valid({"oneOf": [{"type": "string"}, {"maxLength": 3}]}, "ab") is False
     assert schemacheck.is_valid({"oneOf": [{"type": "string"}, {"maxLength": 3}]}, "abcd") is True

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import EXAMPLE, REPO
 
 from xdsgen import cache, inventory, plan, speed
-
 
 # --------------------------------------------------------------------------- template cache
 
@@ -30,8 +28,14 @@ def _render_example(env: dict[str, str], out: Path) -> subprocess.CompletedProce
         f"files = render(load_model({str(EXAMPLE)!r}, config_dir={str(out)!r})).files\n"
         "print(sorted(files))\n"
     )
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          cwd=str(REPO), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+        timeout=120,
+    )
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -51,7 +55,9 @@ def test_compiled_templates_are_cached_and_reused(tmp_path: Path) -> None:
     mtimes = [f.stat().st_mtime_ns for f in files]
     again = _render_example(env, tmp_path / "out")
     assert again.returncode == 0 and again.stdout == first.stdout
-    assert [f.stat().st_mtime_ns for f in sorted(directory.iterdir())] == mtimes  # read, not rewritten
+    assert [
+        f.stat().st_mtime_ns for f in sorted(directory.iterdir())
+    ] == mtimes  # read, not rewritten
 
 
 def test_the_cache_gives_the_same_output_as_no_cache(tmp_path: Path) -> None:
@@ -62,12 +68,19 @@ def test_the_cache_gives_the_same_output_as_no_cache(tmp_path: Path) -> None:
     cached_env = _env(XDSGEN_CACHE_DIR=str(tmp_path / "c"))
     code = (
         "import json\nfrom xdsgen.pipeline import load_model, render\n"
-        f"print(json.dumps(render(load_model({str(EXAMPLE)!r}, config_dir={str(tmp_path)!r})).files))\n"
+        f"model = load_model({str(EXAMPLE)!r}, config_dir={str(tmp_path)!r})\n"
+        "print(json.dumps(render(model).files))\n"
     )
     outputs = []
     for _ in range(2):  # the second run loads the templates from the cache
-        proc = subprocess.run([sys.executable, "-c", code], env=cached_env, capture_output=True,
-                              text=True, cwd=str(REPO), timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=cached_env,
+            capture_output=True,
+            text=True,
+            cwd=str(REPO),
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout)
     import json
@@ -82,8 +95,9 @@ def test_the_cache_can_be_turned_off(setting: str, monkeypatch: pytest.MonkeyPat
     assert cache.jinja_bytecode_cache() is None
 
 
-def test_an_unsafe_or_unusable_cache_directory_is_not_used(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsafe_or_unusable_cache_directory_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # anyone could plant code there
@@ -134,8 +148,14 @@ def test_a_changed_template_is_compiled_again(tmp_path: Path) -> None:
     )
 
     def run() -> str:
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              cwd=str(tmp_path), timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=str(tmp_path),
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
@@ -173,8 +193,11 @@ def test_gc_paused_restores_the_collector() -> None:
 
 
 def _corpus() -> list[Path]:
-    return (sorted(REPO.glob("tests/bad/*.yaml")) + sorted(REPO.glob("tests/cases/*/inventory.yaml"))
-            + [EXAMPLE])
+    return (
+        sorted(REPO.glob("tests/bad/*.yaml"))
+        + sorted(REPO.glob("tests/cases/*/inventory.yaml"))
+        + [EXAMPLE]
+    )
 
 
 @pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.name)
@@ -211,21 +234,26 @@ def test_the_lock_writes_nothing_and_still_names_its_holder(tmp_path: Path) -> N
     before = lock_file.stat()
     with locked(str(tmp_path), 1):
         code = f"from xdsgen.lock import locked\nwith locked({str(tmp_path)!r}, 0.2): pass\n"
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              cwd=str(REPO), timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), timeout=60
+        )
         assert proc.returncode != 0
         assert f"(pid {os.getpid()}) holds the lock" in proc.stderr
     after = lock_file.stat()
-    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns,
-                                                                 before.st_ino)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ino,
+    )
 
 
 # --------------------------------------------------------------------------- Envoy check
 
 
 @pytest.mark.envoy
-def test_one_process_validates_an_accepted_bootstrap_once(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_process_validates_an_accepted_bootstrap_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from harness import envoy_binary
 
     from xdsgen import envoycheck
@@ -248,6 +276,10 @@ def test_one_process_validates_an_accepted_bootstrap_once(tmp_path: Path,
         inventory_path.write_text(yaml.safe_dump(data))
         model = load_model(str(inventory_path), config_dir=str(tmp_path / "config"))
         envoycheck.check_with_envoy(model, render(model), envoy, stand_ins=True)
-    assert seen == ["the bootstrap", "the rendered files",  # first: both
-                    "the rendered files",  # same bootstrap: only the files
-                    "the bootstrap", "the rendered files"]  # another admin port: both again
+    assert seen == [
+        "the bootstrap",
+        "the rendered files",  # first: both
+        "the rendered files",  # same bootstrap: only the files
+        "the bootstrap",
+        "the rendered files",
+    ]  # another admin port: both again

@@ -72,17 +72,68 @@ def test_any_string_through_the_q_filter_reads_back_exactly(value: str) -> None:
     assert expected["k"] == value
 
 
-_NOISE = [" ", "  ", "- ", "-", ":", ": ", '"', "'", "#", " #x", "\n", "\n  ", "&a ", "*a", "!!str ",
-          "!", "{", "}", "[", "]", "{}", "[]", ",", "\\", "\\x4", "\\u00e9", "a", "0", "012", "yes",
-          "on", "~", "null", "\t", "\x85", "\u2028", "?", "|", ">", "%", "@", "`", "---", "...",
-          "\r", "1.5", "0x1F", "1e3", "2001-12-14", "<<: *a", "\ufeff"]
+_NOISE = [
+    " ",
+    "  ",
+    "- ",
+    "-",
+    ":",
+    ": ",
+    '"',
+    "'",
+    "#",
+    " #x",
+    "\n",
+    "\n  ",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!",
+    "{",
+    "}",
+    "[",
+    "]",
+    "{}",
+    "[]",
+    ",",
+    "\\",
+    "\\x4",
+    "\\u00e9",
+    "a",
+    "0",
+    "012",
+    "yes",
+    "on",
+    "~",
+    "null",
+    "\t",
+    "\x85",
+    "\u2028",
+    "?",
+    "|",
+    ">",
+    "%",
+    "@",
+    "`",
+    "---",
+    "...",
+    "\r",
+    "1.5",
+    "0x1F",
+    "1e3",
+    "2001-12-14",
+    "<<: *a",
+    "\ufeff",
+]
 
 
 @st.composite
 def mutated(draw: Any, base: list[str]) -> str:
     text = draw(st.sampled_from(base))
     for _ in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["insert", "delete", "dup-line", "drop-line", "indent", "dedent"]))
+        kind = draw(
+            st.sampled_from(["insert", "delete", "dup-line", "drop-line", "indent", "dedent"])
+        )
         lines = text.split("\n")
         i = draw(st.integers(0, max(0, len(lines) - 2)))
         if kind == "insert":
@@ -91,7 +142,7 @@ def mutated(draw: Any, base: list[str]) -> str:
             continue
         if kind == "delete" and text:
             pos = draw(st.integers(0, len(text) - 1))
-            text = text[:pos] + text[pos + draw(st.integers(1, 3)):]
+            text = text[:pos] + text[pos + draw(st.integers(1, 3)) :]
             continue
         if kind == "dup-line":
             lines.insert(i, lines[i])
@@ -110,8 +161,11 @@ def _bases() -> list[str]:
     return small[:40]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                    HealthCheck.data_too_large])
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated(_bases()))
 def test_a_mutated_file_is_refused_or_read_exactly_as_pyyaml_reads_it(text: str) -> None:
     try:
@@ -125,15 +179,62 @@ def test_a_mutated_file_is_refused_or_read_exactly_as_pyyaml_reads_it(text: str)
 @pytest.mark.parametrize(
     "text",
     [
-        "a: 1 # comment\n", "a: \"x\" #c\n", "a: &x 1\nb: *x\n", "a: !!str 1\n", "a: {b: 1}\n",
-        "a: [1]\n", "---\na: 1\n", "a: 1\n...\n", "a: |\n  x\n", "a: >\n  x\n", "a:\n", "a: ~\n",
-        "a: null\n", "a: 1\na: 2\n", "a:\n\tb: 1\n", "a: \"x\x85y\"\n", "a: x\u2028y\n", "a: yes\n",
-        "a: on\n", "a: Off\n", "on: 1\n", "a: 012\n", "a: 0x1F\n", "a: 1e3\n", "a: 1.5\n",
-        "a: 2001-12-14\n", "a: -0\n", "a: \"x\\/y\"\n", "a: \"x\\zy\"\n", "a: 'x'\n", "a: x y\n",
-        "a: \"x\" \n", "a:  x\n", "- a\nb: 1\n", "a: 1\n  b: 2\n", "a:\n  - x\n   - y\n",
-        "a:\nb: 1\n", "-\n", "- \n", "-  a\n", "a: b: c\n", "a: \"x\n", "\"a\": \"b\"c\n", "",
-        "\n\n", "x\n", "  a: 1\n", "a: 1\r\n", "a: \"\ufeff\"\n", "? a\n: b\n", "<<: {}\n",
-        "a: \"x\" # c\n", "a: %x\n", "a: @x\n", "a: `x\n", "a: ,\n",
+        "a: 1 # comment\n",
+        'a: "x" #c\n',
+        "a: &x 1\nb: *x\n",
+        "a: !!str 1\n",
+        "a: {b: 1}\n",
+        "a: [1]\n",
+        "---\na: 1\n",
+        "a: 1\n...\n",
+        "a: |\n  x\n",
+        "a: >\n  x\n",
+        "a:\n",
+        "a: ~\n",
+        "a: null\n",
+        "a: 1\na: 2\n",
+        "a:\n\tb: 1\n",
+        'a: "x\x85y"\n',
+        "a: x\u2028y\n",
+        "a: yes\n",
+        "a: on\n",
+        "a: Off\n",
+        "on: 1\n",
+        "a: 012\n",
+        "a: 0x1F\n",
+        "a: 1e3\n",
+        "a: 1.5\n",
+        "a: 2001-12-14\n",
+        "a: -0\n",
+        'a: "x\\/y"\n',
+        'a: "x\\zy"\n',
+        "a: 'x'\n",
+        "a: x y\n",
+        'a: "x" \n',
+        "a:  x\n",
+        "- a\nb: 1\n",
+        "a: 1\n  b: 2\n",
+        "a:\n  - x\n   - y\n",
+        "a:\nb: 1\n",
+        "-\n",
+        "- \n",
+        "-  a\n",
+        "a: b: c\n",
+        'a: "x\n',
+        '"a": "b"c\n',
+        "",
+        "\n\n",
+        "x\n",
+        "  a: 1\n",
+        "a: 1\r\n",
+        'a: "\ufeff"\n',
+        "? a\n: b\n",
+        "<<: {}\n",
+        'a: "x" # c\n',
+        "a: %x\n",
+        "a: @x\n",
+        "a: `x\n",
+        "a: ,\n",
     ],
 )
 def test_outside_the_subset_is_an_error(text: str) -> None:
@@ -148,7 +249,7 @@ def test_the_shapes_the_templates_write() -> None:
         '- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration\n'
         '  name: "http_ipv4"\n'
         "  virtual_hosts:\n"
-        "  - name: \"a\"\n"
+        '  - name: "a"\n'
         "    domains:\n"
         '    - "a.example.com"\n'
         "    routes:\n"
@@ -200,14 +301,18 @@ def test_verify_refuses_output_that_means_something_else(tmp_path: Path) -> None
         verify(model, Rendered({**files, name: retargeted}))
 
 
-def test_big_output_is_parsed_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_output_is_parsed_without_pyyaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Above the cross-check size verify relies on the strict parser alone (that is the point:
     PyYAML is slower than Envoy there); below it PyYAML must agree as well."""
     from xdsgen import render as render_mod
 
     calls: list[int] = []
     original = render_mod.load_yaml
-    monkeypatch.setattr(render_mod, "load_yaml", lambda text: calls.append(len(text)) or original(text))
+    monkeypatch.setattr(
+        render_mod, "load_yaml", lambda text: calls.append(len(text)) or original(text)
+    )
     render_mod.parse_back('a: "small"\n')
     assert calls == [len('a: "small"\n')]
     big = "a:\n" + "".join(f'- "{i}"\n' for i in range(render_mod._CROSS_CHECK_BYTES // 5))

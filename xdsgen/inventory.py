@@ -106,7 +106,7 @@ def _loader_class() -> type:
 _FAST_LOADERS: dict[type, type] = {}
 
 
-def _fast_resolver(base: type) -> type:
+def _fast_resolver(base: Any) -> type:
     """`base` with PyYAML's own `resolve` minus the path-resolver and wildcard branches,
     which SafeLoader never has (checked by the caller). The C composer calls `resolve` for
     every scalar: on a 10 000-vhost inventory the generic version costs ~0.1 s."""

@@ -1,4 +1,4 @@
-"""A fast yes/no check of an inventory against the JSON Schema, before (and mostly instead of) jsonschema.
+"""A fast yes/no check of an inventory against the JSON Schema, mostly instead of jsonschema.
 
 Why: importing jsonschema costs more than everything else a cron run of `render` does on a
 router (its import pulls in referencing, attrs, rpds), and on a 10 000-vhost inventory its
@@ -29,8 +29,19 @@ Check = Callable[[Any], bool]
 # jsonschema ignores it without a format checker, but if the loader ever adds one this
 # module must not say yes in its place.
 _ANNOTATIONS = frozenset(
-    {"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
-     "deprecated", "readOnly", "writeOnly"}
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "$defs",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    }
 )
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -66,6 +77,7 @@ def _type_check(name: str) -> Check:
         return _is_number
 
     if name == "integer":
+
         def integer(v: Any) -> bool:
             if isinstance(v, float):
                 raise _Unsure  # 1.0 is an integer to JSON Schema: let jsonschema say so
@@ -90,7 +102,7 @@ def _all_of(checks: list[Check]) -> Check:
     checks_t = tuple(checks)
 
     def every(v: Any) -> bool:
-        for check in checks_t:
+        for check in checks_t:  # noqa: SIM110 - a plain loop: no generator per value
             if not check(v):
                 return False
         return True
@@ -182,10 +194,10 @@ class _Compiler:
         search = re.compile(value).search
         return lambda v: not isinstance(v, str) or search(v) is not None
 
-    def k_minLength(self, value: int, _schema: Any) -> Check:  # noqa: N802 - the keyword
+    def k_minLength(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, str) or len(v) >= value
 
-    def k_maxLength(self, value: int, _schema: Any) -> Check:  # noqa: N802
+    def k_maxLength(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, str) or len(v) <= value
 
     def k_minimum(self, value: Any, _schema: Any) -> Check:
@@ -194,29 +206,29 @@ class _Compiler:
     def k_maximum(self, value: Any, _schema: Any) -> Check:
         return lambda v: not _is_number(v) or v <= value
 
-    def k_exclusiveMinimum(self, value: Any, _schema: Any) -> Check:  # noqa: N802
+    def k_exclusiveMinimum(self, value: Any, _schema: Any) -> Check:
         return lambda v: not _is_number(v) or v > value
 
-    def k_exclusiveMaximum(self, value: Any, _schema: Any) -> Check:  # noqa: N802
+    def k_exclusiveMaximum(self, value: Any, _schema: Any) -> Check:
         return lambda v: not _is_number(v) or v < value
 
-    def k_minItems(self, value: int, _schema: Any) -> Check:  # noqa: N802
+    def k_minItems(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, list) or len(v) >= value
 
-    def k_maxItems(self, value: int, _schema: Any) -> Check:  # noqa: N802
+    def k_maxItems(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, list) or len(v) <= value
 
-    def k_minProperties(self, value: int, _schema: Any) -> Check:  # noqa: N802
+    def k_minProperties(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, dict) or len(v) >= value
 
-    def k_maxProperties(self, value: int, _schema: Any) -> Check:  # noqa: N802
+    def k_maxProperties(self, value: int, _schema: Any) -> Check:
         return lambda v: not isinstance(v, dict) or len(v) <= value
 
     def k_required(self, value: list[str], _schema: Any) -> Check:
         names = frozenset(value)
         return lambda v: not isinstance(v, dict) or names.issubset(v.keys())
 
-    def k_uniqueItems(self, value: bool, _schema: Any) -> Check:  # noqa: N802
+    def k_uniqueItems(self, value: bool, _schema: Any) -> Check:
         if not value:
             return lambda v: True
 
@@ -243,18 +255,18 @@ class _Compiler:
 
         return items
 
-    def k_propertyNames(self, value: Any, _schema: Any) -> Check:  # noqa: N802
+    def k_propertyNames(self, value: Any, _schema: Any) -> Check:
         name = self.compile(value)
         return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
 
-    def k_allOf(self, value: list[Any], _schema: Any) -> Check:  # noqa: N802
+    def k_allOf(self, value: list[Any], _schema: Any) -> Check:
         return _all_of([self.compile(s) for s in value])
 
-    def k_anyOf(self, value: list[Any], _schema: Any) -> Check:  # noqa: N802
+    def k_anyOf(self, value: list[Any], _schema: Any) -> Check:
         subs = tuple(self.compile(s) for s in value)
         return lambda v: any(sub(v) for sub in subs)
 
-    def k_oneOf(self, value: list[Any], _schema: Any) -> Check:  # noqa: N802
+    def k_oneOf(self, value: list[Any], _schema: Any) -> Check:
         subs = tuple(self.compile(s) for s in value)
         # Every branch is evaluated: an _Unsure in any of them must reach the caller.
         return lambda v: sum(1 for sub in subs if sub(v)) == 1
@@ -276,9 +288,11 @@ class _Compiler:
                 return True
             for key, item in v.items():
                 sub = properties.get(key)
-                matched = sub is not None
-                if matched and not sub(item):
-                    return False
+                matched = False
+                if sub is not None:
+                    matched = True
+                    if not sub(item):
+                        return False
                 for search, pattern_check in patterns:
                     if search(key) is not None:
                         matched = True

@@ -107,7 +107,6 @@ def parse(text: str) -> Any:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    number = 0
     try:
         root = _parse_lines(lines)
     except _LineError as exc:
@@ -149,10 +148,11 @@ def _parse_lines(lines: list[str]) -> Any:
                 # A sequence entry at column col: close what ends here, then a new entry
                 # of the sequence at col, or a new sequence as the value waiting for it.
                 dashes = True
-                while top is not None and (top[0] > col or (top[0] == col and top[1] is _MAP
-                                                            and top[3] is missing)):
+                while top is not None and (
+                    top[0] > col or (top[0] == col and top[1] is _MAP and top[3] is missing)
+                ):
                     if top[3] is not missing:
-                        raise ValueError("a key or \"- \" without a value")
+                        raise ValueError('a key or "- " without a value')
                     stack.pop()
                     top = stack[-1] if stack else None
                 if top is not None and top[1] is _SEQ and top[0] == col:
@@ -167,7 +167,7 @@ def _parse_lines(lines: list[str]) -> Any:
                 col += 2
                 rest = rest[2:]
                 if rest[:1] == " ":
-                    raise ValueError("wrong indentation after \"- \"")
+                    raise ValueError('wrong indentation after "- "')
             if not rest:
                 raise ValueError("an empty sequence entry")
             key: Any = None
@@ -207,7 +207,7 @@ def _parse_lines(lines: list[str]) -> Any:
             else:
                 while top is not None and (top[0] > col or (top[0] == col and top[1] is _SEQ)):
                     if top[3] is not missing:
-                        raise ValueError("a key or \"- \" without a value")
+                        raise ValueError('a key or "- " without a value')
                     stack.pop()
                     top = stack[-1] if stack else None
                 if top is not None and top[1] is _MAP and top[0] == col:
@@ -228,7 +228,7 @@ def _parse_lines(lines: list[str]) -> Any:
                 mapping[key] = _value(value, values) if item is missing else item
         for frame in stack:
             if frame[3] is not missing:
-                raise ValueError("a key or \"- \" without a value")
+                raise ValueError('a key or "- " without a value')
     except ValueError as exc:
         raise _LineError(number, str(exc)) from None
     return root
@@ -239,7 +239,13 @@ def _value(text: str, cache: dict[str, Any]) -> Any:
         return {}
     if text == "[]":
         return []
-    if text[0] == '"' and text[-1] == '"' and len(text) > 1 and "\\" not in text and '"' not in text[1:-1]:
+    if (
+        text[0] == '"'
+        and text[-1] == '"'
+        and len(text) > 1
+        and "\\" not in text
+        and '"' not in text[1:-1]
+    ):
         value: Any = text[1:-1]
     else:
         value = _scalar(text)
