@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-goldens", action="store_true",
+        "--update-goldens",
+        action="store_true",
         help="Rewrite tests/cases/*/expected/ from the current renderer instead of comparing.",
     )
 

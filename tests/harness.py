@@ -19,8 +19,9 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 import yaml
@@ -82,14 +83,25 @@ class Envoy:
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def start(self, timeout: float = 30) -> Envoy:
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open while Envoy runs
         self.proc = subprocess.Popen(
             [
-                envoy_binary(), "-c", str(self.bootstrap), "--log-level", "warning",
-                "--concurrency", "1", "--base-id", str(self.admin_port),
-                "--drain-time-s", "2", "--parent-shutdown-time-s", "3",
+                envoy_binary(),
+                "-c",
+                str(self.bootstrap),
+                "--log-level",
+                "warning",
+                "--concurrency",
+                "1",
+                "--base-id",
+                str(self.admin_port),
+                "--drain-time-s",
+                "2",
+                "--parent-shutdown-time-s",
+                "3",
             ],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -187,7 +199,9 @@ class Certs:
         return context
 
 
-def peer_certificate_names(host: str, port: int, sni: Optional[str], ca: Optional[Path] = None) -> list[str]:
+def peer_certificate_names(
+    host: str, port: int, sni: Optional[str], ca: Optional[Path] = None
+) -> list[str]:
     """Handshake and return the DNS names of the certificate the server presented."""
     context = ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
     if not ca:
@@ -225,7 +239,7 @@ class HttpBackend:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     self.send_response(101)
                     self.send_header("Upgrade", "websocket")
@@ -250,7 +264,7 @@ class HttpBackend:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_POST = do_GET  # noqa: N815
+            do_POST = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -345,8 +359,13 @@ class UdpEcho:
 
 
 def http_get(
-    host: str, port: int, path: str = "/", headers: Optional[dict[str, str]] = None,
-    tls_context: Optional[ssl.SSLContext] = None, sni: Optional[str] = None, timeout: float = 5,
+    host: str,
+    port: int,
+    path: str = "/",
+    headers: Optional[dict[str, str]] = None,
+    tls_context: Optional[ssl.SSLContext] = None,
+    sni: Optional[str] = None,
+    timeout: float = 5,
 ) -> tuple[int, dict[str, str], bytes]:
     conn: http.client.HTTPConnection
     if tls_context is not None:
@@ -362,7 +381,9 @@ def http_get(
 
 
 class _SniHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, context: ssl.SSLContext, sni: Optional[str], timeout: float):
+    def __init__(
+        self, host: str, port: int, context: ssl.SSLContext, sni: Optional[str], timeout: float
+    ):
         super().__init__(host, port, context=context, timeout=timeout)
         self._sni = sni
 
@@ -383,7 +404,9 @@ def tcp_roundtrip(host: str, port: int, payload: bytes, timeout: float = 5) -> b
         return data
 
 
-def udp_roundtrip(host: str, port: int, payload: bytes, timeout: float = 5, tries: int = 20) -> bytes:
+def udp_roundtrip(
+    host: str, port: int, payload: bytes, timeout: float = 5, tries: int = 20
+) -> bytes:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout / tries)

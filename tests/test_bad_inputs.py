@@ -31,7 +31,7 @@ GOOD = HERE / "cases" / "minimal-http" / "inventory.yaml"
 
 def expectations(path: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").split("\n")
-    return [line[len("# expect: "):] for line in lines if line.startswith("# expect: ")]
+    return [line[len("# expect: ") :] for line in lines if line.startswith("# expect: ")]
 
 
 def snapshot(directory: Path) -> dict[str, Any]:
@@ -87,8 +87,11 @@ def test_render_refuses_and_leaves_live_dir_alone(path: Path, live: Path) -> Non
     source = os.path.relpath(path)
     result = run_cli(["--no-color", "render", source, "-o", str(live)])
     assert result.exit_code == 1, result.output
-    assert_in_order(result.output, [source + e if e.startswith(":") else e
-                                    for e in expectations(path)], path.name)
+    assert_in_order(
+        result.output,
+        [source + e if e.startswith(":") else e for e in expectations(path)],
+        path.name,
+    )
     assert "nothing written" in result.output
     assert snapshot(live) == before
 
@@ -96,8 +99,20 @@ def test_render_refuses_and_leaves_live_dir_alone(path: Path, live: Path) -> Non
 @pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
 def test_apply_refuses_and_leaves_live_dir_alone(path: Path, live: Path) -> None:
     before = snapshot(live)
-    result = run_cli(["--no-color", "apply", str(path), "--config-dir", str(live),
-                      "--no-envoy-check", "--lock-timeout", "1", "--timeout", "1"])
+    result = run_cli(
+        [
+            "--no-color",
+            "apply",
+            str(path),
+            "--config-dir",
+            str(live),
+            "--no-envoy-check",
+            "--lock-timeout",
+            "1",
+            "--timeout",
+            "1",
+        ]
+    )
     assert result.exit_code == 1, result.output
     # apply checks certificate files too (more errors may come first); each expected
     # message is still there.
@@ -136,8 +151,10 @@ def _bad_file(kind: str, directory: Path) -> tuple[Path, str]:
     if kind == "gzip":
         import gzip
 
-        path.write_bytes(gzip.compress(GOOD.read_bytes(), mtime=0)[:10].replace(b"\x00", b"\x01")
-                         + b"\xff\xfe\xfd")
+        path.write_bytes(
+            gzip.compress(GOOD.read_bytes(), mtime=0)[:10].replace(b"\x00", b"\x01")
+            + b"\xff\xfe\xfd"
+        )
         return path, f"{path}:1:2: error: not UTF-8 text (byte b'\\x8b')"
     if kind == "latin1":
         path.write_bytes("version: 1\nlisten: {}\n# café\n".encode("latin-1"))
@@ -166,16 +183,32 @@ def _bad_file(kind: str, directory: Path) -> tuple[Path, str]:
     raise AssertionError(kind)
 
 
-KINDS = ["empty", "blank", "huge", "binary", "gzip", "latin1", "utf16", "directory", "missing",
-         "under-a-file", "fifo", "dangling-symlink", "symlink-loop"]
+KINDS = [
+    "empty",
+    "blank",
+    "huge",
+    "binary",
+    "gzip",
+    "latin1",
+    "utf16",
+    "directory",
+    "missing",
+    "under-a-file",
+    "fifo",
+    "dangling-symlink",
+    "symlink-loop",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_unusable_files(kind: str, tmp_path: Path, live: Path) -> None:
     path, expected = _bad_file(kind, tmp_path)
     before = snapshot(live)
-    for args in (["validate", str(path)], ["render", str(path), "-o", str(live)],
-                 ["apply", str(path), "--config-dir", str(live), "--no-envoy-check"]):
+    for args in (
+        ["validate", str(path)],
+        ["render", str(path), "-o", str(live)],
+        ["apply", str(path), "--config-dir", str(live), "--no-envoy-check"],
+    ):
         result = run_cli(["--no-color", *args])
         assert result.exit_code == 1, (args, result.output)
         assert expected in result.output, (args, result.output)
@@ -190,10 +223,17 @@ def test_unusable_file_json(tmp_path: Path) -> None:
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["valid"] is False
-    assert report["errors"] == [{
-        "file": str(path), "line": 1, "column": 1, "path": "", "severity": "error",
-        "message": "file contains NUL bytes: not a text file", "hint": "is this the right file?",
-    }]
+    assert report["errors"] == [
+        {
+            "file": str(path),
+            "line": 1,
+            "column": 1,
+            "path": "",
+            "severity": "error",
+            "message": "file contains NUL bytes: not a text file",
+            "hint": "is this the right file?",
+        }
+    ]
 
 
 def test_unreadable_file(tmp_path: Path, live: Path) -> None:
@@ -263,7 +303,9 @@ def test_real_process_no_traceback(tmp_path: Path) -> None:
     for path in (BAD / "billion-laughs.yaml", BAD / "recursive-alias.yaml", tmp_path / "nope"):
         proc = subprocess.run(
             [sys.executable, "-m", "xdsgen", "validate", str(path)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 1, proc.stderr
         assert "Traceback" not in proc.stderr + proc.stdout
@@ -286,8 +328,12 @@ def _load_or_refuse(path: Path) -> None:
         assert all(p.message for p in exc.problems)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
 def test_fuzz_bytes_never_crash(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "fuzz.yaml"
@@ -296,23 +342,84 @@ def test_fuzz_bytes_never_crash(tmp_path: Path, data: bytes) -> None:
 
 
 _SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
-    st.sampled_from(["", "*", "/", "127.0.0.1:1", "[::1]:2", "a.b", "ipv4", "ipv6", "::",
-                     "0.0.0.0", "2s", "/etc/x", "off", "app", "site", "x:y:z", "[x]:1"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            "*",
+            "/",
+            "127.0.0.1:1",
+            "[::1]:2",
+            "a.b",
+            "ipv4",
+            "ipv6",
+            "::",
+            "0.0.0.0",
+            "2s",
+            "/etc/x",
+            "off",
+            "app",
+            "site",
+            "x:y:z",
+            "[x]:1",
+        ]
+    ),
     st.text(max_size=12),
 )
-_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3),
-    st.dictionaries(st.sampled_from(["domains", "routes", "prefix", "path", "upstream", "tls",
-                                     "sni", "port", "families", "endpoints", "cert", "key",
-                                     "address", "http", "https", "verify", "rewrite", "x"]),
-                    inner, max_size=4)), max_leaves=12)
-_SECTIONS = ["envoy", "listen", "upstreams", "certificates", "http", "tls_passthrough", "tcp",
-             "udp"]
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "domains",
+                    "routes",
+                    "prefix",
+                    "path",
+                    "upstream",
+                    "tls",
+                    "sni",
+                    "port",
+                    "families",
+                    "endpoints",
+                    "cert",
+                    "key",
+                    "address",
+                    "http",
+                    "https",
+                    "verify",
+                    "rewrite",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
+_SECTIONS = [
+    "envoy",
+    "listen",
+    "upstreams",
+    "certificates",
+    "http",
+    "tls_passthrough",
+    "tcp",
+    "udp",
+]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.dictionaries(st.sampled_from(_SECTIONS), _VALUES, max_size=3))
 def test_fuzz_structures_never_crash(tmp_path: Path, changes: dict[str, Any]) -> None:
     """Near-valid inventories: a working one with whole sections replaced by junk."""
@@ -326,66 +433,138 @@ def test_fuzz_structures_never_crash(tmp_path: Path, changes: dict[str, Any]) ->
 
 _PORTS = st.sampled_from([1, 80, 443, 8080, 15001, 65535])
 _NAMES = st.sampled_from(["app", "App", "nas", "012", "no"])
-_DOMAINS = st.sampled_from(["a.example.com", "A.example.com", "*", "*.example.com", "b.lan",
-                            "bad..name", "x.example.com."])
+_DOMAINS = st.sampled_from(
+    ["a.example.com", "A.example.com", "*", "*.example.com", "b.lan", "bad..name", "x.example.com."]
+)
 _FAMILIES = st.lists(st.sampled_from(["ipv4", "ipv6"]), min_size=1, max_size=2, unique=True)
-_ENDPOINTS = st.sampled_from(["127.0.0.1:3000", "127.0.0.1:15001", "[::1]:15001", "nas.lan:80",
-                              "localhost:15001", "0.0.0.0:15001", "fd00::1:80", "[fe80::1%1]:1",
-                              "10.0.0.1:0", "h:1"])
+_ENDPOINTS = st.sampled_from(
+    [
+        "127.0.0.1:3000",
+        "127.0.0.1:15001",
+        "[::1]:15001",
+        "nas.lan:80",
+        "localhost:15001",
+        "0.0.0.0:15001",
+        "fd00::1:80",
+        "[fe80::1%1]:1",
+        "10.0.0.1:0",
+        "h:1",
+    ]
+)
 
 
 def _maybe(key: str, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(st.just({}), strategy.map(lambda v: {key: v}))
 
 
-_ROUTE = st.builds(lambda match, value, upstream, extra: {match: value, "upstream": upstream,
-                                                          **extra},
-                   st.sampled_from(["prefix", "path"]),
-                   st.sampled_from(["/", "/a", "/a/b", "a", "/a b"]), _NAMES,
-                   _maybe("rewrite", st.sampled_from(["/", "x"])))
-_VHOST = st.builds(lambda domains, routes, tls, fam, redirect: {
-    "domains": domains, "routes": routes, **tls, **fam, **redirect},
-    st.lists(_DOMAINS, min_size=1, max_size=3), st.lists(_ROUTE, min_size=1, max_size=3),
-    _maybe("tls", st.sampled_from(["site", "Site", "other"])), _maybe("families", _FAMILIES),
-    _maybe("redirect_to_https", st.booleans()))
-_UPSTREAM = st.one_of(_ENDPOINTS, st.builds(
-    lambda eps, tls: {"endpoints": eps, **tls}, st.lists(_ENDPOINTS, min_size=1, max_size=3),
-    _maybe("tls", st.fixed_dictionaries({}, optional={
-        "sni": _DOMAINS, "verify": st.booleans(), "ca": st.sampled_from(["/ca.pem", "ca.pem"])}))))
-_INVENTORY = st.fixed_dictionaries({
-    "version": st.just(1),
-    "listen": st.fixed_dictionaries({}, optional={
-        "ipv4": st.builds(lambda a, p: {"address": a, **p},
-                          st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "x"]),
-                          st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS})),
-        "ipv6": st.builds(lambda a, p: {"address": a, **p},
-                          st.sampled_from(["::", "::1", "0.0.0.0", "fe80::1%eth0"]),
-                          st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS})),
-    }).filter(bool),
-    "upstreams": st.dictionaries(_NAMES, _UPSTREAM, max_size=4),
-}, optional={
-    "envoy": st.fixed_dictionaries({}, optional={
-        "admin": st.sampled_from(["127.0.0.1:15001", "[::1]:15001", "0.0.0.0:15001", "h:1"]),
-        "admin_allow_remote": st.booleans(),
-        "access_log": st.sampled_from(["off", False, "/dev/stdout", "rel.log"]),
-        "container_config_dir": st.sampled_from(["/etc/envoy", "rel", "/"]),
-    }),
-    "certificates": st.dictionaries(st.sampled_from(["site", "Site"]), st.fixed_dictionaries(
-        {"cert": st.sampled_from(["/x.pem", "x.pem", "/etc"]), "key": st.just("/x.key")}),
-        max_size=2),
-    "http": st.lists(_VHOST, max_size=3),
-    "tls_passthrough": st.lists(st.fixed_dictionaries(
-        {"sni": st.lists(_DOMAINS, min_size=1, max_size=2), "upstream": _NAMES},
-        optional={"families": _FAMILIES}), max_size=2),
-    "tcp": st.lists(st.fixed_dictionaries({"port": _PORTS, "upstream": _NAMES},
-                                          optional={"families": _FAMILIES}), max_size=2),
-    "udp": st.lists(st.fixed_dictionaries({"port": _PORTS, "upstream": _NAMES},
-                                          optional={"families": _FAMILIES}), max_size=2),
-})
+_ROUTE = st.builds(
+    lambda match, value, upstream, extra: {match: value, "upstream": upstream, **extra},
+    st.sampled_from(["prefix", "path"]),
+    st.sampled_from(["/", "/a", "/a/b", "a", "/a b"]),
+    _NAMES,
+    _maybe("rewrite", st.sampled_from(["/", "x"])),
+)
+_VHOST = st.builds(
+    lambda domains, routes, tls, fam, redirect: {
+        "domains": domains,
+        "routes": routes,
+        **tls,
+        **fam,
+        **redirect,
+    },
+    st.lists(_DOMAINS, min_size=1, max_size=3),
+    st.lists(_ROUTE, min_size=1, max_size=3),
+    _maybe("tls", st.sampled_from(["site", "Site", "other"])),
+    _maybe("families", _FAMILIES),
+    _maybe("redirect_to_https", st.booleans()),
+)
+_UPSTREAM = st.one_of(
+    _ENDPOINTS,
+    st.builds(
+        lambda eps, tls: {"endpoints": eps, **tls},
+        st.lists(_ENDPOINTS, min_size=1, max_size=3),
+        _maybe(
+            "tls",
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "sni": _DOMAINS,
+                    "verify": st.booleans(),
+                    "ca": st.sampled_from(["/ca.pem", "ca.pem"]),
+                },
+            ),
+        ),
+    ),
+)
+_INVENTORY = st.fixed_dictionaries(
+    {
+        "version": st.just(1),
+        "listen": st.fixed_dictionaries(
+            {},
+            optional={
+                "ipv4": st.builds(
+                    lambda a, p: {"address": a, **p},
+                    st.sampled_from(["0.0.0.0", "127.0.0.1", "::", "x"]),
+                    st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS}),
+                ),
+                "ipv6": st.builds(
+                    lambda a, p: {"address": a, **p},
+                    st.sampled_from(["::", "::1", "0.0.0.0", "fe80::1%eth0"]),
+                    st.fixed_dictionaries({}, optional={"http": _PORTS, "https": _PORTS}),
+                ),
+            },
+        ).filter(bool),
+        "upstreams": st.dictionaries(_NAMES, _UPSTREAM, max_size=4),
+    },
+    optional={
+        "envoy": st.fixed_dictionaries(
+            {},
+            optional={
+                "admin": st.sampled_from(
+                    ["127.0.0.1:15001", "[::1]:15001", "0.0.0.0:15001", "h:1"]
+                ),
+                "admin_allow_remote": st.booleans(),
+                "access_log": st.sampled_from(["off", False, "/dev/stdout", "rel.log"]),
+                "container_config_dir": st.sampled_from(["/etc/envoy", "rel", "/"]),
+            },
+        ),
+        "certificates": st.dictionaries(
+            st.sampled_from(["site", "Site"]),
+            st.fixed_dictionaries(
+                {"cert": st.sampled_from(["/x.pem", "x.pem", "/etc"]), "key": st.just("/x.key")}
+            ),
+            max_size=2,
+        ),
+        "http": st.lists(_VHOST, max_size=3),
+        "tls_passthrough": st.lists(
+            st.fixed_dictionaries(
+                {"sni": st.lists(_DOMAINS, min_size=1, max_size=2), "upstream": _NAMES},
+                optional={"families": _FAMILIES},
+            ),
+            max_size=2,
+        ),
+        "tcp": st.lists(
+            st.fixed_dictionaries(
+                {"port": _PORTS, "upstream": _NAMES}, optional={"families": _FAMILIES}
+            ),
+            max_size=2,
+        ),
+        "udp": st.lists(
+            st.fixed_dictionaries(
+                {"port": _PORTS, "upstream": _NAMES}, optional={"families": _FAMILIES}
+            ),
+            max_size=2,
+        ),
+    },
+)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(_INVENTORY)
 def test_fuzz_schema_shaped_inventories_never_crash(tmp_path: Path, data: dict[str, Any]) -> None:
     """Inventories of the right shape with colliding names, ports, domains and families:

@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from harness import (
-    EXAMPLE, Certs, HttpBackend, TcpEcho, UdpEcho, free_ports, http_get, running_envoy,
-    tcp_roundtrip, udp_roundtrip, write_inventory,
+    EXAMPLE,
+    Certs,
+    HttpBackend,
+    TcpEcho,
+    UdpEcho,
+    free_ports,
+    http_get,
+    running_envoy,
+    tcp_roundtrip,
+    udp_roundtrip,
+    write_inventory,
 )
 
 pytestmark = pytest.mark.envoy
@@ -20,12 +28,17 @@ def test_example_on_loopback_routes_http_tls_tcp_udp(tmp_path: Path) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
     certs = Certs(tmp_path / "certs")
     cert, key = certs.issue("router", "router.example.com", "mynas.example.com", "ha.example.com")
-    backends = {name: HttpBackend(name) for name in ("lede", "grafana", "prometheus", "home_assistant")}
+    backends = {
+        name: HttpBackend(name) for name in ("lede", "grafana", "prometheus", "home_assistant")
+    }
     tcp = TcpEcho("smb_local")
     udp = UdpEcho("aria2_bt")
     admin, http4, https4, tcp_port, udp_port = free_ports(5)
-    data["envoy"] = {"config_dir": str(tmp_path / "config"), "admin": f"127.0.0.1:{admin}",
-                     "access_log": "off"}
+    data["envoy"] = {
+        "config_dir": str(tmp_path / "config"),
+        "admin": f"127.0.0.1:{admin}",
+        "access_log": "off",
+    }
     data["listen"] = {"ipv4": {"address": "127.0.0.1", "http": http4, "https": https4}}
     for name, backend in backends.items():
         data["upstreams"][name] = backend.endpoint
@@ -41,12 +54,18 @@ def test_example_on_loopback_routes_http_tls_tcp_udp(tmp_path: Path) -> None:
         with running_envoy(inventory, tmp_path):
             status, _, body = http_get("127.0.0.1", http4, "/x", {"Host": "anything.lan"})
             assert (status, json.loads(body)["backend"]) == (200, "lede")
-            status, headers, _ = http_get("127.0.0.1", http4, "/grafana/?q=1", {"Host": "router.example.com"})
+            status, headers, _ = http_get(
+                "127.0.0.1", http4, "/grafana/?q=1", {"Host": "router.example.com"}
+            )
             assert status == 301
             assert headers["location"] == f"https://router.example.com:{https4}/grafana/?q=1"
             status, _, body = http_get(
-                "127.0.0.1", https4, "/grafana/d", {"Host": f"router.example.com:{https4}"},
-                tls_context=certs.client_context(), sni="router.example.com",
+                "127.0.0.1",
+                https4,
+                "/grafana/d",
+                {"Host": f"router.example.com:{https4}"},
+                tls_context=certs.client_context(),
+                sni="router.example.com",
             )
             assert (status, json.loads(body)["backend"]) == (200, "grafana")
             assert tcp_roundtrip("127.0.0.1", tcp_port, b"hello") == b"smb_local:hello"

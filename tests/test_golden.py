@@ -42,12 +42,16 @@ def test_golden(name: str, update_goldens: bool) -> None:
         if text != expected[file_name]:
             diff = "".join(
                 difflib.unified_diff(
-                    expected[file_name].splitlines(True), text.splitlines(True),
-                    f"expected/{file_name}", f"rendered/{file_name}",
+                    expected[file_name].splitlines(True),
+                    text.splitlines(True),
+                    f"expected/{file_name}",
+                    f"rendered/{file_name}",
                 )
             )
-            pytest.fail(f"{name}/{file_name} differs from the golden file "
-                        f"(--update-goldens to accept):\n{diff}")
+            pytest.fail(
+                f"{name}/{file_name} differs from the golden file "
+                f"(--update-goldens to accept):\n{diff}"
+            )
 
 
 def test_render_is_deterministic() -> None:

@@ -40,16 +40,70 @@ HERE = Path(__file__).resolve().parent
 
 # The characters that break naive YAML templating, plus the ones the loader must refuse.
 ATTACK_CHARS = list(
-    "\"'\\\n\r\t#:{}[]&*!|>%@`,?-~ " "\x00\x01\x1b\x7f\x85\xa0\u2028\u2029\ufeff\ufffe"
+    "\"'\\\n\r\t#:{}[]&*!|>%@`,?-~ "
+    "\x00\x01\x1b\x7f\x85\xa0\u2028\u2029\ufeff\ufffe"
     "\u202e\u200b\U0001f600\U00010000\U0010fffd"
 )
 ATTACK_STRINGS = [
-    "\n", "a\nb: c", ": ", "a: b", "#", "a #b", "{", "{a: b}", "[", "&anchor", "*alias",
-    "!!python/object:os.system", "!!python/object/apply:os.system [id]", "---", "...", "'",
-    '"', "\\", "\\n", "n", "no", "yes", "on", "off", "~", "null", "true", "012", "0x1F", "1e3",
-    "0o17", "1_000", ".inf", ".nan", "2001-01-01", "=", "<<", "%YAML 1.1", "? a", "- a", "|",
-    ">", "@", "`", "\x85", "\u2028", "\u2029", "\ufeff", "\x00", "\U0001f600", "\U0010fffd",
-    "\u202e", "\u200b", "\x1b[31m", "\x7f", "\x9f", "é", "\u00a0", "x" * 10240,
+    "\n",
+    "a\nb: c",
+    ": ",
+    "a: b",
+    "#",
+    "a #b",
+    "{",
+    "{a: b}",
+    "[",
+    "&anchor",
+    "*alias",
+    "!!python/object:os.system",
+    "!!python/object/apply:os.system [id]",
+    "---",
+    "...",
+    "'",
+    '"',
+    "\\",
+    "\\n",
+    "n",
+    "no",
+    "yes",
+    "on",
+    "off",
+    "~",
+    "null",
+    "true",
+    "012",
+    "0x1F",
+    "1e3",
+    "0o17",
+    "1_000",
+    ".inf",
+    ".nan",
+    "2001-01-01",
+    "=",
+    "<<",
+    "%YAML 1.1",
+    "? a",
+    "- a",
+    "|",
+    ">",
+    "@",
+    "`",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\x00",
+    "\U0001f600",
+    "\U0010fffd",
+    "\u202e",
+    "\u200b",
+    "\x1b[31m",
+    "\x7f",
+    "\x9f",
+    "é",
+    "\u00a0",
+    "x" * 10240,
 ]
 PLACEHOLDER = "zq{:03d}x"
 
@@ -62,7 +116,9 @@ def inventory_for(v: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": 1,
         "envoy": {
-            "admin": "127.0.0.1:15001", "access_log": v["access_log"], "node_id": v["node_id"],
+            "admin": "127.0.0.1:15001",
+            "access_log": v["access_log"],
+            "node_id": v["node_id"],
             "container_config_dir": v["container_dir"],
         },
         "listen": {
@@ -71,19 +127,29 @@ def inventory_for(v: dict[str, Any]) -> dict[str, Any]:
         },
         "upstreams": {
             v["up0"]: "127.0.0.1:3000",
-            v["up1"]: {"endpoints": [f"{v['host']}:443"], "connect_timeout": "2s",
-                       "tls": {"sni": v["sni"], "ca": v["ca"]}},
+            v["up1"]: {
+                "endpoints": [f"{v['host']}:443"],
+                "connect_timeout": "2s",
+                "tls": {"sni": v["sni"], "ca": v["ca"]},
+            },
             v["up2"]: "[::1]:3002",
         },
         "certificates": {v["cert_name"]: {"cert": v["cert"], "key": v["key"]}},
         "http": [
-            {"domains": [v["domain"]], "routes": [
-                {"prefix": v["prefix"], "upstream": v["up0"], "rewrite": v["rewrite"]},
-                {"path": v["path"], "upstream": v["up1"], "timeout": "0s"},
-            ]},
-            {"domains": [v["tls_domain"]], "tls": v["cert_name"], "routes": [
-                {"prefix": v["prefix2"], "upstream": v["up1"], "websocket": True},
-            ]},
+            {
+                "domains": [v["domain"]],
+                "routes": [
+                    {"prefix": v["prefix"], "upstream": v["up0"], "rewrite": v["rewrite"]},
+                    {"path": v["path"], "upstream": v["up1"], "timeout": "0s"},
+                ],
+            },
+            {
+                "domains": [v["tls_domain"]],
+                "tls": v["cert_name"],
+                "routes": [
+                    {"prefix": v["prefix2"], "upstream": v["up1"], "websocket": True},
+                ],
+            },
         ],
         "tls_passthrough": [{"sni": [v["pass_sni"]], "upstream": v["up2"]}],
         "tcp": [{"port": 9000, "upstream": v["up0"]}],
@@ -91,9 +157,27 @@ def inventory_for(v: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-FIELDS = ["access_log", "node_id", "container_dir", "up0", "up1", "up2", "host", "sni", "ca",
-          "cert_name", "cert", "key", "domain", "tls_domain", "prefix", "rewrite", "path",
-          "prefix2", "pass_sni"]
+FIELDS = [
+    "access_log",
+    "node_id",
+    "container_dir",
+    "up0",
+    "up1",
+    "up2",
+    "host",
+    "sni",
+    "ca",
+    "cert_name",
+    "cert",
+    "key",
+    "domain",
+    "tls_domain",
+    "prefix",
+    "rewrite",
+    "path",
+    "prefix2",
+    "pass_sni",
+]
 
 
 def placeholders(values: dict[str, str]) -> dict[str, str]:
@@ -104,8 +188,17 @@ def placeholders(values: dict[str, str]) -> dict[str, str]:
         word = PLACEHOLDER.format(index + 10)
         if field in ("domain", "tls_domain", "pass_sni", "sni", "host"):
             word += ".example"
-        elif field in ("access_log", "container_dir", "ca", "cert", "key", "prefix", "rewrite",
-                       "path", "prefix2"):
+        elif field in (
+            "access_log",
+            "container_dir",
+            "ca",
+            "cert",
+            "key",
+            "prefix",
+            "rewrite",
+            "path",
+            "prefix2",
+        ):
             word = "/" + word
         out[field] = word
     ups = sorted(["up0", "up1", "up2"], key=lambda f: values[f])
@@ -201,7 +294,8 @@ def check(tmp: Path, values: dict[str, str]) -> str:
     assert rds[0]["route"]["prefix_rewrite"] == values["rewrite"]
     assert rds[1]["match"]["path"] == values["path"]
     assert sorted(c["name"] for c in got["cds.yaml"]["resources"]) == sorted(
-        values[u] for u in ("up0", "up1", "up2"))
+        values[u] for u in ("up0", "up1", "up2")
+    )
     assert got["bootstrap.yaml"]["node"]["id"] == values["node_id"]
     return "accepted"
 
@@ -216,16 +310,36 @@ SAFE_CHAR = st.one_of(
     st.sampled_from(YAML_SYNTAX),
     st.sampled_from(list(string.ascii_letters + string.digits + "/._-")),
 )
-ANY_CHAR = st.one_of(st.characters(blacklist_categories=("Cs",)),  # str cannot hold Cs
-                     st.sampled_from(ATTACK_CHARS))
+ANY_CHAR = st.one_of(
+    st.characters(blacklist_categories=("Cs",)),  # str cannot hold Cs
+    st.sampled_from(ATTACK_CHARS),
+)
 
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
-HOSTNAME = st.lists(_LABEL, min_size=1, max_size=4).map(".".join).filter(
-    lambda h: not h.replace(".", "").isdigit())
-LOOKALIKES = ["n", "no", "yes", "on", "off", "null", "true", "012", "0x1F", "1e3", "0o17",
-              "1_000", "1.5", "0b11"]
-NAME = st.one_of(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True),
-                 st.sampled_from(LOOKALIKES))
+HOSTNAME = (
+    st.lists(_LABEL, min_size=1, max_size=4)
+    .map(".".join)
+    .filter(lambda h: not h.replace(".", "").isdigit())
+)
+LOOKALIKES = [
+    "n",
+    "no",
+    "yes",
+    "on",
+    "off",
+    "null",
+    "true",
+    "012",
+    "0x1F",
+    "1e3",
+    "0o17",
+    "1_000",
+    "1.5",
+    "0b11",
+]
+NAME = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True), st.sampled_from(LOOKALIKES)
+)
 
 
 def _path(chars: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -267,12 +381,25 @@ def VALUES(draw: Any) -> dict[str, str]:
 
 def base_values() -> dict[str, str]:
     return {
-        "access_log": "/var/log/envoy/access.log", "node_id": "router",
-        "container_dir": "/etc/envoy", "up0": "app", "up1": "nas", "up2": "ntp",
-        "host": "nas.lan", "sni": "nas.example.com", "ca": "/etc/ssl/ca.pem",
-        "cert_name": "site", "cert": "/etc/ssl/site.pem", "key": "/etc/ssl/site.key",
-        "domain": "app.example.com", "tls_domain": "tls.example.com", "prefix": "/",
-        "rewrite": "/", "path": "/metrics", "prefix2": "/", "pass_sni": "pass.example.com",
+        "access_log": "/var/log/envoy/access.log",
+        "node_id": "router",
+        "container_dir": "/etc/envoy",
+        "up0": "app",
+        "up1": "nas",
+        "up2": "ntp",
+        "host": "nas.lan",
+        "sni": "nas.example.com",
+        "ca": "/etc/ssl/ca.pem",
+        "cert_name": "site",
+        "cert": "/etc/ssl/site.pem",
+        "key": "/etc/ssl/site.key",
+        "domain": "app.example.com",
+        "tls_domain": "tls.example.com",
+        "prefix": "/",
+        "rewrite": "/",
+        "path": "/metrics",
+        "prefix2": "/",
+        "pass_sni": "pass.example.com",
     }
 
 
@@ -289,8 +416,12 @@ def test_property_hostile_strings_never_change_structure(
     outcomes: Counter[str] = Counter()
     tmp = tmp_path_factory.mktemp("prop")
 
-    @settings(max_examples=200, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=200,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(VALUES())
     def run(values: dict[str, str]) -> None:
         ups = [values["up0"], values["up1"], values["up2"]]
@@ -312,8 +443,17 @@ def test_hand_written_attacks(field: str, tmp_path: Path) -> None:
     outcomes = {}
     for attack in ATTACK_STRINGS:
         values = base_values()
-        if field in ("access_log", "container_dir", "ca", "cert", "key", "prefix", "rewrite",
-                     "path", "prefix2"):
+        if field in (
+            "access_log",
+            "container_dir",
+            "ca",
+            "cert",
+            "key",
+            "prefix",
+            "rewrite",
+            "path",
+            "prefix2",
+        ):
             values[field] = "/" + attack
         elif field in ("tls_domain", "pass_sni"):
             values[field] = attack + ".example.com"
@@ -326,24 +466,76 @@ def test_hand_written_attacks(field: str, tmp_path: Path) -> None:
             values[field] = values[field].lower()
         outcomes[attack] = check(tmp_path, values)
     # Characters no value may contain are refused wherever they appear.
-    for attack in ("\n", "a\nb: c", "\x85", "\u2028", "\u2029", "\ufeff", "\x00", "\u202e",
-                   "\u200b", "\x1b[31m", "\x7f", "\x9f"):
+    for attack in (
+        "\n",
+        "a\nb: c",
+        "\x85",
+        "\u2028",
+        "\u2029",
+        "\ufeff",
+        "\x00",
+        "\u202e",
+        "\u200b",
+        "\x1b[31m",
+        "\x7f",
+        "\x9f",
+    ):
         assert outcomes[attack] == "rejected", (field, attack)
     assert outcomes["x" * 10240] == "rejected"  # longer than any field allows
     if field in ("prefix", "path", "prefix2", "rewrite"):
         # URL paths keep YAML syntax characters exactly (no spaces: they cannot match).
-        for attack in ("#", "{a:b}", "&anchor", "*alias", "!!python/object:os.system", "---",
-                       "'", '"', "\\", "012", "no", "~", "0x1F", "1e3", "\U0001f600", "é"):
+        for attack in (
+            "#",
+            "{a:b}",
+            "&anchor",
+            "*alias",
+            "!!python/object:os.system",
+            "---",
+            "'",
+            '"',
+            "\\",
+            "012",
+            "no",
+            "~",
+            "0x1F",
+            "1e3",
+            "\U0001f600",
+            "é",
+        ):
             outcome = check(tmp_path, {**base_values(), field: "/" + attack})
             assert outcome == "accepted", (field, attack)
     if field in ("up0", "up1", "up2", "node_id", "cert_name"):
         # YAML 1.1 look-alikes are fine names once quoted: they stay strings.
-        for attack in ("n", "no", "yes", "on", "off", "null", "true", "012", "0x1F", "1e3",
-                       "0o17", "1_000"):
+        for attack in (
+            "n",
+            "no",
+            "yes",
+            "on",
+            "off",
+            "null",
+            "true",
+            "012",
+            "0x1F",
+            "1e3",
+            "0o17",
+            "1_000",
+        ):
             assert outcomes[attack] == "accepted", (field, attack)
     if field in ("access_log", "cert", "key", "ca", "container_dir"):
-        for attack in ("a: b", "#", "{a: b}", "&anchor", "*alias", "---", "'", '"', "\\",
-                       "\U0001f600", "\U0010fffd", "\u00a0"):
+        for attack in (
+            "a: b",
+            "#",
+            "{a: b}",
+            "&anchor",
+            "*alias",
+            "---",
+            "'",
+            '"',
+            "\\",
+            "\U0001f600",
+            "\U0010fffd",
+            "\u00a0",
+        ):
             assert outcomes[attack] == "accepted", (field, attack)
 
 
@@ -376,12 +568,17 @@ def test_quote_filter_escapes_every_unsafe_character() -> None:
 def test_verify_mismatch_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A template or filter bug that changes a value or the structure: render and apply
     refuse with RenderError (exit 1) and the live directory is left alone."""
-    inventory = write(tmp_path, "inventory.yaml", {
-        "version": 1, "envoy": {"access_log": "off"},
-        "listen": {"ipv4": {"address": "127.0.0.1", "http": 8080}},
-        "upstreams": {"012": "127.0.0.1:3000"},
-        "http": [{"domains": ["*"], "routes": [{"prefix": "/a\\tb", "upstream": "012"}]}],
-    })
+    inventory = write(
+        tmp_path,
+        "inventory.yaml",
+        {
+            "version": 1,
+            "envoy": {"access_log": "off"},
+            "listen": {"ipv4": {"address": "127.0.0.1", "http": 8080}},
+            "upstreams": {"012": "127.0.0.1:3000"},
+            "http": [{"domains": ["*"], "routes": [{"prefix": "/a\\tb", "upstream": "012"}]}],
+        },
+    )
     live = tmp_path / "live"
     assert CliRunner().invoke(main, ["render", str(inventory), "-o", str(live)]).exit_code == 0
     (live / "lds.yaml").write_text("# the live file\n")
@@ -405,8 +602,10 @@ def test_verify_mismatch_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setitem(env.filters, "q", bug)
         with pytest.raises(RenderError, match="an xdsgen bug, please report it; nothing was"):
             render(load_model(str(inventory)))
-        for args in (["render", str(inventory), "-o", str(live)],
-                     ["apply", str(inventory), "--config-dir", str(live), "--no-envoy-check"]):
+        for args in (
+            ["render", str(inventory), "-o", str(live)],
+            ["apply", str(inventory), "--config-dir", str(live), "--no-envoy-check"],
+        ):
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 1, (bug, result.output)
             assert isinstance(result.exception, SystemExit)
@@ -419,7 +618,7 @@ def test_verify_mismatch_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monk
 
 ODD_PREFIX = "/a:b#c{d}[e]&f*g!!python/object---'\"\\~012é\U0001f600\u00a0x"
 ODD_NAMES = ["012", "no", "1e3", "0x1F", "on", "null", "true", "1_000", "0o17", "yes"]
-ESCAPED_PREFIX = "/\x85|\u2028|\u2029|\ufeff|\x01|\t|\x7f|\x9f|\ufffe|\U0010fffd|\"|\\"
+ESCAPED_PREFIX = '/\x85|\u2028|\u2029|\ufeff|\x01|\t|\x7f|\x9f|\ufffe|\U0010fffd|"|\\'
 
 
 @pytest.fixture(scope="module")
@@ -433,10 +632,15 @@ def odd_envoy(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "envoy": {"admin": f"127.0.0.1:{admin}", "access_log": str(log), "node_id": "no"},
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http}},
         "upstreams": {name: backend.endpoint for name in ODD_NAMES},
-        "http": [{"domains": ["*"], "routes": [
-            {"prefix": ODD_PREFIX, "upstream": "012", "rewrite": "/r#{x}&'\"é"},
-            *({"prefix": f"/{name}/", "upstream": name} for name in ODD_NAMES[1:]),
-        ]}],
+        "http": [
+            {
+                "domains": ["*"],
+                "routes": [
+                    {"prefix": ODD_PREFIX, "upstream": "012", "rewrite": "/r#{x}&'\"é"},
+                    *({"prefix": f"/{name}/", "upstream": name} for name in ODD_NAMES[1:]),
+                ],
+            }
+        ],
     }
     inventory = write(tmp, "inventory.yaml", data)
     config = tmp / "config"
@@ -485,11 +689,16 @@ def test_envoy_reads_our_escapes_like_pyyaml(odd_envoy: Any) -> None:
     vh = rc.virtual_hosts[0]
     routes = (dataclasses.replace(vh.routes[0], value=ESCAPED_PREFIX), *vh.routes[1:])
     changed = dataclasses.replace(
-        model, route_configs=(dataclasses.replace(
-            rc, virtual_hosts=(dataclasses.replace(vh, routes=routes),)),))
+        model,
+        route_configs=(
+            dataclasses.replace(rc, virtual_hosts=(dataclasses.replace(vh, routes=routes),)),
+        ),
+    )
     rendered = render(changed)
     text = rendered.files["rds_http_ipv4.yaml"]
     assert "\\x85" in text and "\\u2028" in text and "\\uFEFF" in text and "\U0010fffd" in text
     write_plain(changed.envoy.config_dir, rendered)
-    envoy.wait_for(lambda: _routes(envoy)[0]["match"].get("prefix") == ESCAPED_PREFIX,
-                   what="the escaped prefix in /config_dump")
+    envoy.wait_for(
+        lambda: _routes(envoy)[0]["match"].get("prefix") == ESCAPED_PREFIX,
+        what="the escaped prefix in /config_dump",
+    )

@@ -62,8 +62,11 @@ def lines(output: str, kind: str = "error") -> list[str]:
 
 
 def test_near_miss_upstream_exact_message(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
-                 "      - {prefix: /grafana/, upstream: grafna}\n")
+    path = write(
+        tmp_path,
+        BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
+        "      - {prefix: /grafana/, upstream: grafna}\n",
+    )
     result = cli("validate", str(path))
     assert result.exit_code == 1
     assert lines(result.output) == [
@@ -75,9 +78,12 @@ def test_near_miss_upstream_exact_message(tmp_path: Path) -> None:
 
 def test_all_errors_of_a_run_together_sorted_by_position(tmp_path: Path) -> None:
     # Written so that the meaning checks find them in another order than the file's.
-    path = write(tmp_path, BASE + "tcp:\n  - {port: 8080, upstream: app}\n"
-                 "http:\n  - domains: [bad..name]\n    routes:\n"
-                 "      - {prefix: x/, upstream: graphana}\n")
+    path = write(
+        tmp_path,
+        BASE + "tcp:\n  - {port: 8080, upstream: app}\n"
+        "http:\n  - domains: [bad..name]\n    routes:\n"
+        "      - {prefix: x/, upstream: graphana}\n",
+    )
     result = cli("validate", str(path))
     assert result.exit_code == 1
     assert lines(result.output) == [
@@ -93,14 +99,16 @@ def test_all_errors_of_a_run_together_sorted_by_position(tmp_path: Path) -> None
 
 
 def test_schema_errors_are_all_reported_with_suggestions(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE.replace("http: 8080", "htpp: 8080")
-                 + "http:\n  - domains: [on]\n    routs: []\n")
+    path = write(
+        tmp_path,
+        BASE.replace("http: 8080", "htpp: 8080") + "http:\n  - domains: [on]\n    routs: []\n",
+    )
     result = cli("validate", str(path))
     assert lines(result.output) == [
         f"{path}:4:28: error: listen.ipv4.htpp: unknown key 'htpp' (did you mean 'http'?)",
         f"{path}:9:5: error: http[0]: missing required key 'routes'",
         f"{path}:9:15: error: http[0].domains[0]: expected a string, got on "
-        "(YAML reads a bare on as true) (quote it: \"on\")",
+        '(YAML reads a bare on as true) (quote it: "on")',
         f"{path}:10:5: error: http[0].routs: unknown key 'routs' (did you mean 'routes'?)",
     ]
 
@@ -132,24 +140,38 @@ def test_a_bom_at_the_start_is_fine(tmp_path: Path) -> None:
 
 
 def test_format_json_errors_and_warnings(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
-                 "      - {prefix: /, upstream: app}\n      - {prefix: /x, upstream: grafna}\n")
+    path = write(
+        tmp_path,
+        BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
+        "      - {prefix: /, upstream: app}\n      - {prefix: /x, upstream: grafna}\n",
+    )
     result = cli("validate", "--format", "json", str(path))
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report == {
         "valid": False,
-        "errors": [{
-            "file": str(path), "line": 12, "column": 22, "path": "http[0].routes[1].upstream",
-            "severity": "error", "message": "unknown upstream 'grafna'",
-            "hint": "did you mean 'grafana'?",
-        }],
-        "warnings": [{
-            "file": str(path), "line": 12, "column": 9, "path": "http[0].routes[1]",
-            "severity": "warning",
-            "message": "this route can never match: routes[0] (prefix /) matches first",
-            "hint": "move it above the catch-all route",
-        }],
+        "errors": [
+            {
+                "file": str(path),
+                "line": 12,
+                "column": 22,
+                "path": "http[0].routes[1].upstream",
+                "severity": "error",
+                "message": "unknown upstream 'grafna'",
+                "hint": "did you mean 'grafana'?",
+            }
+        ],
+        "warnings": [
+            {
+                "file": str(path),
+                "line": 12,
+                "column": 9,
+                "path": "http[0].routes[1]",
+                "severity": "warning",
+                "message": "this route can never match: routes[0] (prefix /) matches first",
+                "hint": "move it above the catch-all route",
+            }
+        ],
     }
 
 
@@ -165,13 +187,16 @@ def test_format_json_valid(tmp_path: Path) -> None:
 
 
 def test_shadowed_routes_are_warnings(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
-                 "      - {prefix: /api, upstream: app}\n"
-                 "      - {prefix: /api/v1, upstream: grafana}\n"
-                 "      - {path: /metrics, upstream: app}\n"
-                 "      - {path: /metrics, upstream: grafana}\n"
-                 "      - {prefix: /, upstream: app}\n"
-                 "      - {path: /late, upstream: grafana}\n")
+    path = write(
+        tmp_path,
+        BASE + "http:\n  - domains: [app.example.com]\n    routes:\n"
+        "      - {prefix: /api, upstream: app}\n"
+        "      - {prefix: /api/v1, upstream: grafana}\n"
+        "      - {path: /metrics, upstream: app}\n"
+        "      - {path: /metrics, upstream: grafana}\n"
+        "      - {prefix: /, upstream: app}\n"
+        "      - {path: /late, upstream: grafana}\n",
+    )
     result = cli("validate", str(path))
     assert result.exit_code == 0
     assert lines(result.output, "warning") == [
@@ -186,16 +211,21 @@ def test_shadowed_routes_are_warnings(tmp_path: Path) -> None:
 
 
 def _tls_inventory(tmp_path: Path, cert: Path, key: Path) -> Path:
-    return write(tmp_path, BASE + f"certificates:\n  site: {{cert: {cert}, key: {key}}}\n"
-                 "http:\n  - domains: [app.example.com]\n    tls: site\n    routes:\n"
-                 "      - {prefix: /, upstream: app}\n")
+    return write(
+        tmp_path,
+        BASE + f"certificates:\n  site: {{cert: {cert}, key: {key}}}\n"
+        "http:\n  - domains: [app.example.com]\n    tls: site\n    routes:\n"
+        "      - {prefix: /, upstream: app}\n",
+    )
 
 
 def test_missing_certificate_warns_for_validate_and_render_errors_for_apply(tmp_path: Path) -> None:
     cert, key = tmp_path / "missing.pem", tmp_path / "missing.key"
     path = _tls_inventory(tmp_path, cert, key)
-    warning = (f"{path}:9:10: warning: certificates.site.cert: {cert} does not exist "
-               "(fine if you render for another machine)")
+    warning = (
+        f"{path}:9:10: warning: certificates.site.cert: {cert} does not exist "
+        "(fine if you render for another machine)"
+    )
     result = cli("validate", str(path))
     assert result.exit_code == 0 and warning in result.output
     out = tmp_path / "out"
@@ -203,8 +233,10 @@ def test_missing_certificate_warns_for_validate_and_render_errors_for_apply(tmp_
     assert result.exit_code == 0 and warning in result.output
     assert (out / "sds_site.yaml").exists()
 
-    error = (f"{path}:9:10: error: certificates.site.cert: {cert} does not exist "
-             "(Envoy would refuse the listener; fix the path)")
+    error = (
+        f"{path}:9:10: error: certificates.site.cert: {cert} does not exist "
+        "(Envoy would refuse the listener; fix the path)"
+    )
     result = cli("validate", "--check-files", str(path))
     assert result.exit_code == 1 and error in result.output
     live = tmp_path / "live"
@@ -219,8 +251,10 @@ def test_certificate_that_is_a_directory(tmp_path: Path) -> None:
     _, key = certs.issue("site", "app.example.com")
     path = _tls_inventory(tmp_path, tmp_path / "certs", key)
     result = cli("validate", "--check-files", str(path))
-    assert f"error: certificates.site.cert: {tmp_path / 'certs'} is not a regular file" \
+    assert (
+        f"error: certificates.site.cert: {tmp_path / 'certs'} is not a regular file"
         in result.output
+    )
 
 
 def test_private_key_readable_by_others_warns(tmp_path: Path) -> None:
@@ -239,8 +273,14 @@ def test_private_key_readable_by_others_warns(tmp_path: Path) -> None:
 
 
 def test_upstream_tls_verify_off_warns(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE.replace("  grafana: 127.0.0.1:3001\n", "  nas: {endpoints: "
-                 "[192.168.1.20:5001], tls: {verify: false}}\n") + ROUTES)
+    path = write(
+        tmp_path,
+        BASE.replace(
+            "  grafana: 127.0.0.1:3001\n",
+            "  nas: {endpoints: [192.168.1.20:5001], tls: {verify: false}}\n",
+        )
+        + ROUTES,
+    )
     result = cli("validate", str(path))
     assert result.exit_code == 0
     assert lines(result.output, "warning") == [
@@ -251,8 +291,10 @@ def test_upstream_tls_verify_off_warns(tmp_path: Path) -> None:
 
 
 def test_admin_beyond_loopback_only_when_asked_then_loudly(tmp_path: Path) -> None:
-    text = BASE.replace("envoy: {access_log: off}", "envoy: {access_log: off, admin: "
-                        "'0.0.0.0:15001'}") + ROUTES
+    text = (
+        BASE.replace("envoy: {access_log: off}", "envoy: {access_log: off, admin: '0.0.0.0:15001'}")
+        + ROUTES
+    )
     path = write(tmp_path, text)
     result = cli("validate", str(path))
     assert result.exit_code == 1
@@ -262,23 +304,31 @@ def test_admin_beyond_loopback_only_when_asked_then_loudly(tmp_path: Path) -> No
         "envoy.admin_allow_remote: true)"
     ]
     path = write(tmp_path, text.replace("admin:", "admin_allow_remote: true, admin:"))
-    warning = ("warning: envoy.admin: Envoy's admin interface listens on 0.0.0.0, beyond "
-               "loopback: anyone who reaches it can read the whole config and stop Envoy "
-               "(/quitquitquit)")
-    for args in (["validate", str(path)], ["render", str(path), "-o", str(tmp_path / "o")],
-                 ["bootstrap", str(path)]):
+    warning = (
+        "warning: envoy.admin: Envoy's admin interface listens on 0.0.0.0, beyond "
+        "loopback: anyone who reaches it can read the whole config and stop Envoy "
+        "(/quitquitquit)"
+    )
+    for args in (
+        ["validate", str(path)],
+        ["render", str(path), "-o", str(tmp_path / "o")],
+        ["bootstrap", str(path)],
+    ):
         result = cli(*args)
         assert result.exit_code == 0, result.output
         assert warning in result.output, args
-    assert "address: \"0.0.0.0\"" in cli("bootstrap", str(path)).stdout
+    assert 'address: "0.0.0.0"' in cli("bootstrap", str(path)).stdout
 
 
 def test_upstream_reaching_admin_through_any_address(tmp_path: Path) -> None:
-    text = (BASE.replace("envoy: {access_log: off}", "envoy: {access_log: off, "
-                         "admin_allow_remote: true, admin: '0.0.0.0:15001'}")
-            .replace("0.0.0.0, http", "192.168.1.1, http")
-            + "  lan: 192.168.1.1:15001\n  any: 0.0.0.0:15001\n  other: 192.168.1.2:15001\n"
-            + ROUTES)
+    text = (
+        BASE.replace(
+            "envoy: {access_log: off}",
+            "envoy: {access_log: off, admin_allow_remote: true, admin: '0.0.0.0:15001'}",
+        ).replace("0.0.0.0, http", "192.168.1.1, http")
+        + "  lan: 192.168.1.1:15001\n  any: 0.0.0.0:15001\n  other: 192.168.1.2:15001\n"
+        + ROUTES
+    )
     result = cli("validate", str(write(tmp_path, text)))
     assert result.exit_code == 1
     located = lines(result.output)
@@ -291,15 +341,25 @@ def test_ports_per_family_and_protocol(tmp_path: Path) -> None:
     """http, https and tcp share a family's TCP ports; udp has its own; families are apart.
     (No TLS vhost: the https port 65535 makes no listener.)"""
     text = BASE.replace("listen:\n", "listen:\n  ipv6: {address: '::', http: 1, https: 65535}\n")
-    text += ROUTES + ("tcp:\n  - {port: 9000, upstream: app, families: [ipv4]}\n"
-                      "  - {port: 9000, upstream: grafana, families: [ipv6]}\n"
-                      "udp:\n  - {port: 9000, upstream: app}\n  - {port: 8080, upstream: app}\n")
+    text += ROUTES + (
+        "tcp:\n  - {port: 9000, upstream: app, families: [ipv4]}\n"
+        "  - {port: 9000, upstream: grafana, families: [ipv6]}\n"
+        "udp:\n  - {port: 9000, upstream: app}\n  - {port: 8080, upstream: app}\n"
+    )
     model = load_model(str(write(tmp_path, text)))
-    assert sorted((listener.family, listener.kind, listener.port) for listener in model.listeners
-                  if listener.port in (1, 9000, 8080, 65535)) == [
-        ("ipv4", "http", 8080), ("ipv4", "tcp", 9000), ("ipv4", "udp", 8080),
-        ("ipv4", "udp", 9000), ("ipv6", "http", 1),
-        ("ipv6", "tcp", 9000), ("ipv6", "udp", 8080), ("ipv6", "udp", 9000),
+    assert sorted(
+        (listener.family, listener.kind, listener.port)
+        for listener in model.listeners
+        if listener.port in (1, 9000, 8080, 65535)
+    ) == [
+        ("ipv4", "http", 8080),
+        ("ipv4", "tcp", 9000),
+        ("ipv4", "udp", 8080),
+        ("ipv4", "udp", 9000),
+        ("ipv6", "http", 1),
+        ("ipv6", "tcp", 9000),
+        ("ipv6", "udp", 8080),
+        ("ipv6", "udp", 9000),
     ]
 
 
@@ -327,19 +387,23 @@ def test_access_log_off_in_every_spelling(tmp_path: Path, written: str) -> None:
 
 
 def _defaults_model(tmp_path: Path) -> Any:
-    text = ("version: 1\nlisten:\n  ipv4: {address: 0.0.0.0, http: 80, https: 443}\n"
-            "upstreams:\n  app: 127.0.0.1:3000\n  nas: {endpoints: [nas.lan:5001], tls: {}}\n"
-            "certificates:\n  site: {cert: /etc/ssl/site.pem, key: /etc/ssl/site.key}\n"
-            "http:\n  - domains: [app.example.com]\n    tls: site\n    routes:\n"
-            "      - {prefix: /, upstream: nas}\n  - domains: ['*']\n    routes:\n"
-            "      - {prefix: /, upstream: app}\n")
+    text = (
+        "version: 1\nlisten:\n  ipv4: {address: 0.0.0.0, http: 80, https: 443}\n"
+        "upstreams:\n  app: 127.0.0.1:3000\n  nas: {endpoints: [nas.lan:5001], tls: {}}\n"
+        "certificates:\n  site: {cert: /etc/ssl/site.pem, key: /etc/ssl/site.key}\n"
+        "http:\n  - domains: [app.example.com]\n    tls: site\n    routes:\n"
+        "      - {prefix: /, upstream: nas}\n  - domains: ['*']\n    routes:\n"
+        "      - {prefix: /, upstream: app}\n"
+    )
     return load_model(str(write(tmp_path, text)))
 
 
 def test_default_admin_is_loopback(tmp_path: Path) -> None:
     bootstrap = load_yaml(render_bootstrap(_defaults_model(tmp_path)))
     assert bootstrap["admin"]["address"]["socket_address"] == {
-        "address": "127.0.0.1", "port_value": 15001}
+        "address": "127.0.0.1",
+        "port_value": 15001,
+    }
 
 
 def test_default_global_connection_limit(tmp_path: Path) -> None:
@@ -352,8 +416,11 @@ def test_default_global_connection_limit(tmp_path: Path) -> None:
 def test_every_http_connection_manager_uses_the_remote_address(tmp_path: Path) -> None:
     lds = load_yaml(render(_defaults_model(tmp_path)).lds)
     managers = [
-        f["typed_config"] for listener in lds["resources"] for chain in listener["filter_chains"]
-        for f in chain["filters"] if f["name"] == "envoy.filters.network.http_connection_manager"
+        f["typed_config"]
+        for listener in lds["resources"]
+        for chain in listener["filter_chains"]
+        for f in chain["filters"]
+        if f["name"] == "envoy.filters.network.http_connection_manager"
     ]
     assert len(managers) == 2  # plain http and the TLS chain
     for manager in managers:
@@ -368,7 +435,8 @@ def test_upstream_tls_verifies_by_default(tmp_path: Path) -> None:
     validation = tls["common_tls_context"]["validation_context"]
     assert validation["trusted_ca"] == {"filename": "/etc/ssl/certs/ca-certificates.crt"}
     assert validation["match_typed_subject_alt_names"] == [
-        {"san_type": "DNS", "matcher": {"exact": "nas.lan"}}]
+        {"san_type": "DNS", "matcher": {"exact": "nas.lan"}}
+    ]
     assert tls["sni"] == "nas.lan"
 
 
@@ -391,17 +459,24 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Any:
         "envoy": {"admin": f"127.0.0.1:{admin}", "access_log": "off", "max_connections": 3},
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http}},
         "upstreams": {
-            "web": web.endpoint, "echo": echo.endpoint,
-            "tls_default_ca": {"endpoints": [tls_backend.endpoint],
-                               "tls": {"sni": "backend.test"}},
-            "tls_right_ca": {"endpoints": [tls_backend.endpoint],
-                             "tls": {"sni": "backend.test", "ca": str(certs.ca_path)}},
+            "web": web.endpoint,
+            "echo": echo.endpoint,
+            "tls_default_ca": {"endpoints": [tls_backend.endpoint], "tls": {"sni": "backend.test"}},
+            "tls_right_ca": {
+                "endpoints": [tls_backend.endpoint],
+                "tls": {"sni": "backend.test", "ca": str(certs.ca_path)},
+            },
         },
-        "http": [{"domains": ["*"], "routes": [
-            {"prefix": "/default-ca", "upstream": "tls_default_ca"},
-            {"prefix": "/right-ca", "upstream": "tls_right_ca"},
-            {"prefix": "/", "upstream": "web"},
-        ]}],
+        "http": [
+            {
+                "domains": ["*"],
+                "routes": [
+                    {"prefix": "/default-ca", "upstream": "tls_default_ca"},
+                    {"prefix": "/right-ca", "upstream": "tls_right_ca"},
+                    {"prefix": "/", "upstream": "web"},
+                ],
+            }
+        ],
         "tcp": [{"port": tcp, "upstream": "echo"}],
     }
     inventory = tmp / "inventory.yaml"
@@ -455,8 +530,10 @@ def test_global_connection_limit_holds(guarded: Any) -> None:
     finally:
         for sock in held:
             sock.close()
-    envoy.wait_for(lambda: tcp_roundtrip("127.0.0.1", tcp, b"again") == b"echo:again",
-                   what="a connection once the others closed")
+    envoy.wait_for(
+        lambda: tcp_roundtrip("127.0.0.1", tcp, b"again") == b"echo:again",
+        what="a connection once the others closed",
+    )
 
 
 @pytest.mark.envoy
@@ -468,4 +545,3 @@ def test_upstream_certificate_is_verified_by_default(guarded: Any) -> None:
     status, _, _ = http_get("127.0.0.1", http, "/default-ca/x", {"Host": "a"})
     assert status == 503
     assert int(envoy.stat("cluster.tls_default_ca.ssl.fail_verify_error")) >= 1
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from harness import write_inventory
+
 from xdsgen.errors import InventoryError
 from xdsgen.pipeline import load_model
 
@@ -46,7 +46,10 @@ def test_upstream_tls_verify_off_needs_no_name(tmp_path: Path) -> None:
 
 def test_out_dir_keeps_an_explicit_container_config_dir(tmp_path: Path) -> None:
     inventory = _inventory(tmp_path, "127.0.0.1:3000")
-    text = inventory.read_text() + "envoy: {config_dir: /srv/envoy, container_config_dir: /etc/envoy}\n"
+    text = (
+        inventory.read_text()
+        + "envoy: {config_dir: /srv/envoy, container_config_dir: /etc/envoy}\n"
+    )
     inventory.write_text(text)
     model = load_model(str(inventory), config_dir=str(tmp_path / "out"))
     assert model.envoy.config_dir == str(tmp_path / "out")
@@ -54,7 +57,9 @@ def test_out_dir_keeps_an_explicit_container_config_dir(tmp_path: Path) -> None:
 
 
 def test_out_dir_moves_references_without_a_container_config_dir(tmp_path: Path) -> None:
-    model = load_model(str(_inventory(tmp_path, "127.0.0.1:3000")), config_dir=str(tmp_path / "out"))
+    model = load_model(
+        str(_inventory(tmp_path, "127.0.0.1:3000")), config_dir=str(tmp_path / "out")
+    )
     assert model.route_path("http_ipv4") == f"{tmp_path}/out/rds_http_ipv4.yaml"
 
 

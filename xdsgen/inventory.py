@@ -29,7 +29,7 @@ from xdsgen.errors import InventoryError, Problem
 # is the wrong file, and refusing it before reading keeps a router's RAM safe.
 MAX_INVENTORY_BYTES = 4 * 1024 * 1024
 # Aliases can make a few lines expand to billions of values ("billion laughs").
-MAX_VALUES = 200_000
+MAX_VALUES = 1_000_000  # ~60 000 vhosts; the 4 MB file limit comes first
 
 PathKey = tuple[Union[str, int], ...]
 
@@ -112,8 +112,11 @@ def _fast_resolver(base: Any) -> type:
     every scalar: on a 10 000-vhost inventory the generic version costs ~0.1 s."""
     if base not in _FAST_LOADERS:
         implicit_resolvers = base.yaml_implicit_resolvers
-        scalar_tag, seq_tag, map_tag = (base.DEFAULT_SCALAR_TAG, base.DEFAULT_SEQUENCE_TAG,
-                                        base.DEFAULT_MAPPING_TAG)
+        scalar_tag, seq_tag, map_tag = (
+            base.DEFAULT_SCALAR_TAG,
+            base.DEFAULT_SEQUENCE_TAG,
+            base.DEFAULT_MAPPING_TAG,
+        )
         scalar_node, seq_node = yaml.ScalarNode, yaml.SequenceNode
 
         def resolve(self: Any, kind: Any, value: Any, implicit: Any) -> Any:
@@ -149,13 +152,15 @@ def read_text(path: str) -> str:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise _file_problem(
-                source, "is a directory, not an inventory file",
+                source,
+                "is a directory, not an inventory file",
                 "give the path of the YAML file, e.g. /etc/xdsgen/inventory.yaml",
             )
         if not stat.S_ISREG(info.st_mode):
             # Reading a FIFO or a terminal would block a cron run forever.
             raise _file_problem(
-                source, "is not a regular file (a pipe, socket or device)",
+                source,
+                "is not a regular file (a pipe, socket or device)",
                 "give the path of the YAML file",
             )
         if info.st_size > MAX_INVENTORY_BYTES:
@@ -189,8 +194,11 @@ def read_text(path: str) -> str:
     if nul >= 0:
         line, column = _line_column(raw, nul)
         raise _file_problem(
-            source, "file contains NUL bytes: not a text file", "is this the right file?",
-            line, column,
+            source,
+            "file contains NUL bytes: not a text file",
+            "is this the right file?",
+            line,
+            column,
         )
     try:
         text = raw.decode("utf-8-sig")
@@ -198,9 +206,10 @@ def read_text(path: str) -> str:
         line, column = _line_column(raw, exc.start)
         raise _file_problem(
             source,
-            f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r})",
+            f"not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r})",
             "save the file as UTF-8; is it a binary file?",
-            line, column,
+            line,
+            column,
         ) from None
     # YAML 1.1 treats these as line breaks, even inside quotes, where they silently become
     # a space: a pasted value would not be what the editor shows.
@@ -209,9 +218,11 @@ def read_text(path: str) -> str:
         if offset >= 0:
             line, column = _line_column(text, offset)
             raise _file_problem(
-                source, f"the character {_char_name(char)} is not allowed: YAML reads it as a "
-                "line break", "remove it; it may have been pasted",
-                line, column,
+                source,
+                f"the character {_char_name(char)} is not allowed: YAML reads it as a line break",
+                "remove it; it may have been pasted",
+                line,
+                column,
             )
     return text
 
@@ -219,8 +230,15 @@ def read_text(path: str) -> str:
 def _char_name(char: str) -> str:
     name = unicodedata.name(char, "")
     if not name:
-        name = {"\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN", "\x00": "NUL",
-                "\x85": "NEXT LINE", "\x1b": "ESCAPE", "\x7f": "DELETE"}.get(char, "")
+        name = {
+            "\t": "TAB",
+            "\n": "LINE FEED",
+            "\r": "CARRIAGE RETURN",
+            "\x00": "NUL",
+            "\x85": "NEXT LINE",
+            "\x1b": "ESCAPE",
+            "\x7f": "DELETE",
+        }.get(char, "")
     if not name and 0xD800 <= ord(char) <= 0xDFFF:
         name = "lone surrogate"
     return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
@@ -244,12 +262,17 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Proble
     problem = exc.problem or str(exc)
     hint = None
     if char == "\t" or "tab" in problem:
-        return Problem(line, column, "", "YAML syntax error: a tab character here",
-                       "YAML indents with spaces, never tabs; in vi: :set expandtab, then :retab",
-                       source=source)
+        return Problem(
+            line,
+            column,
+            "",
+            "YAML syntax error: a tab character here",
+            "YAML indents with spaces, never tabs; in vi: :set expandtab, then :retab",
+            source=source,
+        )
     elif "cannot start any token" in problem and char:
         message = f"YAML syntax error: {char!r} cannot start a value"
-        hint = f"quote the value: \"{char}...\"" if char in "@`%" else None
+        hint = f'quote the value: "{char}..."' if char in "@`%" else None
     else:
         message = "YAML syntax error: " + problem
     if exc.context and exc.context_mark and exc.context_mark is not mark:
@@ -261,13 +284,18 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Proble
             message += f" ({exc.context})"
     elif exc.context:
         message += f" ({exc.context})"
-    if (hint is None and exc.context_mark is not None and mark is not None
-            and "expected" in problem and mark.index - exc.context_mark.index > 1024):
+    if (
+        hint is None
+        and exc.context_mark is not None
+        and mark is not None
+        and "expected" in problem
+        and mark.index - exc.context_mark.index > 1024
+    ):
         hint = "a YAML key is at most 1024 characters long (a name at most 64)"
     if hint is None and "mapping values are not allowed" in problem:
-        hint = "a value that contains \": \" must be quoted"
+        hint = 'a value that contains ": " must be quoted'
     if hint is None and ("alias" in problem or "alias" in (exc.context or "")):
-        hint = "* starts an alias in YAML: quote the value, e.g. \"*.example.com\""
+        hint = '* starts an alias in YAML: quote the value, e.g. "*.example.com"'
     if hint is None and "expected a single document" in (exc.context or "") + problem:
         hint = "an inventory is one YAML document: remove the --- line"
     return Problem(line, column, "", message, hint, source=source)
@@ -295,8 +323,14 @@ class _Builder:
         self, node: yaml.Node, path: PathKey, message: str, hint: str | None = None
     ) -> None:
         self.problems.append(
-            Problem(node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
-                    message, hint, source=self.source)
+            Problem(
+                node.start_mark.line + 1,
+                node.start_mark.column + 1,
+                format_path(path),
+                message,
+                hint,
+                source=self.source,
+            )
         )
 
     def check_string(self, node: yaml.Node, path: PathKey, value: str, what: str) -> None:
@@ -304,7 +338,9 @@ class _Builder:
         if found is not None:
             index, name = found
             self.problem(
-                node, path, f"{what} contains the invisible or control character {name} "
+                node,
+                path,
+                f"{what} contains the invisible or control character {name} "
                 f"at position {index + 1}",
                 "values are single-line visible text: retype it, it may have been pasted",
             )
@@ -314,16 +350,24 @@ class _Builder:
         self.values += 1
         if self.values > MAX_VALUES:
             raise _Abort(
-                Problem(node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
-                        f"the YAML expands to more than {MAX_VALUES} values",
-                        "aliases (*name) repeat what an anchor (&name) marks: write it out",
-                        source=self.source)
+                Problem(
+                    node.start_mark.line + 1,
+                    node.start_mark.column + 1,
+                    format_path(path),
+                    f"the YAML expands to more than {MAX_VALUES} values",
+                    "aliases (*name) repeat what an anchor (&name) marks: write it out",
+                    source=self.source,
+                )
             )
         self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             if id(node) in self.active:
-                self.problem(node, path, "a recursive YAML alias (a value that contains itself)",
-                             "write the value out")
+                self.problem(
+                    node,
+                    path,
+                    "a recursive YAML alias (a value that contains itself)",
+                    "write the value out",
+                )
                 self.broken.add(path)
                 return None
             if node.tag not in (_MAP_TAG, _SEQ_TAG):
@@ -342,8 +386,9 @@ class _Builder:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
-                self.problem(key_node, path, "YAML merge keys (<<) are not supported",
-                             "write the keys out")
+                self.problem(
+                    key_node, path, "YAML merge keys (<<) are not supported", "write the keys out"
+                )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problem(key_node, path, "a key must be a plain value, not a list or mapping")
@@ -364,7 +409,8 @@ class _Builder:
             if key in result:
                 first = self.positions.get(key_path, (0, 0))
                 self.problem(
-                    key_node, key_path,
+                    key_node,
+                    key_path,
                     f"duplicate key {key!r} (first at line {first[0]})",
                     "YAML would silently keep only the last one; remove one of them",
                 )
@@ -372,8 +418,11 @@ class _Builder:
             mark = key_node.start_mark
             position = (mark.line + 1, mark.column + 1)
             self.positions[key_path] = position
-            if (type(value_node) is yaml.ScalarNode and value_node.tag == _STR_TAG
-                    and self.values < MAX_VALUES):
+            if (
+                type(value_node) is yaml.ScalarNode
+                and value_node.tag == _STR_TAG
+                and self.values < MAX_VALUES
+            ):
                 self.values += 1
                 value = value_node.value
                 if _SUSPICIOUS_RE.search(value) is not None:
@@ -395,10 +444,14 @@ class _Builder:
                 value = self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
-            self.problem(node, path, f"unsupported YAML tag {tag}"
-                         if "constructor for the tag" in str(exc.problem)
-                         else f"unsupported YAML value: {exc.problem}",
-                         "remove the !tag; quote the value if the ! belongs to it")
+            self.problem(
+                node,
+                path,
+                f"unsupported YAML tag {tag}"
+                if "constructor for the tag" in str(exc.problem)
+                else f"unsupported YAML value: {exc.problem}",
+                "remove the !tag; quote the value if the ! belongs to it",
+            )
             self.broken.add(path)
             return None
         except (ValueError, OverflowError) as exc:  # e.g. a timestamp out of range
@@ -432,8 +485,11 @@ def _compose(text: str, source: str) -> Optional[yaml.Node]:
         line, column = _line_column(text, exc.position)
         char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
         raise _file_problem(
-            source, f"the character {_char_name(char)} is not allowed in YAML",
-            "remove it; YAML files are visible text", line, column,
+            source,
+            f"the character {_char_name(char)} is not allowed in YAML",
+            "remove it; YAML files are visible text",
+            line,
+            column,
         ) from None
     except yaml.YAMLError as exc:
         raise _file_problem(source, f"YAML error: {exc}") from None
@@ -514,8 +570,12 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
             [
                 *problems,
                 Problem(
-                    1, 1, "", f"the inventory must be a mapping of keys (version, listen, ...), "
-                    f"not {kind}", "start from examples/home-router.yaml", source=source,
+                    1,
+                    1,
+                    "",
+                    f"the inventory must be a mapping of keys (version, listen, ...), not {kind}",
+                    "start from examples/home-router.yaml",
+                    source=source,
                 ),
             ]
         )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
 import stat
-import posixpath
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
@@ -235,7 +235,8 @@ def parse_endpoint(text: str) -> Union[Endpoint, str]:
     match = _ENDPOINT_RE.match(text)
     if not match:
         if text.count(":") > 1 and not text.startswith("["):
-            return f"IPv6 address must be in brackets: [{text.rsplit(':', 1)[0]}]:{text.rsplit(':', 1)[1]}"
+            host, port_text = text.rsplit(":", 1)
+            return f"IPv6 address must be in brackets: [{host}]:{port_text}"
         return f"malformed host:port {text!r}"
     port = int(match.group("port"))
     if not 1 <= port <= 65535:
@@ -263,12 +264,14 @@ def domain_problem(domain: str) -> Optional[str]:
         return None
     body = domain[2:] if domain.startswith("*.") else domain
     if "*" in body:
-        return f"{domain!r}: a wildcard must be \"*\" alone or lead as \"*.example.com\""
+        return f'{domain!r}: a wildcard must be "*" alone or lead as "*.example.com"'
     if body.endswith(".") and _HOSTNAME_RE.match(body):
         return f"{domain!r} ends with a dot: write it without the trailing dot"
     if not body.isascii():
-        return f"{domain!r} is not a valid host name: write international names in " \
+        return (
+            f"{domain!r} is not a valid host name: write international names in "
             "their xn-- (punycode) form"
+        )
     if not _HOSTNAME_RE.match(body) or body.endswith("."):
         return f"{domain!r} is not a valid host name (letters, digits, - and dots)"
     return None
@@ -301,8 +304,11 @@ class _Builder:
             self.error(("envoy", "admin"), admin, "write HOST:PORT, e.g. 127.0.0.1:15001")
             admin = Endpoint("127.0.0.1", 15001)
         elif not is_ip(admin.host):
-            self.error(("envoy", "admin"), "the admin address must be an IP address",
-                       "e.g. 127.0.0.1:15001 or [::1]:15001")
+            self.error(
+                ("envoy", "admin"),
+                "the admin address must be an IP address",
+                "e.g. 127.0.0.1:15001 or [::1]:15001",
+            )
             admin = Endpoint("127.0.0.1", admin.port)
         elif not ipaddress.ip_address(admin.host).is_loopback:
             if section.get("admin_allow_remote") is True:
@@ -346,8 +352,11 @@ class _Builder:
         # Envoy resolves a relative path from its own working directory, which is not ours.
         if file_path.startswith("/"):
             return True
-        self.error(path, f"{file_path!r} is not an absolute path",
-                   "Envoy reads it from its own working directory; write /full/path")
+        self.error(
+            path,
+            f"{file_path!r} is not an absolute path",
+            "Envoy reads it from its own working directory; write /full/path",
+        )
         return False
 
     # ---- listen
@@ -366,8 +375,10 @@ class _Builder:
                 )
                 continue
             if "%" in address:
-                self.error(("listen", family, "address"),
-                           f"{address}: IPv6 zone ids (%eth0) are not supported by Envoy")
+                self.error(
+                    ("listen", family, "address"),
+                    f"{address}: IPv6 zone ids (%eth0) are not supported by Envoy",
+                )
                 continue
             want = 4 if family == "ipv4" else 6
             if parsed.version != want:
@@ -417,8 +428,11 @@ class _Builder:
                 if isinstance(parsed, str):
                     self.error(endpoint_path, parsed, "write HOST:PORT, IPv6 as [addr]:port")
                 elif parsed in endpoints:
-                    self.error(endpoint_path, f"{text!r} is listed twice (as {parsed.host}:"
-                               f"{parsed.port})", "list each endpoint once")
+                    self.error(
+                        endpoint_path,
+                        f"{text!r} is listed twice (as {parsed.host}:{parsed.port})",
+                        "list each endpoint once",
+                    )
                 else:
                     endpoints.append(parsed)
             if not endpoints:
@@ -438,8 +452,11 @@ class _Builder:
                 if sni is not None and domain_problem(sni):
                     self.error((*path, "tls", "sni"), str(domain_problem(sni)))
                 elif sni is not None and "*" in sni:
-                    self.error((*path, "tls", "sni"), f"SNI {sni!r} is a wildcard",
-                               "send the upstream's real host name")
+                    self.error(
+                        (*path, "tls", "sni"),
+                        f"SNI {sni!r} is a wildcard",
+                        "send the upstream's real host name",
+                    )
                 if not verify:
                     self.warn(
                         (*path, "tls", "verify"),
@@ -489,8 +506,11 @@ class _Builder:
         for name, spec in (self.data.get("certificates") or {}).items():
             path: PathKey = ("certificates", name)
             if name.lower() in lowered:
-                self.error(path, f"certificate {name!r} differs from {lowered[name.lower()]!r} "
-                           "only in case", "rename one")
+                self.error(
+                    path,
+                    f"certificate {name!r} differs from {lowered[name.lower()]!r} only in case",
+                    "rename one",
+                )
             lowered.setdefault(name.lower(), name)
             cert, key = spec["cert"], spec["key"]
             for which, file_path in (("cert", cert), ("key", key)):
@@ -550,7 +570,13 @@ class _Builder:
         for family, spec in listen.items():
             for kind in ("http", "https"):
                 if kind in spec:
-                    claim(tcp_ports, family, spec[kind], ("listen", family, kind), f"the {kind} listener")
+                    claim(
+                        tcp_ports,
+                        family,
+                        spec[kind],
+                        ("listen", family, kind),
+                        f"the {kind} listener",
+                    )
 
         # Validate vhosts once, independent of family.
         for index, vhost in enumerate(vhosts):
@@ -562,18 +588,22 @@ class _Builder:
                     self.error((*path, "domains", d_index), problem)
                 elif domain.lower() in own:
                     # Envoy refuses the whole route configuration (names are case-insensitive).
-                    self.error((*path, "domains", d_index),
-                               f"domain {domain!r} is listed twice in this vhost (also "
-                               f"domains[{own[domain.lower()]}])", "list each name once")
-                own.setdefault(domain.lower(), d_index)
-            if vhost.get("tls") is not None and vhost["tls"] not in secrets:
-                if vhost["tls"] not in (self.data.get("certificates") or {}):
                     self.error(
-                        (*path, "tls"),
-                        f"unknown certificate {vhost['tls']!r}",
-                        suggest(vhost["tls"], list(self.data.get("certificates") or {}))
-                        or "add it under certificates",
+                        (*path, "domains", d_index),
+                        f"domain {domain!r} is listed twice in this vhost (also "
+                        f"domains[{own[domain.lower()]}])",
+                        "list each name once",
                     )
+                own.setdefault(domain.lower(), d_index)
+            if vhost.get("tls") is not None and vhost["tls"] not in (
+                self.data.get("certificates") or {}
+            ):
+                self.error(
+                    (*path, "tls"),
+                    f"unknown certificate {vhost['tls']!r}",
+                    suggest(vhost["tls"], list(self.data.get("certificates") or {}))
+                    or "add it under certificates",
+                )
             if vhost.get("tls") and vhost["domains"] == ["*"]:
                 self.error(
                     (*path, "domains"),
@@ -582,9 +612,9 @@ class _Builder:
             elif vhost.get("tls") and "*" in vhost["domains"]:
                 self.error(
                     (*path, "domains", vhost["domains"].index("*")),
-                    "\"*\" cannot be a TLS vhost's name: its domains are the SNI names of its "
-                    "filter chain, and Envoy refuses \"*\" there",
-                    "list the host names; serve \"*\" in a plain-HTTP vhost",
+                    '"*" cannot be a TLS vhost\'s name: its domains are the SNI names of its '
+                    'filter chain, and Envoy refuses "*" there',
+                    'list the host names; serve "*" in a plain-HTTP vhost',
                 )
             if vhost.get("redirect_to_https") and not vhost.get("tls"):
                 self.error(
@@ -597,7 +627,9 @@ class _Builder:
                 self.check_upstream(route["upstream"], (*r_path, "upstream"))
                 for key in ("prefix", "path", "rewrite"):
                     if key in route and not route[key].startswith("/"):
-                        self.error((*r_path, key), f"{key} must start with '/'", f"write /{route[key]}")
+                        self.error(
+                            (*r_path, key), f"{key} must start with '/'", f"write /{route[key]}"
+                        )
                     if key in route and re.search(r"[\x00-\x20\x7f]", route[key]):
                         self.error((*r_path, key), f"{key} contains spaces or control characters")
                 kind = "prefix" if "prefix" in route else "path"
@@ -612,7 +644,8 @@ class _Builder:
                             r_path,
                             f"this route can never match: routes[{e_index}] ({e_kind} {e_value}) "
                             "matches first",
-                            "move it above the catch-all route" if e_value == "/"
+                            "move it above the catch-all route"
+                            if e_value == "/"
                             else f"move it above routes[{e_index}]",
                         )
                         break
@@ -626,13 +659,15 @@ class _Builder:
                 elif domain == "*":
                     self.error(
                         ("tls_passthrough", index, "sni", d_index),
-                        "passthrough needs real SNI names, not \"*\"",
+                        'passthrough needs real SNI names, not "*"',
                     )
 
         for family, spec in listen.items():
             address = spec["address"]
             family_vhosts = [
-                (i, v) for i, v in enumerate(vhosts) if family in self.families_of(v, ("http", i), listen)
+                (i, v)
+                for i, v in enumerate(vhosts)
+                if family in self.families_of(v, ("http", i), listen)
             ]
             if "http" in spec:
                 name = f"http_{family}"
@@ -643,8 +678,14 @@ class _Builder:
                 route_configs.append(RouteConfig(name=name, virtual_hosts=vhs))
                 listeners.append(
                     Listener(
-                        name, "http", family, address, spec["http"], name,
-                        route_config=name, http_chains=(HttpChain(name=name),),
+                        name,
+                        "http",
+                        family,
+                        address,
+                        spec["http"],
+                        name,
+                        route_config=name,
+                        http_chains=(HttpChain(name=name),),
                     )
                 )
             family_passthrough = [
@@ -655,7 +696,9 @@ class _Builder:
             tls_vhosts = [(i, v) for i, v in family_vhosts if v.get("tls")]
             if "https" in spec:
                 name = f"https_{family}"
-                vhs = tuple(self.virtual_host(i, v, family, spec, for_tls=True) for i, v in tls_vhosts)
+                vhs = tuple(
+                    self.virtual_host(i, v, family, spec, for_tls=True) for i, v in tls_vhosts
+                )
                 self.check_domains(name, tls_vhosts, tls_only=True)
                 chains = self.tls_chains(name, tls_vhosts)
                 pass_chains = self.passthrough_chains(name, family_passthrough, tls_vhosts)
@@ -664,17 +707,28 @@ class _Builder:
                 if chains or pass_chains:
                     listeners.append(
                         Listener(
-                            name, "https", family, address, spec["https"], name,
+                            name,
+                            "https",
+                            family,
+                            address,
+                            spec["https"],
+                            name,
                             route_config=name if vhs else None,
-                            http_chains=chains, passthrough=pass_chains,
+                            http_chains=chains,
+                            passthrough=pass_chains,
                         )
                     )
             elif tls_vhosts or family_passthrough:
                 what = "TLS vhosts" if tls_vhosts else "tls_passthrough"
-                first = ("http", tls_vhosts[0][0]) if tls_vhosts else ("tls_passthrough", family_passthrough[0][0])
+                first = (
+                    ("http", tls_vhosts[0][0])
+                    if tls_vhosts
+                    else ("tls_passthrough", family_passthrough[0][0])
+                )
                 self.warn(
                     first,
-                    f"{what} for {family}, but listen.{family} has no https port: not served on {family}",
+                    f"{what} for {family}, but listen.{family} has no https port: "
+                    f"not served on {family}",
                 )
 
         for kind, table in (("tcp", tcp_ports), ("udp", udp_ports)):
@@ -688,7 +742,12 @@ class _Builder:
                         name = f"{kind}_{port}_{family}"
                         listeners.append(
                             Listener(
-                                name, kind, family, listen[family]["address"], port, name,
+                                name,
+                                kind,
+                                family,
+                                listen[family]["address"],
+                                port,
+                                name,
                                 cluster=item["upstream"],
                             )
                         )
@@ -696,13 +755,17 @@ class _Builder:
         self.check_admin_clash(envoy, tcp_ports, clusters)
         if self.errors:
             raise InventoryError(self.errors, self.warnings)
-        used_secrets = {c.secret for l in listeners for c in l.http_chains if c.secret}
+        used_secrets = {c.secret for item in listeners for c in item.http_chains if c.secret}
         return Model(
             envoy=envoy,
             clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
-            listeners=tuple(sorted(listeners, key=lambda l: l.name)),
+            listeners=tuple(sorted(listeners, key=lambda item: item.name)),
             route_configs=tuple(sorted(route_configs, key=lambda r: r.name)),
-            secrets=tuple(sorted((s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name)),
+            secrets=tuple(
+                sorted(
+                    (s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name
+                )
+            ),
             warnings=tuple(sorted(self.warnings)),
         )
 
@@ -716,8 +779,14 @@ class _Builder:
             https_port = spec["https"]
             routes.append(
                 Route(
-                    name="redirect_to_https", match="prefix", value="/", cluster=None,
-                    prefix_rewrite=None, websocket=False, timeout=None, https_redirect=True,
+                    name="redirect_to_https",
+                    match="prefix",
+                    value="/",
+                    cluster=None,
+                    prefix_rewrite=None,
+                    websocket=False,
+                    timeout=None,
+                    https_redirect=True,
                     redirect_port=None if https_port == 443 else https_port,
                 )
             )
@@ -741,7 +810,9 @@ class _Builder:
             routes=tuple(routes),
         )
 
-    def check_domains(self, listener: str, vhosts: list[tuple[int, dict[str, Any]]], tls_only: bool) -> None:
+    def check_domains(
+        self, listener: str, vhosts: list[tuple[int, dict[str, Any]]], tls_only: bool
+    ) -> None:
         seen: dict[str, int] = {}
         for index, vhost in vhosts:
             for d_index, domain in enumerate(vhost["domains"]):
@@ -754,7 +825,9 @@ class _Builder:
                     )
                 seen.setdefault(key, index)
 
-    def tls_chains(self, listener: str, vhosts: list[tuple[int, dict[str, Any]]]) -> tuple[HttpChain, ...]:
+    def tls_chains(
+        self, listener: str, vhosts: list[tuple[int, dict[str, Any]]]
+    ) -> tuple[HttpChain, ...]:
         by_cert: dict[str, set[str]] = {}  # a set: thousands of vhosts may share one certificate
         for _, vhost in vhosts:
             by_cert.setdefault(vhost["tls"], set()).update(d.lower() for d in vhost["domains"])
@@ -764,7 +837,10 @@ class _Builder:
         )
 
     def passthrough_chains(
-        self, listener: str, items: list[tuple[int, dict[str, Any]]], tls_vhosts: list[tuple[int, dict[str, Any]]]
+        self,
+        listener: str,
+        items: list[tuple[int, dict[str, Any]]],
+        tls_vhosts: list[tuple[int, dict[str, Any]]],
     ) -> tuple[PassthroughChain, ...]:
         terminated = {d.lower(): i for i, v in tls_vhosts for d in v["domains"]}
         seen: dict[str, int] = {}
@@ -775,11 +851,16 @@ class _Builder:
                 if sni.lower() in terminated:
                     self.error(
                         path,
-                        f"SNI {sni!r} is both passed through and terminated by http[{terminated[sni.lower()]}]",
+                        f"SNI {sni!r} is both passed through and terminated by "
+                        f"http[{terminated[sni.lower()]}]",
                         "Envoy can do only one of them for a name",
                     )
                 if sni.lower() in seen and seen[sni.lower()] != index:
-                    self.error(path, f"SNI {sni!r} is already passed through by tls_passthrough[{seen[sni.lower()]}]")
+                    self.error(
+                        path,
+                        f"SNI {sni!r} is already passed through by "
+                        f"tls_passthrough[{seen[sni.lower()]}]",
+                    )
                 seen.setdefault(sni.lower(), index)
             chains.append(
                 PassthroughChain(
@@ -792,16 +873,25 @@ class _Builder:
         return tuple(chains)
 
     def check_admin_clash(
-        self, envoy: Envoy, tcp_ports: dict[tuple[str, int], tuple[PathKey, str]], clusters: dict[str, Cluster]
+        self,
+        envoy: Envoy,
+        tcp_ports: dict[tuple[str, int], tuple[PathKey, str]],
+        clusters: dict[str, Cluster],
     ) -> None:
         admin_family = "ipv6" if ":" in envoy.admin_host else "ipv4"
         if (admin_family, envoy.admin_port) in tcp_ports:
-            path, what = tcp_ports[(admin_family, envoy.admin_port)]
-            self.error(path, f"port {envoy.admin_port} is Envoy's admin port (envoy.admin)", "pick another port")
+            path, _ = tcp_ports[(admin_family, envoy.admin_port)]
+            self.error(
+                path,
+                f"port {envoy.admin_port} is Envoy's admin port (envoy.admin)",
+                "pick another port",
+            )
         admin_ip = ipaddress.ip_address(envoy.admin_host)
-        listen_ips = {str(ipaddress.ip_address(spec["address"]))
-                      for spec in self.data["listen"].values()
-                      if isinstance(spec, dict) and is_ip(str(spec.get("address", "")))}
+        listen_ips = {
+            str(ipaddress.ip_address(spec["address"]))
+            for spec in self.data["listen"].values()
+            if isinstance(spec, dict) and is_ip(str(spec.get("address", "")))
+        }
 
         def reaches_admin(host: str) -> bool:
             if host == "localhost":
@@ -815,15 +905,21 @@ class _Builder:
             # answers on every local address, the listen addresses and loopback included.
             if ip.is_unspecified and (admin_ip.is_loopback or admin_ip.is_unspecified):
                 return ip.version == admin_ip.version
-            return admin_ip.is_unspecified and ip.version == admin_ip.version and (
-                ip.is_loopback or str(ip) in listen_ips
+            return (
+                admin_ip.is_unspecified
+                and ip.version == admin_ip.version
+                and (ip.is_loopback or str(ip) in listen_ips)
             )
 
         for name, cluster in clusters.items():
             for i, endpoint in enumerate(cluster.endpoints):
                 if endpoint.port == envoy.admin_port and reaches_admin(endpoint.host):
                     spec = self.data["upstreams"][name]
-                    path = ("upstreams", name) if isinstance(spec, str) else ("upstreams", name, "endpoints", i)
+                    path = (
+                        ("upstreams", name)
+                        if isinstance(spec, str)
+                        else ("upstreams", name, "endpoints", i)
+                    )
                     self.error(
                         path,
                         "points at Envoy's own admin interface: it would expose /quitquitquit and "
@@ -849,7 +945,9 @@ def _within(path: str, other: str) -> bool:
     return path == other or (path.startswith(other) and path[len(other)] in ".[")
 
 
-def meaning_problems(inventory: Inventory, check_files: bool, shape_problems: list[Problem]) -> list[Problem]:
+def meaning_problems(
+    inventory: Inventory, check_files: bool, shape_problems: list[Problem]
+) -> list[Problem]:
     """The meaning errors of an inventory whose shape is partly wrong, minus those about the
     parts already reported (their values cannot be trusted). Best effort: if the checks
     trip over the wrong shape, the shape errors alone are reported."""
@@ -863,7 +961,8 @@ def meaning_problems(inventory: Inventory, check_files: bool, shape_problems: li
         return []
     broken = [p.path for p in shape_problems]
     return [
-        p for p in found
+        p
+        for p in found
         if p not in shape_problems
         and not any(_within(p.path, b) or _within(b, p.path) for b in broken if b)
         and "" not in broken

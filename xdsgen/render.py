@@ -25,7 +25,7 @@ class _Safe(str):
 
 # Characters a YAML double-quoted scalar cannot hold literally, or that a YAML 1.1 reader
 # (PyYAML, and Envoy's yaml-cpp) would fold or treat as a line break: escape them all.
-_NEEDS_ESCAPE = re.compile("[\"\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]")
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]')
 _SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -179,7 +179,7 @@ def load_yaml(text: str) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)
 
 
 # Files up to this size are also read by PyYAML, which must agree with the strict parser:
@@ -202,7 +202,9 @@ def parse_back(text: str) -> Any:
 def _cluster_facts(model: Model) -> list[tuple[Any, ...]]:
     return [
         (
-            c.name, c.discovery, c.connect_timeout,
+            c.name,
+            c.discovery,
+            c.connect_timeout,
             tuple((e.host, e.port) for e in c.endpoints),
             c.tls.sni if c.tls else None,
             c.tls.ca if c.tls else None,
@@ -217,50 +219,78 @@ def _parsed_cluster_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         tls = (c.get("transport_socket") or {}).get("typed_config", {})
         ca = tls.get("common_tls_context", {}).get("validation_context", {}).get("trusted_ca", {})
         endpoints = tuple(
-            (e["endpoint"]["address"]["socket_address"]["address"],
-             e["endpoint"]["address"]["socket_address"]["port_value"])
+            (
+                e["endpoint"]["address"]["socket_address"]["address"],
+                e["endpoint"]["address"]["socket_address"]["port_value"],
+            )
             for group in c["load_assignment"]["endpoints"]
             for e in group["lb_endpoints"]
         )
         facts.append(
-            (c["name"], c["type"], c["connect_timeout"], endpoints, tls.get("sni"), ca.get("filename"))
+            (
+                c["name"],
+                c["type"],
+                c["connect_timeout"],
+                endpoints,
+                tls.get("sni"),
+                ca.get("filename"),
+            )
         )
     return facts
 
 
 def _listener_facts(model: Model) -> list[tuple[Any, ...]]:
     facts = []
-    for l in model.listeners:
+    for listener in model.listeners:
         chains = tuple(
-            [(p.server_names, "tcp", p.cluster) for p in l.passthrough]
-            + [(h.server_names, "http", h.secret) for h in l.http_chains]
+            [(p.server_names, "tcp", p.cluster) for p in listener.passthrough]
+            + [(h.server_names, "http", h.secret) for h in listener.http_chains]
         )
-        facts.append((l.name, l.protocol, l.address, l.port, l.cluster, l.route_config, chains))
+        facts.append(
+            (
+                listener.name,
+                listener.protocol,
+                listener.address,
+                listener.port,
+                listener.cluster,
+                listener.route_config,
+                chains,
+            )
+        )
     return facts
 
 
 def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any, ...]]:
     facts = []
-    for l in doc["resources"]:
-        sock = l["address"]["socket_address"]
+    for listener in doc["resources"]:
+        sock = listener["address"]["socket_address"]
         cluster = route_config = None
         chains = []
-        for lf in l.get("listener_filters", []):
+        for lf in listener.get("listener_filters", []):
             if lf["name"] == "envoy.filters.udp_listener.udp_proxy":
-                cluster = lf["typed_config"]["matcher"]["on_no_match"]["action"]["typed_config"]["cluster"]
-        for chain in l.get("filter_chains", []):
+                cluster = lf["typed_config"]["matcher"]["on_no_match"]["action"]["typed_config"][
+                    "cluster"
+                ]
+        for chain in listener.get("filter_chains", []):
             names = tuple((chain.get("filter_chain_match") or {}).get("server_names", ()))
             config = chain["filters"][0]["typed_config"]
             log = config.get("access_log")
             if (log[0]["typed_config"]["path"] if log else None) != model.envoy.access_log:
-                raise RenderError(f"listener {l['name']}: access log differs from the model")
+                raise RenderError(f"listener {listener['name']}: access log differs from the model")
             if "rds" in config:
                 route_config = config["rds"]["route_config_name"]
-                if config["rds"]["config_source"]["path_config_source"]["path"] != model.route_path(route_config):
-                    raise RenderError(f"listener {l['name']}: RDS path differs from the model")
-                secrets = (chain.get("transport_socket") or {}).get("typed_config", {}).get(
-                    "common_tls_context", {}
-                ).get("tls_certificate_sds_secret_configs", [])
+                if config["rds"]["config_source"]["path_config_source"]["path"] != model.route_path(
+                    route_config
+                ):
+                    raise RenderError(
+                        f"listener {listener['name']}: RDS path differs from the model"
+                    )
+                secrets = (
+                    (chain.get("transport_socket") or {})
+                    .get("typed_config", {})
+                    .get("common_tls_context", {})
+                    .get("tls_certificate_sds_secret_configs", [])
+                )
                 secret = secrets[0]["name"] if secrets else None
                 chains.append((names, "http", secret))
             else:
@@ -268,7 +298,17 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
                     cluster = config["cluster"]
                     continue
                 chains.append((names, "tcp", config["cluster"]))
-        facts.append((l["name"], sock["protocol"], sock["address"], sock["port_value"], cluster, route_config, tuple(chains)))
+        facts.append(
+            (
+                listener["name"],
+                sock["protocol"],
+                sock["address"],
+                sock["port_value"],
+                cluster,
+                route_config,
+                tuple(chains),
+            )
+        )
     return facts
 
 
@@ -278,10 +318,19 @@ def _route_facts(model: Model, name: str) -> Any:
         rc.name,
         [
             (
-                vh.name, vh.domains,
+                vh.name,
+                vh.domains,
                 [
-                    (r.match, r.value, r.cluster, r.prefix_rewrite, r.timeout, r.websocket,
-                     r.https_redirect, r.redirect_port)
+                    (
+                        r.match,
+                        r.value,
+                        r.cluster,
+                        r.prefix_rewrite,
+                        r.timeout,
+                        r.websocket,
+                        r.https_redirect,
+                        r.redirect_port,
+                    )
                     for r in vh.routes
                 ],
             )
@@ -296,14 +345,19 @@ def _parsed_route_facts(doc: dict[str, Any]) -> Any:
     for vh in rc["virtual_hosts"]:
         routes = []
         for r in vh["routes"]:
-            (kind, value), = r["match"].items()
+            ((kind, value),) = r["match"].items()
             action = r.get("route", {})
             redirect = r.get("redirect", {})
             routes.append(
                 (
-                    kind, value, action.get("cluster"), action.get("prefix_rewrite"),
-                    action.get("timeout"), bool(action.get("upgrade_configs")),
-                    bool(redirect.get("https_redirect")), redirect.get("port_redirect"),
+                    kind,
+                    value,
+                    action.get("cluster"),
+                    action.get("prefix_rewrite"),
+                    action.get("timeout"),
+                    bool(action.get("upgrade_configs")),
+                    bool(redirect.get("https_redirect")),
+                    redirect.get("port_redirect"),
                 )
             )
         vhosts.append((vh["name"], tuple(vh["domains"]), routes))
@@ -337,8 +391,11 @@ def _verify(model: Model, rendered: Rendered) -> None:
             (
                 s.file_name,
                 lambda d: [
-                    (r["name"], r["tls_certificate"]["certificate_chain"]["filename"],
-                     r["tls_certificate"]["private_key"]["filename"])
+                    (
+                        r["name"],
+                        r["tls_certificate"]["certificate_chain"]["filename"],
+                        r["tls_certificate"]["private_key"]["filename"],
+                    )
                     for r in d["resources"]
                 ],
                 [(s.name, s.cert, s.key)],

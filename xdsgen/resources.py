@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def directory(kind: str) -> Path:
     """`kind` is "templates" or "schemas": inside the wheel they live in the package, in a
     checkout (and an editable install) at the top of the repository."""

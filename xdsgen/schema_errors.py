@@ -67,7 +67,7 @@ def _quote_hint(raw: Optional[str], value: Any) -> Optional[str]:
         text = raw if raw else (str(value).lower() if isinstance(value, bool) else str(value))
         if value is None and not raw:
             return "write a value, or remove the key"
-        return f"quote it: \"{text}\""
+        return f'quote it: "{text}"'
     return None
 
 
@@ -127,8 +127,9 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         return [(f"expected {wanted}, got {_kind_of(error.instance, raw)}", hint, path)]
     if validator == "pattern":
         if "propertyNames" in list(error.relative_schema_path) and isinstance(error.instance, str):
-            return [(f"invalid name {error.instance!r}", schema.get("x-hint"),
-                     (*path, error.instance))]
+            return [
+                (f"invalid name {error.instance!r}", schema.get("x-hint"), (*path, error.instance))
+            ]
         return [(f"invalid value {_short(error.instance)}", schema.get("x-hint"), path)]
     if validator in ("minimum", "maximum") and _is_port(schema):
         return [(f"port {error.instance} is outside 1-65535", None, path)]
@@ -136,11 +137,17 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
             return [(f"{error.instance} is outside {low}-{high}", None, path)]
-        return [(f"{error.instance} is out of range ({validator} {error.validator_value})",
-                 None, path)]
+        return [
+            (f"{error.instance} is out of range ({validator} {error.validator_value})", None, path)
+        ]
     if validator == "const":
-        return [(f"must be {json.dumps(error.validator_value)}, got "
-                 f"{_kind_of(error.instance, raw)}", None, path)]
+        return [
+            (
+                f"must be {json.dumps(error.validator_value)}, got {_kind_of(error.instance, raw)}",
+                None,
+                path,
+            )
+        ]
     if validator == "enum":
         choices = [str(c) for c in error.validator_value]
         hint = suggest(str(error.instance), choices) or "one of: " + ", ".join(choices)
@@ -148,8 +155,13 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
     if validator in ("minItems", "minProperties", "minLength"):
         return [("must not be empty", None, path)]
     if validator == "maxLength":
-        return [(f"too long: {len(error.instance)} characters, at most {error.validator_value}",
-                 None, path)]
+        return [
+            (
+                f"too long: {len(error.instance)} characters, at most {error.validator_value}",
+                None,
+                path,
+            )
+        ]
     if validator == "maxItems":
         return [(f"too many entries (at most {error.validator_value})", None, path)]
     if validator == "uniqueItems":
@@ -187,9 +199,13 @@ def _one_of(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
     for sub in error.context or []:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [
-        subs for subs in branches.values()
-        if not any(s.validator in ("type", "const")
-                   and tuple(s.absolute_path) == tuple(error.absolute_path) for s in subs)
+        subs
+        for subs in branches.values()
+        if not any(
+            s.validator in ("type", "const")
+            and tuple(s.absolute_path) == tuple(error.absolute_path)
+            for s in subs
+        )
     ]
     if len(fitting) == 1:
         out: list[Described] = []
@@ -203,6 +219,11 @@ def _one_of(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         return [(f"expected a file path or off, got {_kind_of(instance, raw)}", hint, path)]
     if path and path[0] == "upstreams" and len(path) == 2:
         hint = _quote_hint(raw, instance) if not isinstance(instance, (list, dict)) else None
-        return [(f"expected \"host:port\" or a mapping with endpoints, got "
-                 f"{_kind_of(instance, raw)}", hint, path)]
+        return [
+            (
+                f'expected "host:port" or a mapping with endpoints, got {_kind_of(instance, raw)}',
+                hint,
+                path,
+            )
+        ]
     return [(f"invalid value ({_kind_of(instance, raw)})", None, path)]

@@ -37,7 +37,7 @@ class Summary:
 def summarize(model: Model) -> Summary:
     vhosts = {vh.name: vh for rc in model.route_configs for vh in rc.virtual_hosts}
     listeners: dict[str, list[str]] = {}
-    for listener in sorted(model.listeners, key=lambda l: (l.kind, l.port)):
+    for listener in sorted(model.listeners, key=lambda item: (item.kind, item.port)):
         listeners.setdefault(listener.family, []).append(f"{listener.kind} {listener.port}")
     return Summary(
         upstreams=len(model.clusters),
