@@ -21,7 +21,6 @@ waits until Envoy serves the new certificate's serial number (admin /certs).
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import hashlib
 import json
@@ -34,7 +33,13 @@ from typing import Any, Callable, Optional
 
 from xdsgen.admin import Admin, AdminUnreachable, counter, error_details
 from xdsgen.errors import EXIT_USAGE, EnvoyRefused, IOProblem, XdsgenError
-from xdsgen.files import FILE_MODE, TEMP_PREFIX, fsync_dir, sweep_temp_files, write_atomic
+from xdsgen.files import (
+    TEMP_PREFIX,
+    fsync_dir,
+    replace_file,
+    sweep_temp_files,
+    write_atomic,
+)
 from xdsgen.lock import ensure_state_dir, locked, state_dir
 from xdsgen.model import CDS_FILE, LDS_FILE, Model
 from xdsgen.plan import (
@@ -124,29 +129,6 @@ def read_config_files(config_dir: str) -> dict[str, str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise IOProblem(f"cannot read {path}: {getattr(exc, 'strerror', exc)}") from None
     return files
-
-
-def replace_file(path: str, text: str) -> None:
-    """Temp file in the same directory, fsync, 0644, rename, fsync the directory: like
-    files.write_atomic, but also when the content is already there, because Envoy reads a
-    file only when one is moved into place (a stale file must be moved in again)."""
-    directory = os.path.dirname(path)
-    try:
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".yaml", dir=directory)
-    except OSError as exc:
-        raise IOProblem(f"cannot write in {directory}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, FILE_MODE)
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise IOProblem(f"cannot write {path}: {exc.strerror}") from None
-    fsync_dir(directory)
 
 
 def _remove(path: str) -> None:

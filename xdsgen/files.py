@@ -40,6 +40,13 @@ def write_atomic(target: str, text: str, mode: int = FILE_MODE) -> bool:
     """Replace `target` with `text` by rename; return False (touching nothing) if unchanged."""
     if read_or_none(target) == text:
         return False
+    replace_file(target, text, mode)
+    return True
+
+
+def replace_file(target: str, text: str, mode: int = FILE_MODE) -> None:
+    """Move `text` into place at `target` even when it is already there: Envoy reads a file
+    only when one is moved into place, so a stale one must be moved in again."""
     directory = os.path.dirname(os.path.abspath(target))
     try:
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".yaml", dir=directory)
@@ -57,7 +64,6 @@ def write_atomic(target: str, text: str, mode: int = FILE_MODE) -> bool:
             os.unlink(temp)
         raise IOProblem(f"cannot write {target}: {exc.strerror}") from None
     fsync_dir(directory)
-    return True
 
 
 def sweep_temp_files(directory: str) -> list[str]:
