@@ -15,6 +15,8 @@ EXIT_ENVOY = 3  # Envoy refused the config, or did not confirm it in time
 EXIT_LOCKED = 4  # another apply holds the config directory's lock
 EXIT_CHANGES = 5  # apply --dry-run: the plan is not empty (like terraform's -detailed-exitcode)
 EXIT_IO = 6  # a file could not be read or written, or Envoy's admin is unreachable
+EXIT_DIFFERS = 7  # import/export wrote its output, but it does not mean the same as the input
+EXIT_ACME = 8  # the ACME CA did not issue a certificate (unreachable, refused, rate limited)
 
 EXIT_CODES = {
     EXIT_OK: "success (for apply --dry-run: nothing would change)",
@@ -26,6 +28,14 @@ EXIT_CODES = {
     EXIT_LOCKED: "another apply holds the config directory's lock (--lock-timeout ran out)",
     EXIT_CHANGES: "apply --dry-run: changes would be made",
     EXIT_IO: "a file or Envoy's admin interface could not be reached",
+    EXIT_DIFFERS: (
+        "import/export: the output was written, but it behaves differently from the input; "
+        "every difference is listed"
+    ),
+    EXIT_ACME: (
+        "a certificate could not be obtained or renewed from the ACME CA; the running config "
+        "and the certificate files are untouched"
+    ),
 }
 
 
