@@ -76,9 +76,11 @@ def free_ports(count: int) -> list[int]:
 class Envoy:
     """A real Envoy process started from an xdsgen bootstrap."""
 
-    def __init__(self, bootstrap: Path, admin_port: int, log: Path):
+    def __init__(self, bootstrap: Path, admin: Any, log: Path):
+        """`admin`: the admin's TCP port on 127.0.0.1, or its Unix socket path."""
         self.bootstrap = bootstrap
-        self.admin_port = admin_port
+        self.admin_port = admin if isinstance(admin, int) else 0
+        self.admin_socket = "" if isinstance(admin, int) else str(admin)
         self.log_path = log
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
@@ -93,8 +95,7 @@ class Envoy:
                 "warning",
                 "--concurrency",
                 "1",
-                "--base-id",
-                str(self.admin_port),
+                "--use-dynamic-base-id",
                 "--drain-time-s",
                 "2",
                 "--parent-shutdown-time-s",
@@ -129,9 +130,21 @@ class Envoy:
 
     @property
     def admin_address(self) -> str:
+        if self.admin_socket:
+            return f"unix:{self.admin_socket}"
         return f"127.0.0.1:{self.admin_port}"
 
     def admin(self, path: str) -> str:
+        if self.admin_socket:
+            conn = UnixHTTPConnection(self.admin_socket, timeout=5)
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                if response.status != 200:
+                    raise OSError(f"admin answered {response.status}")
+                return response.read().decode()
+            finally:
+                conn.close()
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
             return r.read().decode()
 
@@ -167,6 +180,17 @@ class Envoy:
             )
 
         self.wait_for(ok, timeout, f"CDS {cds} and LDS {lds}")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 5):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
 
 
 # --------------------------------------------------------------------------- certificates
@@ -437,7 +461,8 @@ def running_envoy(inventory: Path, workdir: Path) -> Iterator[Envoy]:
     write_plain(str(config), render(model))
     bootstrap = workdir / "bootstrap.yaml"
     bootstrap.write_text(render_bootstrap(model))
-    envoy = Envoy(bootstrap, model.envoy.admin_port, workdir / "envoy.log").start()
+    admin = model.envoy.admin
+    envoy = Envoy(bootstrap, admin.path or admin.port, workdir / "envoy.log").start()
     try:
         yield envoy
     finally:

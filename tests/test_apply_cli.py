@@ -1,6 +1,7 @@
 """`xdsgen apply` / `rollback` as a command: exit codes, cron silence, dry-run, what is
 (not) written. No Envoy runs here: the admin address points at a closed port, so apply
-settles blindly between steps (the tests with Envoy are in test_apply_envoy.py)."""
+refuses to write (exit 6) unless --no-confirm lets it settle blindly between steps (the
+tests with Envoy are in test_apply_envoy.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def inventory(
     return write_inventory(tmp_path / f"{name}.yaml", data)
 
 
-FAST = ("--settle", "0", "--no-envoy-check")
+FAST = ("--settle", "0", "--no-envoy-check", "--no-confirm")
 
 
 def test_first_apply_writes_world_readable_files_and_state(tmp_path: Path) -> None:
@@ -155,7 +156,19 @@ def test_verbose_tells_each_step_and_that_nothing_was_confirmed(tmp_path: Path) 
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert "  clusters: written" in lines and "  listeners: written" in lines
-    assert lines[-1] == "applied: 3 to add, 0 to change, 0 to remove; NOT confirmed (no admin)"
+    assert lines[-1] == "applied: 3 to add, 0 to change, 0 to remove; NOT confirmed (--no-confirm)"
+
+
+def test_silent_admin_is_exit_6_and_nothing_is_written(tmp_path: Path) -> None:
+    """A dead Envoy must not pass for success in cron: without --no-confirm, nothing is
+    written when the admin does not answer."""
+    path = inventory(tmp_path)
+    result = run_xdsgen("apply", str(path), "--no-envoy-check", "--timeout", "0.5")
+    assert result.returncode == 6, result.stderr
+    assert "is unreachable" in result.stderr and "nothing was written" in result.stderr
+    assert "xdsgen render" in result.stderr and "--no-confirm" in result.stderr
+    assert not (tmp_path / "config" / "cds.yaml").exists()
+    assert "Traceback" not in result.stderr
 
 
 def test_rollback_without_history_is_a_clear_error(tmp_path: Path) -> None:
@@ -173,7 +186,9 @@ def test_rollback_without_envoy_restores_the_files(tmp_path: Path) -> None:
         tmp_path, "second", upstream="127.0.0.1:3001", tcp=[{"port": 4450, "upstream": "app"}]
     )
     assert run_xdsgen("apply", str(second), *FAST).returncode == 0
-    result = run_xdsgen("rollback", "--config-dir", str(tmp_path / "config"), "--settle", "0")
+    result = run_xdsgen(
+        "rollback", "--config-dir", str(tmp_path / "config"), "--settle", "0", "--no-confirm"
+    )
     assert result.returncode == 0, result.stderr
     assert {n: f[2] for n, f in file_facts(tmp_path / "config").items()} == before
 

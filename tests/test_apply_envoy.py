@@ -34,10 +34,13 @@ from test_apply_helpers import (
     run_xdsgen,
     start_live,
     wait_until,
+    without_source_notes,
 )
 
-from xdsgen.apply import Options, apply, load_state, read_config_files
 from xdsgen.errors import EnvoyRefused
+from xdsgen.live.orchestrate import Options, apply
+from xdsgen.live.state import State
+from xdsgen.live.transition import read_files as read_config_files
 
 pytestmark = pytest.mark.envoy
 
@@ -288,7 +291,7 @@ def test_refused_listener_restores_the_previous_files(live: Live) -> None:
     holder = socket.socket()
     try:
         quiet = run_xdsgen("apply", str(good))
-        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (
+        assert (quiet.returncode, quiet.stdout, without_source_notes(quiet.stderr)) == (
             0,
             "",
             "",
@@ -310,7 +313,7 @@ def test_refused_listener_restores_the_previous_files(live: Live) -> None:
         result = run_xdsgen("apply", str(bad), "--timeout", "5")
         assert result.returncode == 3, result.stderr
         assert "cannot bind" in result.stderr and "Address already in use" in result.stderr
-        assert "previous files are restored" in result.stderr
+        assert "last confirmed config is restored" in result.stderr
         assert result.stdout == ""  # no TTY: the error is on stderr only
         after = file_facts(live.config)
         assert {n: f[2] for n, f in after.items()} == {n: f[2] for n, f in before.items()}
@@ -323,7 +326,7 @@ def test_refused_listener_restores_the_previous_files(live: Live) -> None:
         assert live.envoy.stat("cluster_manager.warming_clusters") == "0"
         assert _backend_of(http4, "any", "/") == "app"
         # The state still names the good config as the last accepted one.
-        assert load_state(str(live.config))["accepted"][0]["files"] == read_config_files(
+        assert State.load(str(live.config)).accepted[0]["files"] == read_config_files(
             str(live.config)
         )
     finally:
@@ -405,7 +408,7 @@ def test_rejected_secret_of_a_new_listener_is_rolled_back(live: Live, tmp_path: 
             apply(str(bad), quick(timeout=3.0, envoy_check=""))
         message = str(failure.value)
         assert "listeners: Envoy refused the update (sds.site.update_rejected went up)" in message
-        assert "previous files are restored and Envoy confirmed them" in message
+        assert "last confirmed config is restored and Envoy confirmed it" in message
         assert read_config_files(str(live.config)) == before
         wait_until(
             lambda: live.envoy.stat("listener_manager.total_listeners_warming") == "0",
@@ -445,7 +448,7 @@ def test_noop_apply_touches_nothing(live: Live) -> None:
         again = run_xdsgen("apply", str(inventory), "--verbose")
         assert (again.returncode, again.stdout.strip()) == (0, "unchanged")
         quiet = run_xdsgen("apply", str(inventory))
-        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+        assert (quiet.returncode, quiet.stdout, without_source_notes(quiet.stderr)) == (0, "", "")
         time.sleep(0.3)
         assert file_facts(live.config) == files
         assert live.counters() == counters
@@ -729,7 +732,7 @@ def test_concurrent_applies_are_serialized(live: Live) -> None:
         )
 
         # While another holder keeps the lock, apply gives up after --lock-timeout: exit 4.
-        from xdsgen.lock import locked
+        from xdsgen.live.lock import locked
 
         with locked(str(live.config), 1):
             started = time.monotonic()
@@ -743,7 +746,9 @@ def test_concurrent_applies_are_serialized(live: Live) -> None:
         b.close()
 
 
-def test_unreachable_admin_applies_without_confirmation(live: Live, tmp_path: Path) -> None:
+def test_unreachable_admin_writes_nothing_unless_no_confirm(live: Live, tmp_path: Path) -> None:
+    """A silent admin is exit 6 with nothing written (cron must not log a dead Envoy as
+    success); --no-confirm writes anyway, `--settle` apart, and says nothing was confirmed."""
     app = HttpBackend("app")
     (http4, nothing) = free_ports(2)
     try:
@@ -753,11 +758,24 @@ def test_unreachable_admin_applies_without_confirmation(live: Live, tmp_path: Pa
             upstreams={"app": app.endpoint},
             http=[{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
         )
+        before = file_facts(live.config)
+        refused = run_xdsgen(
+            "apply", str(inventory), "--admin", f"127.0.0.1:{nothing}", "--timeout", "1"
+        )
+        assert refused.returncode == 6, refused.stderr
+        assert "unreachable" in refused.stderr and "nothing was written" in refused.stderr
+        assert file_facts(live.config) == before
         result = run_xdsgen(
-            "apply", str(inventory), "--admin", f"127.0.0.1:{nothing}", "--settle", "0.3"
+            "apply",
+            str(inventory),
+            "--admin",
+            f"127.0.0.1:{nothing}",
+            "--settle",
+            "0.3",
+            "--no-confirm",
         )
         assert result.returncode == 0, result.stderr
-        assert "unreachable" in result.stderr and "nothing was confirmed" in result.stderr
+        assert "nothing was confirmed" in result.stderr
         # Envoy (whose admin we did not ask) still got every file, in order.
         wait_until(lambda: _backend_of(http4, "any", "/") == "app", what="the listener")
         assert (

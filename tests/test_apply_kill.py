@@ -20,9 +20,11 @@ import yaml
 from harness import Certs, HttpBackend, TcpEcho, free_ports
 from test_apply_helpers import Live, start_live, wait_until
 
-from xdsgen.apply import read_config_files, subscriptions
+from xdsgen.conventions import file_version, is_config_file
 from xdsgen.files import TEMP_PREFIX
-from xdsgen.plan import file_version, is_config_file, resources_of
+from xdsgen.live.confirm import subscriptions
+from xdsgen.live.transition import read_files as read_config_files
+from xdsgen.parsed import resources_of
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
@@ -62,7 +64,11 @@ def check_consistent(config: Path) -> dict[str, str]:
     """The files on disk parse and form one config: every file LDS names exists, every
     cluster a listener or route names is in CDS. Temp files are never a name Envoy reads."""
     for name in os.listdir(config):
-        assert name == ".xdsgen" or is_config_file(name) or name.startswith(TEMP_PREFIX), name
+        assert (
+            name in (".xdsgen", "admin.sock")
+            or is_config_file(name)
+            or name.startswith(TEMP_PREFIX)
+        ), name
     files = read_config_files(str(config))
     for name, text in files.items():
         doc = yaml.safe_load(text)
@@ -165,7 +171,9 @@ def test_sigkill_at_random_moments_leaves_a_config_envoy_runs(live: Live, tmp_pa
             # Half confirm through the admin interface (fast steps), half settle blindly
             # (steps spread over a second): kills land in every phase of both.
             extra = (
-                ["--settle", "0.15", "--admin", f"127.0.0.1:{unreachable}"] if iteration % 2 else []
+                ["--settle", "0.15", "--no-confirm", "--admin", f"127.0.0.1:{unreachable}"]
+                if iteration % 2
+                else []
             )
             process = subprocess.Popen(
                 [

@@ -9,17 +9,12 @@ import pytest
 import yaml
 from harness import Certs, write_inventory
 
-from xdsgen.apply import certificate_serial, subscriptions
+from xdsgen.conventions import file_version
+from xdsgen.live.certs import CertReload, certificate_serial
+from xdsgen.live.confirm import subscriptions
+from xdsgen.live.plan import Change, compute_plan, plan_steps, union_cds
+from xdsgen.parsed import resources_of
 from xdsgen.pipeline import load_model, render
-from xdsgen.plan import (
-    CertReload,
-    Change,
-    compute_plan,
-    file_version,
-    plan_steps,
-    resources_of,
-    union_cds,
-)
 
 
 def rendered(tmp_path: Path, name: str, **sections: Any) -> dict[str, str]:

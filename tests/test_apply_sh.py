@@ -83,7 +83,7 @@ def make_inventory(tmp_path: Path, upstream: str = "127.0.0.1:3000") -> Path:
     )
 
 
-FAST = {"XDSGEN_ARGS": "--settle 0 --no-envoy-check"}
+FAST = {"XDSGEN_ARGS": "--settle 0 --no-envoy-check --no-confirm"}
 
 
 def test_syntax_is_posix_for_busybox_ash() -> None:
@@ -136,7 +136,7 @@ def test_environment_supplies_inventory_and_config_dir(bin_dir: Path, tmp_path: 
 
 
 def test_lock_timeout_exit_code_reaches_cron(bin_dir: Path, tmp_path: Path) -> None:
-    from xdsgen.lock import locked
+    from xdsgen.live.lock import locked
 
     inventory = make_inventory(tmp_path)
     config = tmp_path / "config"
@@ -166,7 +166,7 @@ def test_terminal_run_shows_output_instead_of_logging(bin_dir: Path, tmp_path: P
         "PYTHONPATH": str(REPO),
         "TERM": "dumb",
         **FAST,
-        "XDSGEN_ARGS": "--settle 0 --no-envoy-check --verbose",
+        "XDSGEN_ARGS": "--settle 0 --no-envoy-check --no-confirm --verbose",
     }
     proc = subprocess.Popen(
         [busybox(), "sh", str(APPLY_SH), str(inventory), str(tmp_path / "config")],

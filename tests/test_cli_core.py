@@ -273,10 +273,7 @@ def test_bootstrap_defaults(tmp_path: Path) -> None:
     result = run("bootstrap", str(MINIMAL))
     assert result.exit_code == EXIT_OK
     boot = yaml.safe_load(result.stdout)
-    assert boot["admin"]["address"]["socket_address"] == {
-        "address": "127.0.0.1",
-        "port_value": 15001,
-    }
+    assert boot["admin"]["address"] == {"pipe": {"path": "/etc/envoy/admin.sock", "mode": 0o660}}
     dynamic = boot["dynamic_resources"]
     for kind, file_name in (("cds_config", "cds.yaml"), ("lds_config", "lds.yaml")):
         assert dynamic[kind]["resource_api_version"] == "V3"
@@ -295,6 +292,9 @@ def test_bootstrap_output_file_and_config_dir(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_OK
     assert result.stdout == ""
     assert result.stderr == f"wrote {target}\n"
+    # The default admin socket moves with the config directory.
+    boot = yaml.safe_load(target.read_text())
+    assert boot["admin"]["address"]["pipe"]["path"] == str(tmp_path / "xds" / "admin.sock")
     boot = yaml.safe_load(target.read_text())
     assert boot["dynamic_resources"]["lds_config"]["path_config_source"]["path"] == str(
         tmp_path / "xds" / "lds.yaml"

@@ -42,8 +42,9 @@ from harness import (
     write_inventory,
 )
 
+from xdsgen.conventions import content_version
 from xdsgen.pipeline import load_model, render, write_plain
-from xdsgen.render import Rendered, content_version, render_bootstrap
+from xdsgen.render import Rendered, render_bootstrap
 
 pytestmark = pytest.mark.envoy
 

@@ -398,11 +398,11 @@ def _defaults_model(tmp_path: Path) -> Any:
     return load_model(str(write(tmp_path, text)))
 
 
-def test_default_admin_is_loopback(tmp_path: Path) -> None:
+def test_default_admin_is_a_unix_socket_in_the_config_dir(tmp_path: Path) -> None:
+    """No cluster can dial a Unix socket: the proxy can never reach its own admin."""
     bootstrap = load_yaml(render_bootstrap(_defaults_model(tmp_path)))
-    assert bootstrap["admin"]["address"]["socket_address"] == {
-        "address": "127.0.0.1",
-        "port_value": 15001,
+    assert bootstrap["admin"]["address"] == {
+        "pipe": {"path": "/etc/envoy/admin.sock", "mode": 0o660}
     }
 
 

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from harness import EXAMPLE, REPO
 
-from xdsgen import cache, inventory, plan, speed
+from xdsgen import cache, inventory, speed
+from xdsgen import parsed as plan
 
 # --------------------------------------------------------------------------- template cache
 
@@ -226,14 +227,14 @@ def test_plan_reads_hand_edited_files_with_pyyaml() -> None:
 
 
 def test_the_lock_writes_nothing_and_still_names_its_holder(tmp_path: Path) -> None:
-    from xdsgen.lock import locked
+    from xdsgen.live.lock import locked
 
     with locked(str(tmp_path), 1):
         pass
     lock_file = tmp_path / ".xdsgen" / "lock"
     before = lock_file.stat()
     with locked(str(tmp_path), 1):
-        code = f"from xdsgen.lock import locked\nwith locked({str(tmp_path)!r}, 0.2): pass\n"
+        code = f"from xdsgen.live.lock import locked\nwith locked({str(tmp_path)!r}, 0.2): pass\n"
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(REPO), timeout=60
         )

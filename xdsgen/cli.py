@@ -292,8 +292,8 @@ def _apply_timing_options(func: F) -> F:
         [
             click.option(
                 "--admin",
-                metavar="HOST:PORT",
-                help="Envoy's admin address for confirmation "
+                metavar="ADDRESS",
+                help="Envoy's admin for confirmation: unix:PATH (or PATH) or HOST:PORT "
                 "(default: the inventory's envoy.admin).",
             ),
             click.option(
@@ -311,7 +311,7 @@ def _apply_timing_options(func: F) -> F:
                 default=1.0,
                 show_default=True,
                 metavar="SECONDS",
-                help="Without a reachable admin: the wait between steps (nothing is confirmed).",
+                help="With --no-confirm: the wait between steps (nothing is confirmed).",
             ),
             click.option(
                 "--lock-timeout",
@@ -369,6 +369,20 @@ def _apply_timing_options(func: F) -> F:
     "Envoy binary is found; PATH: that binary).",
 )
 @click.option("--no-envoy-check", is_flag=True, help="Skip the `envoy --mode validate` check.")
+@click.option(
+    "--no-confirm",
+    is_flag=True,
+    help="Write even when Envoy's admin does not answer (nothing is confirmed; steps are "
+    "--settle seconds apart). Without it, a silent admin is exit 6 and nothing is written.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: print the result (plan, applied, confirmed, notes, warnings) as JSON.",
+)
 @output_options
 @handle_errors
 def apply(
@@ -384,6 +398,8 @@ def apply(
     debounce: float,
     envoy_check: Optional[str],
     no_envoy_check: bool,
+    no_confirm: bool,
+    output_format: str,
 ) -> None:
     """Apply INVENTORY to a running Envoy: atomic, ordered, confirmed, rolled back on refusal.
 
@@ -395,7 +411,8 @@ def apply(
     one apply runs per config directory at a time. Without a TTY it prints nothing on
     success unless --verbose (for cron); errors go to stderr.
     """
-    from xdsgen.apply import Options, run_apply
+    from xdsgen.live.orchestrate import Options
+    from xdsgen.report.apply import run_apply
 
     options = Options(
         config_dir=config_dir,
@@ -406,8 +423,18 @@ def apply(
         dry_run=dry_run,
         diff=show_diff,
         envoy_check="" if no_envoy_check else envoy_check,
+        no_confirm=no_confirm,
     )
-    sys.exit(run_apply(inventory, options, get_console(), watch=watch, debounce=debounce))
+    sys.exit(
+        run_apply(
+            inventory,
+            options,
+            get_console(),
+            watch=watch,
+            debounce=debounce,
+            output_format=output_format,
+        )
+    )
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -419,6 +446,11 @@ def apply(
 )
 @_apply_timing_options
 @click.option("--dry-run", is_flag=True, help="Only show what would change.")
+@click.option(
+    "--no-confirm",
+    is_flag=True,
+    help="Write even when Envoy's admin does not answer (nothing is confirmed).",
+)
 @output_options
 @handle_errors
 def rollback(
@@ -429,16 +461,23 @@ def rollback(
     settle: float,
     lock_timeout: float,
     dry_run: bool,
+    no_confirm: bool,
 ) -> None:
     """Return Envoy to the last config it accepted (kept in DIR/.xdsgen/).
 
     If the files on disk are that config, return to the one before it: two rollbacks in
     a row undo each other. Same ordered, confirmed steps as apply.
     """
-    from xdsgen.apply import Options, run_rollback
+    from xdsgen.live.orchestrate import Options
+    from xdsgen.report.apply import run_rollback
 
     options = Options(
-        admin=admin, timeout=timeout, settle=settle, lock_timeout=lock_timeout, dry_run=dry_run
+        admin=admin,
+        timeout=timeout,
+        settle=settle,
+        lock_timeout=lock_timeout,
+        dry_run=dry_run,
+        no_confirm=no_confirm,
     )
     sys.exit(run_rollback(inventory, config_dir, options, get_console()))
 

@@ -32,7 +32,6 @@ INVENTORY = """\
 version: 1
 envoy:
   config_dir: {config_dir}
-  admin: {admin}
   access_log: off
 listen:
 {listen}
@@ -171,8 +170,8 @@ class Demo:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run(self, envoy: str) -> DemoResult:
-        from xdsgen.apply import Options, apply
         from xdsgen.files import write_atomic
+        from xdsgen.live.orchestrate import Options, apply
         from xdsgen.pipeline import load_model
         from xdsgen.render import render_bootstrap
 
@@ -181,7 +180,7 @@ class Demo:
             + ", ".join(BACKENDS)
         )
         self.backends = {name: _Backend(name) for name in BACKENDS}
-        admin, port = _free_port(), _free_port()
+        port = _free_port()
         families = {"ipv4": "127.0.0.1"}
         if _ipv6_loopback():
             families["ipv6"] = "::1"
@@ -192,7 +191,6 @@ class Demo:
         text = INVENTORY.format(
             host=" and ".join(families.values()),
             config_dir=json.dumps(config_dir),
-            admin=f"127.0.0.1:{admin}",
             listen=listen,
             **{name: b.endpoint for name, b in self.backends.items()},
         )
@@ -203,7 +201,7 @@ class Demo:
         write_atomic(os.path.join(self.workdir, "bootstrap.yaml"), render_bootstrap(model))
         for name in ("cds.yaml", "lds.yaml"):
             write_atomic(os.path.join(config_dir, name), 'version_info: "empty"\nresources: []\n')
-        self.start_envoy(envoy, admin)
+        self.start_envoy(envoy, model)
 
         self.say(f"3. xdsgen apply {inventory}")
         self.console.detail(text)
@@ -243,7 +241,9 @@ class Demo:
         )
         return demo
 
-    def start_envoy(self, envoy: str, admin: int) -> None:
+    def start_envoy(self, envoy: str, model: Any) -> None:
+        from xdsgen.admin import Admin, AdminUnreachable
+
         log = open(os.path.join(self.workdir, "envoy.log"), "ab")  # noqa: SIM115 - closed by stop()
         self._log = log
         self.proc = subprocess.Popen(
@@ -267,11 +267,10 @@ class Demo:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise IOProblem(f"Envoy exited ({self.proc.returncode}):\n{self.log_tail()}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=1)
-                conn.request("GET", "/ready")
-                if conn.getresponse().read().strip() == b"LIVE":
-                    self.say(f"   Envoy is LIVE, admin on 127.0.0.1:{admin}", "green")
+            with contextlib.suppress(AdminUnreachable):
+                admin = Admin.for_model(model, timeout=1.0)
+                if admin.get("/ready", timeout=1.0).strip() == "LIVE":
+                    self.say(f"   Envoy is LIVE, admin on {admin.address}", "green")
                     return
             time.sleep(0.1)
         raise IOProblem(f"Envoy did not become ready in {READY_TIMEOUT:g}s:\n{self.log_tail()}")

@@ -96,7 +96,9 @@ def _accepted_key(envoy_path: str, text: str) -> Optional[tuple[Any, ...]]:
 
 def static_bootstrap(bootstrap: dict[str, Any], rendered: Rendered) -> dict[str, Any]:
     """The bootstrap with the rendered resources inlined as static_resources."""
-    docs = {name: load_yaml(text) for name, text in rendered.files.items()}
+    from xdsgen.parsed import document
+
+    docs = {name: document(text) for name, text in rendered.files.items()}
     static = {k: copy.deepcopy(v) for k, v in bootstrap.items() if k != "dynamic_resources"}
     listeners = _resources(docs, "lds.yaml")
     for listener in listeners:

@@ -12,16 +12,20 @@ import os
 import posixpath
 import re
 import stat
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
+from xdsgen.conventions import ADMIN_SOCKET
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory, PathKey
 from xdsgen.schema_errors import suggest
 
 FAMILIES = ("ipv4", "ipv6")
 DEFAULT_CONFIG_DIR = "/etc/envoy"
-DEFAULT_ADMIN = "127.0.0.1:15001"
+ADMIN_SOCKET_MODE = 0o660  # Envoy's user and group only
+# sun_path holds 108 bytes with the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_ACCESS_LOG = "/dev/stdout"
 DEFAULT_CONNECT_TIMEOUT = "5s"
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -140,17 +144,64 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class AdminAddress:
+    """Where Envoy's admin listens, as xdsgen reaches it: a Unix socket `path`, or `host`
+    and `port`."""
+
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def is_unix(self) -> bool:
+        return bool(self.path)
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"unix:{self.path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_admin(text: str) -> AdminAddress:
+    """`unix:/path`, `/path` or HOST:PORT with an IP address; ValueError says what is wrong."""
+    if text.startswith("unix:"):
+        text = text[len("unix:") :]
+        if not text.startswith("/"):
+            raise ValueError("a Unix socket needs an absolute path: unix:/run/envoy/admin.sock")
+    if text.startswith("/"):
+        return AdminAddress(path=text)
+    endpoint = parse_endpoint(text)
+    if isinstance(endpoint, str):
+        raise ValueError(f"{endpoint}; write HOST:PORT (127.0.0.1:15001) or a socket path")
+    if not is_ip(endpoint.host):
+        raise ValueError("the admin address must be an IP address or a Unix socket path")
+    return AdminAddress(host=endpoint.host, port=endpoint.port)
+
+
+@dataclass(frozen=True)
 class Envoy:
     config_dir: str  # where xdsgen writes the files
     envoy_dir: str  # the same directory as Envoy sees it (Docker: the mount point)
-    admin_host: str
-    admin_port: int
+    admin: AdminAddress  # as xdsgen reaches it
     access_log: Optional[str]
     node_id: str
     max_connections: int
     # True when the inventory names the container path: moving where files are written
     # (render -o, apply --config-dir) must then not move what Envoy is told.
     envoy_dir_fixed: bool = False
+    # The admin socket as Envoy sees it ("" for TCP): in Docker, under the mount point.
+    admin_envoy_path: str = ""
+    admin_socket_mode: int = ADMIN_SOCKET_MODE
+    # The default socket lives in the config directory and moves with it.
+    admin_in_config_dir: bool = False
+
+    @property
+    def admin_host(self) -> str:
+        return self.admin.host
+
+    @property
+    def admin_port(self) -> int:
+        return self.admin.port
 
 
 @dataclass(frozen=True)
@@ -168,6 +219,12 @@ class Model:
         if envoy_dir is None:
             envoy_dir = self.envoy.envoy_dir if self.envoy.envoy_dir_fixed else config_dir
         envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir)
+        if envoy.admin_in_config_dir:
+            envoy = replace(
+                envoy,
+                admin=AdminAddress(path=posixpath.join(config_dir, ADMIN_SOCKET)),
+                admin_envoy_path=posixpath.join(envoy_dir, ADMIN_SOCKET),
+            )
         return replace(self, envoy=envoy)
 
     def envoy_path(self, file_name: str) -> str:
@@ -298,32 +355,6 @@ class _Builder:
 
     def envoy(self) -> Envoy:
         section = self.data.get("envoy", {})
-        admin_text = section.get("admin", DEFAULT_ADMIN)
-        admin = parse_endpoint(admin_text)
-        if isinstance(admin, str):
-            self.error(("envoy", "admin"), admin, "write HOST:PORT, e.g. 127.0.0.1:15001")
-            admin = Endpoint("127.0.0.1", 15001)
-        elif not is_ip(admin.host):
-            self.error(
-                ("envoy", "admin"),
-                "the admin address must be an IP address",
-                "e.g. 127.0.0.1:15001 or [::1]:15001",
-            )
-            admin = Endpoint("127.0.0.1", admin.port)
-        elif not ipaddress.ip_address(admin.host).is_loopback:
-            if section.get("admin_allow_remote") is True:
-                self.warn(
-                    ("envoy", "admin"),
-                    f"Envoy's admin interface listens on {admin.host}, beyond loopback: anyone who "
-                    "reaches it can read the whole config and stop Envoy (/quitquitquit)",
-                )
-            else:
-                self.error(
-                    ("envoy", "admin"),
-                    f"admin address {admin.host} is not loopback: it would expose /quitquitquit "
-                    "and /config_dump",
-                    "use 127.0.0.1 or ::1, or set envoy.admin_allow_remote: true",
-                )
         access_log = section.get("access_log", DEFAULT_ACCESS_LOG)
         if access_log is False or access_log == "off":
             access_log = None
@@ -337,16 +368,80 @@ class _Builder:
         if not os.path.isabs(config_dir):
             config_dir = os.path.normpath(os.path.join(self.inv.base_dir, config_dir))
         container_dir = section.get("container_config_dir")
+        envoy_dir = container_dir or config_dir
+        admin, envoy_path = self.admin(section, config_dir, envoy_dir)
         return Envoy(
             config_dir=config_dir,
-            envoy_dir=container_dir or config_dir,
+            envoy_dir=envoy_dir,
             envoy_dir_fixed=container_dir is not None,
-            admin_host=admin.host,
-            admin_port=admin.port,
+            admin=admin,
+            admin_envoy_path=envoy_path,
+            admin_in_config_dir="admin" not in section,
             access_log=access_log,
             node_id=section.get("node_id", "xdsgen"),
             max_connections=section.get("max_connections", DEFAULT_MAX_CONNECTIONS),
         )
+
+    def admin(
+        self, section: dict[str, Any], config_dir: str, envoy_dir: str
+    ) -> tuple[AdminAddress, str]:
+        """The admin address as xdsgen reaches it, and the socket path as Envoy sees it."""
+        path: PathKey = ("envoy", "admin")
+        if "admin" not in section:
+            own = posixpath.join(config_dir, ADMIN_SOCKET)
+            seen = posixpath.join(envoy_dir, ADMIN_SOCKET)
+            for socket_path in dict.fromkeys((own, seen)):
+                self.check_socket_path(("envoy", "config_dir"), socket_path)
+            return AdminAddress(path=own), seen
+        try:
+            admin = parse_admin(section["admin"])
+        except ValueError as exc:
+            self.error(
+                path,
+                str(exc),
+                "e.g. 127.0.0.1:15001, or leave envoy.admin out for the default Unix socket",
+            )
+            return AdminAddress(host="127.0.0.1", port=15001), ""
+        if admin.is_unix:
+            self.check_socket_path(path, admin.path)
+            seen = admin.path
+            if envoy_dir != config_dir and _within_dir(admin.path, config_dir):
+                seen = posixpath.join(envoy_dir, posixpath.relpath(admin.path, config_dir))
+                self.check_socket_path(path, seen)
+            return admin, seen
+        ip = ipaddress.ip_address(admin.host)
+        if not ip.is_loopback:
+            if section.get("admin_allow_remote") is True:
+                self.warn(
+                    path,
+                    f"Envoy's admin interface listens on {admin.host}, beyond loopback: anyone who "
+                    "reaches it can read the whole config and stop Envoy (/quitquitquit)",
+                )
+            else:
+                self.error(
+                    path,
+                    f"admin address {admin.host} is not loopback: it would expose /quitquitquit "
+                    "and /config_dump",
+                    "use 127.0.0.1 or ::1, or set envoy.admin_allow_remote: true",
+                )
+        else:
+            self.warn(
+                path,
+                f"the admin listens on TCP {admin}: every local program, and an upstream that "
+                "resolves to it, can reach /quitquitquit and /config_dump",
+                "leave envoy.admin out for the default Unix socket in the config directory, "
+                "which no cluster can dial",
+            )
+        return admin, ""
+
+    def check_socket_path(self, path: PathKey, socket_path: str) -> None:
+        if len(socket_path.encode("utf-8")) > MAX_SOCKET_PATH_BYTES:
+            self.error(
+                path,
+                f"the admin socket path {socket_path} is longer than "
+                f"{MAX_SOCKET_PATH_BYTES} bytes, which Unix sockets cannot hold",
+                "use a shorter config_dir, or set envoy.admin to a short socket path",
+            )
 
     def require_absolute(self, path: PathKey, file_path: str) -> bool:
         # Envoy resolves a relative path from its own working directory, which is not ours.
@@ -862,10 +957,13 @@ class _Builder:
                         f"tls_passthrough[{seen[sni.lower()]}]",
                     )
                 seen.setdefault(sni.lower(), index)
+            server_names = tuple(sorted({s.lower() for s in item["sni"]}))
             chains.append(
                 PassthroughChain(
-                    name=f"{listener}_pass_{index}",
-                    server_names=tuple(sorted({s.lower() for s in item["sni"]})),
+                    # Named by content: editing or removing one entry never renames (and so
+                    # never drains) another entry's chain.
+                    name=f"{listener}_pass_{server_names[0]}",
+                    server_names=server_names,
                     cluster=item["upstream"],
                     stat_prefix=f"{listener}_pass_{item['upstream']}",
                 )
@@ -878,27 +976,29 @@ class _Builder:
         tcp_ports: dict[tuple[str, int], tuple[PathKey, str]],
         clusters: dict[str, Cluster],
     ) -> None:
-        admin_family = "ipv6" if ":" in envoy.admin_host else "ipv4"
-        if (admin_family, envoy.admin_port) in tcp_ports:
-            path, _ = tcp_ports[(admin_family, envoy.admin_port)]
+        """A TCP admin must be out of the proxy's reach: no listener on its port, no
+        upstream that dials it, by address or by a name that resolves to it (Envoy maps
+        *.localhost to loopback). A Unix socket admin cannot be dialled by a cluster."""
+        admin = envoy.admin
+        if admin.is_unix:
+            return
+        admin_family = "ipv6" if ":" in admin.host else "ipv4"
+        if (admin_family, admin.port) in tcp_ports:
+            path, _ = tcp_ports[(admin_family, admin.port)]
             self.error(
                 path,
-                f"port {envoy.admin_port} is Envoy's admin port (envoy.admin)",
+                f"port {admin.port} is Envoy's admin port (envoy.admin)",
                 "pick another port",
             )
-        admin_ip = ipaddress.ip_address(envoy.admin_host)
+        admin_ip = ipaddress.ip_address(admin.host)
         listen_ips = {
             str(ipaddress.ip_address(spec["address"]))
             for spec in self.data["listen"].values()
             if isinstance(spec, dict) and is_ip(str(spec.get("address", "")))
         }
 
-        def reaches_admin(host: str) -> bool:
-            if host == "localhost":
-                return admin_ip.is_loopback or admin_ip.is_unspecified
-            if not is_ip(host):
-                return False
-            ip = ipaddress.ip_address(host)
+        def reaches_admin(ip_text: str) -> bool:
+            ip = ipaddress.ip_address(ip_text)
             if ip == admin_ip:
                 return True
             # A connection to 0.0.0.0 or :: goes to this host; an unspecified admin address
@@ -911,21 +1011,43 @@ class _Builder:
                 and (ip.is_loopback or str(ip) in listen_ips)
             )
 
-        for name, cluster in clusters.items():
-            for i, endpoint in enumerate(cluster.endpoints):
-                if endpoint.port == envoy.admin_port and reaches_admin(endpoint.host):
-                    spec = self.data["upstreams"][name]
-                    path = (
-                        ("upstreams", name)
-                        if isinstance(spec, str)
-                        else ("upstreams", name, "endpoints", i)
-                    )
-                    self.error(
-                        path,
-                        "points at Envoy's own admin interface: it would expose /quitquitquit and "
-                        "/config_dump through the proxy",
-                        "use another port",
-                    )
+        suspects = [
+            (name, i, endpoint)
+            for name, cluster in clusters.items()
+            for i, endpoint in enumerate(cluster.endpoints)
+            if endpoint.port == admin.port
+        ]
+        names = {e.host for _, _, e in suspects if not is_ip(e.host)}
+        loopback_names = {h for h in names if h == "localhost" or h.endswith(".localhost")}
+        resolved = resolve_quickly(names - loopback_names) if names - loopback_names else {}
+        for name, i, endpoint in suspects:
+            if is_ip(endpoint.host):
+                hit = reaches_admin(endpoint.host)
+            elif endpoint.host in loopback_names:
+                hit = admin_ip.is_loopback or admin_ip.is_unspecified
+            else:
+                hit = any(is_ip(ip) and reaches_admin(ip) for ip in resolved.get(endpoint.host, ()))
+            if not hit:
+                continue
+            spec = self.data["upstreams"][name]
+            path = (
+                ("upstreams", name)
+                if isinstance(spec, str)
+                else ("upstreams", name, "endpoints", i)
+            )
+            if is_ip(endpoint.host):
+                via = ""
+            elif endpoint.host in loopback_names:
+                via = " (Envoy resolves localhost names to loopback)"
+            else:
+                via = f" ({endpoint.host} resolves to it)"
+            self.error(
+                path,
+                "points at Envoy's own admin interface"
+                f"{via}: it would expose /quitquitquit and /config_dump through the proxy",
+                "use another port, or leave envoy.admin out: the default Unix socket cannot be "
+                "dialled by a cluster",
+            )
 
 
 def build(inventory: Inventory, check_files: bool = False) -> Model:
@@ -938,6 +1060,34 @@ def build(inventory: Inventory, check_files: bool = False) -> Model:
 
     with gc_paused():
         return _Builder(inventory, check_files).build()
+
+
+def _within_dir(path: str, directory: str) -> bool:
+    return posixpath.commonpath([posixpath.normpath(path), directory]) == directory
+
+
+def resolve_quickly(hosts: set[str], timeout: float = 2.0) -> dict[str, set[str]]:
+    """The addresses each host name resolves to here, within `timeout` in all; a name that
+    does not resolve in time is left out (a slow resolver must not hang validate)."""
+    import socket
+    import threading
+
+    found: dict[str, set[str]] = {}
+
+    def resolve(host: str) -> None:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return
+        found[host] = {str(info[4][0]).split("%")[0] for info in infos}
+
+    threads = [threading.Thread(target=resolve, args=(h,), daemon=True) for h in sorted(hosts)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return dict(found)
 
 
 def _within(path: str, other: str) -> bool:

@@ -9,43 +9,28 @@ After rendering, each file is parsed back and its meaning compared with the mode
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from xdsgen import resources
+from xdsgen.conventions import CDS_FILE, LDS_FILE, file_version, versioned
 from xdsgen.errors import RenderError
-from xdsgen.model import CDS_FILE, LDS_FILE, Model
+from xdsgen.model import Model
 
 
 class _Safe(str):
     """A string that a filter made safe to print into YAML."""
 
 
-# Characters a YAML double-quoted scalar cannot hold literally, or that a YAML 1.1 reader
-# (PyYAML, and Envoy's yaml-cpp) would fold or treat as a line break: escape them all.
-_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]')
-_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    if char in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[char]
-    if "\ud800" <= char <= "\udfff":
-        # Not UTF-8 encodable, and yaml-cpp (Envoy) refuses a \uD800 escape; the loader
-        # rejects these, so one here is a bug upstream of the templates.
-        raise RenderError(f"a lone surrogate (U+{ord(char):04X}) cannot be written as YAML")
-    # \uXXXX (never surrogate pairs: characters above U+FFFF are written as they are, in UTF-8;
-    # yaml-cpp and PyYAML both read \xXX and \uXXXX as the code point, checked against Envoy).
-    return f"\\u{ord(char):04X}" if ord(char) > 0xFF else f"\\x{ord(char):02X}"
-
-
 def yaml_quote(value: object) -> _Safe:
     if not isinstance(value, str):
         raise RenderError(f"template bug: q filter got {type(value).__name__} {value!r}")
-    return _Safe('"' + _NEEDS_ESCAPE.sub(_escape, value) + '"')
+    from xdsgen.yamlsubset import quote
+
+    try:
+        return _Safe(quote(value))
+    except ValueError as exc:  # a lone surrogate: the loader refuses those, so a bug
+        raise RenderError(str(exc)) from None
 
 
 def yaml_int(value: object) -> _Safe:
@@ -99,12 +84,7 @@ def _template(name: str) -> Any:
     return environment().get_template(name)
 
 
-def content_version(body: str) -> str:
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
-
-
-def _with_version(body: str) -> str:
-    return f'version_info: "{content_version(body)}"\n{body}'
+_with_version = versioned
 
 
 @dataclass(frozen=True)
@@ -122,8 +102,7 @@ class Rendered:
         return self.files[LDS_FILE]
 
     def version(self, name: str) -> str:
-        first = self.files[name].split("\n", 1)[0]
-        return first.split('"')[1]
+        return file_version(self.files[name]) or ""
 
 
 def render(model: Model, check: bool = True) -> Rendered:
@@ -154,14 +133,19 @@ def _render(model: Model, check: bool) -> Rendered:
 def render_bootstrap(model: Model) -> str:
     text = str(_template("bootstrap.yaml.j2").render(model=model))
     parsed = load_yaml(text)
+    envoy = model.envoy
     expected = {
-        "admin": (model.envoy.admin_host, model.envoy.admin_port),
+        "admin": (envoy.admin_envoy_path, envoy.admin_socket_mode)
+        if envoy.admin.is_unix
+        else (envoy.admin.host, envoy.admin.port),
         "paths": (model.cds_path, model.lds_path),
     }
-    admin = parsed["admin"]["address"]["socket_address"]
+    address = parsed["admin"]["address"]
     dyn = parsed["dynamic_resources"]
     got = {
-        "admin": (admin["address"], admin["port_value"]),
+        "admin": (address["pipe"]["path"], address["pipe"]["mode"])
+        if "pipe" in address
+        else (address["socket_address"]["address"], address["socket_address"]["port_value"]),
         "paths": (
             dyn["cds_config"]["path_config_source"]["path"],
             dyn["lds_config"]["path_config_source"]["path"],
@@ -196,6 +180,9 @@ def parse_back(text: str) -> Any:
     doc = parse(text)
     if len(text) <= _CROSS_CHECK_BYTES and load_yaml(text) != doc:
         raise SubsetError(0, "PyYAML reads the file differently")
+    from xdsgen.parsed import remember
+
+    remember(text, doc)  # the plan and the confirmer use it: parsed once per process
     return doc
 
 

@@ -9,67 +9,44 @@ bootstrap reads.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from xdsgen.errors import IOProblem
+from xdsgen import conventions as xds
+from xdsgen.admin import Admin, AdminUnreachable
+from xdsgen.errors import IOProblem, UsageProblem
 
 ADMIN_TIMEOUT = 5.0
-_VERSION_LINE = re.compile(r'^version_info:\s*"?([^"\s]*)"?\s*$')
 
 
-# --------------------------------------------------------------------------- admin reads
+class Reader:
+    """status's reads through the admin client; every failure is an IOProblem (exit 6)
+    that says what to check."""
 
-
-class Admin:
-    """status's reads, over apply's admin client (xdsgen.admin); every failure is an
-    IOProblem (exit 6) that says what to check."""
-
-    def __init__(self, host: str, port: int, timeout: float = ADMIN_TIMEOUT):
-        from xdsgen.admin import Admin as Client
-
-        self.client = Client(host, port, timeout)
+    def __init__(self, admin: Admin):
+        self.admin = admin
 
     @property
     def address(self) -> str:
-        return str(self.client.address)
+        return self.admin.address
 
-    def get(self, path: str) -> str:
-        from xdsgen.admin import AdminUnreachable
-
+    def get_json(self, path: str) -> dict[str, Any]:
         try:
-            return str(self.client.get(path))
+            return self.admin.get_json(path)
         except AdminUnreachable as exc:
-            reason = str(exc).split("unreachable: ", 1)[-1]
             raise IOProblem(
-                f"Envoy's admin interface at {self.address} is not reachable ({reason}). "
-                "Is Envoy running with xdsgen's bootstrap? The address is envoy.admin in the "
-                "inventory, or --admin HOST:PORT."
+                f"Envoy's admin interface at {self.address} is not reachable ({exc.reason}). "
+                "Is Envoy running with xdsgen's bootstrap? The address is "
+                "envoy.admin in the inventory (default: admin.sock in the config "
+                "directory), or --admin unix:PATH / HOST:PORT."
             ) from None
 
-    def get_json(self, path: str) -> Any:
-        text = self.get(path)
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise IOProblem(f"Envoy's admin at {self.address}: {path} is not JSON") from None
-
     def stats(self) -> dict[str, Any]:
-        """Counters, gauges and text readouts by name (histograms left out)."""
-        doc = self.get_json("/stats?format=json")
-        return {s["name"]: s.get("value", 0) for s in doc.get("stats", []) if "name" in s}
-
-
-def parse_admin(text: str) -> tuple[str, int]:
-    from xdsgen.model import parse_endpoint
-
-    parsed = parse_endpoint(text)
-    if isinstance(parsed, str):
-        raise IOProblem(f"--admin {text}: {parsed}")
-    return parsed.host, parsed.port
+        try:
+            return self.admin.stats_json()
+        except AdminUnreachable as exc:
+            raise IOProblem(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- data
@@ -86,6 +63,7 @@ class Resource:
     on_disk: Optional[str]
     applied: Optional[str]
     updates: int = 0
+    edited: bool = False  # the file's content no longer matches its version line
     rejected: int = 0
     failed: int = 0
 
@@ -99,6 +77,8 @@ class Resource:
             return "not applied"
         if self.on_disk != self.applied:
             return "file not applied"
+        if self.edited:
+            return "edited by hand"
         if self.inventory is not None and self.inventory != self.on_disk:
             return "inventory not applied"
         return "in sync"
@@ -142,20 +122,16 @@ class Status:
 # --------------------------------------------------------------------------- collect
 
 
-def file_version(path: str) -> Optional[str]:
-    """version_info of an xDS file (the first line xdsgen writes), None when missing."""
+def read_version(path: str) -> tuple[Optional[str], bool]:
+    """The version_info an xDS file claims (None when missing), and whether its content was
+    edited since (a hand edit that keeps the version line must not look applied)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            for _ in range(50):
-                line = handle.readline()
-                if not line:
-                    break
-                match = _VERSION_LINE.match(line.rstrip("\n"))
-                if match:
-                    return match.group(1)
+            text = handle.read()
     except (OSError, UnicodeDecodeError):
-        return None
-    return None
+        return None, False
+    version = xds.file_version(text)
+    return version, version is not None and not xds.version_is_true(text)
 
 
 def _int(value: Any) -> int:
@@ -165,14 +141,19 @@ def _int(value: Any) -> int:
         return 0
 
 
+def _at(node: Any, *keys: str) -> Any:
+    """node[k1][k2]..., or {} as soon as a level is not a mapping (a garbled answer)."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if node is not None else {}
+
+
 def _bootstrap_config_dir(dump: dict[str, Any]) -> Optional[str]:
-    for config in dump.get("configs", []):
-        if config.get("@type", "").endswith("BootstrapConfigDump"):
-            dynamic = config.get("bootstrap", {}).get("dynamic_resources", {})
-            path = dynamic.get("cds_config", {}).get("path_config_source", {}).get("path")
-            if not path:
-                path = dynamic.get("cds_config", {}).get("path")
-            return os.path.dirname(path) if path else None
+    for config in _dicts(dump.get("configs")):
+        if str(config.get("@type", "")).endswith("BootstrapConfigDump"):
+            cds = _at(config, "bootstrap", "dynamic_resources", "cds_config")
+            path = _at(cds, "path_config_source", "path") or _at(cds, "path")
+            return os.path.dirname(path) if isinstance(path, str) and path else None
     return None
 
 
@@ -185,57 +166,54 @@ def _applied_versions(dump: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
     """
     versions: dict[str, str] = {}
     for name, value in stats.items():
-        if not name.endswith(".version_text"):
-            continue
-        value = str(value).strip('"')
-        if name == "cluster_manager.cds.version_text":
-            versions["cds.yaml"] = value
-        elif name == "listener_manager.lds.version_text":
-            versions["lds.yaml"] = value
-        elif name.startswith("sds."):
-            versions[f"sds_{name[4 : -len('.version_text')]}.yaml"] = value
-        elif name.startswith("http.") and ".rds." in name:
-            versions[f"rds_{name.split('.rds.', 1)[1][: -len('.version_text')]}.yaml"] = value
+        file_name = xds.file_of_version_stat(name)
+        if file_name is not None:
+            versions[file_name] = str(value).strip('"')
     fallback: dict[str, str] = {}
-    for config in dump.get("configs", []):
-        kind = config.get("@type", "").rsplit(".", 1)[-1]
-        if kind == "ClustersConfigDump" and "version_info" in config:
-            fallback["cds.yaml"] = config["version_info"]
-        elif kind == "ListenersConfigDump" and "version_info" in config:
-            fallback["lds.yaml"] = config["version_info"]
+    for config in _dicts(dump.get("configs")):
+        kind = str(config.get("@type", "")).rsplit(".", 1)[-1]
+        version = config.get("version_info")
+        if kind == "ClustersConfigDump" and isinstance(version, str):
+            fallback[xds.CDS_FILE] = version
+        elif kind == "ListenersConfigDump" and isinstance(version, str):
+            fallback[xds.LDS_FILE] = version
         elif kind == "RoutesConfigDump":
-            for rc in config.get("dynamic_route_configs", []):
-                name = rc.get("route_config", {}).get("name")
-                if name and "version_info" in rc:
-                    fallback[f"rds_{name}.yaml"] = rc["version_info"]
+            for rc in _dicts(config.get("dynamic_route_configs")):
+                name = _at(rc, "route_config", "name")
+                if isinstance(name, str) and name and isinstance(rc.get("version_info"), str):
+                    fallback[xds.rds_file(name)] = rc["version_info"]
         elif kind == "SecretsConfigDump":
-            for secret in config.get("dynamic_active_secrets", []):
-                if secret.get("name") and "version_info" in secret:
-                    fallback[f"sds_{secret['name']}.yaml"] = secret["version_info"]
+            for secret in _dicts(config.get("dynamic_active_secrets")):
+                secret_name, version = secret.get("name"), secret.get("version_info")
+                if secret_name and isinstance(secret_name, str) and isinstance(version, str):
+                    fallback[xds.sds_file(secret_name)] = version
     return {**fallback, **{k: v for k, v in versions.items() if v}}
 
 
 def _update_counts(stats: dict[str, Any], kind: str, name: str) -> tuple[int, int, int]:
     if kind == "cds":
-        prefixes = ["cluster_manager.cds."]
+        prefixes = [xds.CDS_STATS]
     elif kind == "lds":
-        prefixes = ["listener_manager.lds."]
+        prefixes = [xds.LDS_STATS]
     elif kind == "sds":
-        prefixes = [f"sds.{name}."]
+        prefixes = [xds.sds_stats(name)]
     else:
-        # One subscription per listener that uses the route configuration:
-        # http.<stat_prefix>.rds.<route config name>.*
+        # One subscription per listener that uses the route configuration.
         suffix = f".rds.{name}.update_success"
         prefixes = [
-            k[: -len("update_success")]
+            k[: -len(".update_success")]
             for k in stats
             if k.startswith("http.") and k.endswith(suffix)
         ]
     counts = [0, 0, 0]
     for prefix in prefixes:
-        for index, counter in enumerate(("update_success", "update_rejected", "update_failure")):
-            counts[index] += _int(stats.get(prefix + counter))
+        for index, outcome in enumerate(xds.UPDATE_OUTCOMES):
+            counts[index] += _int(stats.get(f"{prefix}.{outcome}"))
     return counts[0], counts[1], counts[2]
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _release(version: str) -> str:
@@ -245,7 +223,9 @@ def _release(version: str) -> str:
 
 
 def _host_healthy(host: dict[str, Any]) -> bool:
-    health = host.get("health_status", {})
+    health = host.get("health_status")
+    if not isinstance(health, dict):
+        return False
     if any(
         value is True
         for key, value in health.items()
@@ -256,7 +236,7 @@ def _host_healthy(host: dict[str, Any]) -> bool:
 
 
 def collect(
-    admin: Admin,
+    admin: Reader,
     config_dir: Optional[str] = None,
     rendered: Optional[dict[str, str]] = None,
     inventory_clusters: Optional[set[str]] = None,
@@ -274,24 +254,24 @@ def collect(
 
     names = set(applied) | set(rendered or {})
     if config_dir and os.path.isdir(config_dir):
-        names |= {
-            n
-            for n in os.listdir(config_dir)
-            if n in ("cds.yaml", "lds.yaml") or re.fullmatch(r"(rds|sds)_.+\.yaml", n)
-        }
+        names |= {n for n in os.listdir(config_dir) if xds.is_config_file(n)}
     resources = []
     order = {"cds": 0, "lds": 1, "rds": 2, "sds": 3}
     for file_name in names:
-        kind = file_name[:3]
-        name = file_name[4:-5] if kind in ("rds", "sds") else ""
+        kind = xds.short_kind(file_name)
+        name = xds.resource_name(file_name)
         success, rejected, failed = _update_counts(stats, kind, name)
+        on_disk, edited = (
+            read_version(os.path.join(config_dir, file_name)) if config_dir else (None, False)
+        )
         resources.append(
             Resource(
                 file=file_name,
                 kind=kind,
                 name=name,
                 inventory=(rendered or {}).get(file_name) if rendered is not None else None,
-                on_disk=file_version(os.path.join(config_dir, file_name)) if config_dir else None,
+                on_disk=on_disk,
+                edited=edited,
                 applied=applied.get(file_name),
                 updates=success,
                 rejected=rejected,
@@ -301,9 +281,9 @@ def collect(
     resources.sort(key=lambda r: (order.get(r.kind, 9), r.name))
 
     upstreams = []
-    for cluster in clusters.get("cluster_statuses", []):
-        name = cluster.get("name", "")
-        hosts = cluster.get("host_statuses", [])
+    for cluster in _dicts(clusters.get("cluster_statuses")):
+        name = str(cluster.get("name", ""))
+        hosts = _dicts(cluster.get("host_statuses"))
         healthy = sum(1 for h in hosts if _host_healthy(h))
         if not hosts:
             health = "no endpoints"
@@ -351,9 +331,16 @@ def status(
 ) -> Status:
     """status for the CLI: the inventory (if any) gives the admin address, the config
     directory and the versions it would render."""
+    from xdsgen.model import DEFAULT_CONFIG_DIR, AdminAddress, parse_admin
+
     rendered = None
     clusters = None
-    host, port = parse_admin(admin_address) if admin_address else ("127.0.0.1", 15001)
+    address = AdminAddress(path=xds.envoy_path(config_dir or DEFAULT_CONFIG_DIR, xds.ADMIN_SOCKET))
+    if admin_address:
+        try:
+            address = parse_admin(admin_address)
+        except ValueError as exc:
+            raise UsageProblem(f"--admin {admin_address}: {exc}") from None
     if inventory:
         from xdsgen.pipeline import load_model, render
 
@@ -363,8 +350,8 @@ def status(
         clusters = model.cluster_names()
         config_dir = model.envoy.config_dir
         if not admin_address:
-            host, port = model.envoy.admin_host, model.envoy.admin_port
-    return collect(Admin(host, port), config_dir, rendered, clusters)
+            address = model.envoy.admin
+    return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters)
 
 
 # --------------------------------------------------------------------------- output

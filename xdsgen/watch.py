@@ -166,7 +166,7 @@ def watch_and_apply(
     stop: Optional[threading.Event] = None,
 ) -> int:
     """Apply now, then after every change until SIGINT/SIGTERM (or `stop` is set)."""
-    from xdsgen.apply import apply as apply_once
+    from xdsgen.live.orchestrate import apply as apply_once
 
     stop = stop or threading.Event()
     restore = _install_signal_handlers(stop)

@@ -272,3 +272,85 @@ def _attach(top: Any, root: Any, child: Any, col: int, allow_same: bool) -> Any:
         top[2].append(child)
     top[3] = _MISSING
     return root
+
+
+# --------------------------------------------------------------------------- writing
+
+# Characters a YAML double-quoted scalar cannot hold literally, or that a YAML 1.1 reader
+# (PyYAML, and Envoy's yaml-cpp) would fold or treat as a line break: escape them all.
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff\ufffe\uffff]')
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    if "\ud800" <= char <= "\udfff":
+        # Not UTF-8 encodable, and yaml-cpp (Envoy) refuses a \uD800 escape.
+        raise ValueError(f"a lone surrogate (U+{ord(char):04X}) cannot be written as YAML")
+    # \uXXXX (never surrogate pairs: characters above U+FFFF are written as they are, in
+    # UTF-8; yaml-cpp and PyYAML both read \xXX and \uXXXX as the code point).
+    return f"\\u{ord(char):04X}" if ord(char) > 0xFF else f"\\x{ord(char):02X}"
+
+
+def quote(text: str) -> str:
+    """`text` as a double-quoted scalar of the subset (what the templates' q filter prints)."""
+    return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
+
+
+def _dump_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return quote(value)
+    if value == {}:
+        return "{}"
+    if value == []:
+        return "[]"
+    raise ValueError(f"{type(value).__name__} values are not in the subset: {value!r:.60}")
+
+
+def _dump_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise ValueError(f"mapping keys are strings, not {type(key).__name__}")
+    if _PLAIN_KEY.fullmatch(key) and key.lower() not in _NOT_STRINGS:
+        return key
+    return quote(key)
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, (dict, list)) and bool(value)
+
+
+def _dump(value: Any, indent: str, out: list[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _is_block(item):
+                out.append(f"{indent}{_dump_key(key)}:")
+                # Sequences sit at their key's column, mappings two deeper (as the templates).
+                _dump(item, indent if isinstance(item, list) else indent + "  ", out)
+            else:
+                out.append(f"{indent}{_dump_key(key)}: {_dump_scalar(item)}")
+        return
+    for item in value:
+        if not _is_block(item):
+            out.append(f"{indent}- {_dump_scalar(item)}")
+            continue
+        nested: list[str] = []
+        _dump(item, indent + "  ", nested)
+        # The item's first line moves up behind the dash.
+        out.append(f"{indent}- {nested[0][len(indent) + 2 :]}")
+        out.extend(nested[1:])
+
+
+def dump(value: dict[str, Any]) -> str:
+    """A mapping as YAML of exactly the subset `parse` reads back to the same value (every
+    string double-quoted): for files xdsgen builds from data rather than from a template."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError("the document is a non-empty mapping")
+    out: list[str] = []
+    _dump(value, "", out)
+    return "\n".join(out) + "\n"

@@ -4,13 +4,13 @@ Both are pure functions of the files (name -> text) on disk and the rendered one
 they are tested without Envoy, and `rollback` is the same transition run backwards.
 
 Make-before-break order (each step confirmed through Envoy's admin before the next):
-  1. CDS with the new clusters plus the old ones the running routes still use
+  1. CDS with the new clusters plus the old ones the running listeners and routes still use
   2. SDS files that are new or changed (a new listener's secret must exist first)
-  3. certificates renewed in place (see apply.reload_certificates)
+  3. certificates renewed in place (see live/certs.py)
   4. RDS files that are new or changed (a new listener's routes must exist first)
   5. LDS
   6. CDS without the removed clusters
-  7. rds_/sds_ files no listener refers to any more are removed
+  7. rds_/sds_ files xdsgen wrote that no listener refers to any more are removed
 Removing a cluster before the routes that use it are gone would fail requests; adding a
 listener before its rds_/sds_ files exist would leave it warming or refused.
 """
@@ -18,79 +18,24 @@ listener before its rds_/sds_ files exist would leave it warming or refused.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from xdsgen.model import CDS_FILE, LDS_FILE
+from xdsgen.conventions import (
+    CDS_FILE,
+    EMPTY_BODY,
+    KINDS,
+    LDS_FILE,
+    is_config_file,
+    is_rds,
+    is_sds,
+    kind_of,
+    versioned,
+)
+from xdsgen.live.certs import CertReload
+from xdsgen.parsed import resources_of
 
-KIND_ORDER = ("cluster", "secret", "route", "listener")
 ACTIONS = ("+", "~", "-")
-_RDS_RE = re.compile(r"^rds_[^/]+\.yaml$")
-_SDS_RE = re.compile(r"^sds_[^/]+\.yaml$")
-# What Envoy is given for cds.yaml/lds.yaml when rolling back to "no such file": an empty
-# set of resources is the closest config Envoy accepts (a deleted file is never noticed).
-EMPTY_BODY = "resources: []\n"
-
-
-def is_config_file(name: str) -> bool:
-    return name in (CDS_FILE, LDS_FILE) or bool(_RDS_RE.match(name) or _SDS_RE.match(name))
-
-
-def versioned(body: str) -> str:
-    return f'version_info: "{hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]}"\n{body}'
-
-
-def file_version(text: Optional[str]) -> Optional[str]:
-    """The version_info of a file xdsgen wrote (its first line), or None."""
-    if not text:
-        return None
-    first = text.split("\n", 1)[0]
-    if first.startswith("version_info:"):
-        value = first.split(":", 1)[1].strip()
-        return value.strip("\"'")
-    return None
-
-
-def load_yaml(text: str) -> Any:
-    # Files xdsgen wrote are read by its strict parser (same result as PyYAML whenever it
-    # accepts a text, several times faster: the plan runs on every cron apply); anything
-    # else, e.g. a hand-edited file, by PyYAML.
-    from xdsgen.yamlsubset import SubsetError, parse
-
-    try:
-        return parse(text)
-    except SubsetError:
-        pass
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)
-
-
-def resources_of(text: Optional[str]) -> Optional[list[dict[str, Any]]]:
-    """The resources of one xDS file; [] when absent, None when it does not parse."""
-    if text is None:
-        return []
-    try:
-        doc = load_yaml(text)
-    except Exception:  # any YAML error: the file is not one we can reason about
-        return None
-    if not isinstance(doc, dict):
-        return None
-    items = doc.get("resources") or []
-    if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
-        return None
-    return items
-
-
-def _kind_of(file_name: str) -> str:
-    if file_name == CDS_FILE:
-        return "cluster"
-    if file_name == LDS_FILE:
-        return "listener"
-    return "route" if file_name.startswith("rds_") else "secret"
 
 
 def named_resources(files: dict[str, str]) -> tuple[dict[tuple[str, str], Any], set[str]]:
@@ -100,7 +45,7 @@ def named_resources(files: dict[str, str]) -> tuple[dict[tuple[str, str], Any], 
     for file_name, text in files.items():
         if not is_config_file(file_name):
             continue
-        kind = _kind_of(file_name)
+        kind = kind_of(file_name)
         items = resources_of(text)
         if items is None:
             unreadable.add(kind)
@@ -110,12 +55,37 @@ def named_resources(files: dict[str, str]) -> tuple[dict[tuple[str, str], Any], 
     return found, unreadable
 
 
+def cluster_references(texts: list[Optional[str]]) -> Optional[set[str]]:
+    """Every cluster name the given LDS/RDS texts mention (route, tcp_proxy, udp route, an
+    auth service...), or None when one of them does not parse (then assume all are used)."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("cluster", "cluster_name") and isinstance(value, str):
+                    found.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for text in texts:
+        items = resources_of(text)
+        if items is None:
+            return None
+        walk(items)
+    return found
+
+
 # --------------------------------------------------------------------------- the plan
 
 
 @dataclass(frozen=True)
 class Change:
-    """One resource that changes: action "+", "~" or "-"; kind cluster/listener/route/secret."""
+    """One resource that changes: action "+", "~" or "-"; kind cluster/listener/route/secret
+    (or "file" for a file of ours whose resources could not be read)."""
 
     action: str
     kind: str
@@ -129,19 +99,8 @@ class Change:
 
 
 @dataclass(frozen=True)
-class CertReload:
-    """A certificate whose files changed while its sds_ file did not: Envoy must re-read them."""
-
-    secret: str
-    cert: str
-    key: str
-    fingerprint: str
-    reason: str = "certificate files changed"
-
-
-@dataclass(frozen=True)
 class Plan:
-    old_files: dict[str, str]  # on disk now (config files only)
+    old_files: dict[str, str]  # on disk now (the files xdsgen manages there)
     new_files: dict[str, str]  # what the config directory should hold
     changes: tuple[Change, ...]
     cert_reloads: tuple[CertReload, ...] = ()
@@ -214,18 +173,23 @@ def _differences(kind: str, old: Any, new: Any) -> str:
     return ", ".join(keys)
 
 
+def _order(change: Change) -> tuple[int, str]:
+    return (KINDS.index(change.kind) if change.kind in KINDS else len(KINDS), change.name)
+
+
 def compute_plan(
     old_files: dict[str, str],
     new_files: dict[str, str],
     cert_reloads: tuple[CertReload, ...] = (),
-    stale: dict[str, str] | None = None,
+    stale: Optional[dict[str, str]] = None,
 ) -> Plan:
-    """`stale`: file name -> the version Envoy runs instead of the one in the file."""
+    """`old_files`: the files of ours on disk (anything else is never touched);
+    `stale`: file name -> the version Envoy runs instead of the one in the file."""
     old_files = {n: t for n, t in old_files.items() if is_config_file(n)}
     old, unreadable = named_resources(old_files)
     new, _ = named_resources(new_files)
     changes = []
-    for key in sorted(set(old) | set(new), key=lambda k: (KIND_ORDER.index(k[0]), k[1])):
+    for key in sorted(set(old) | set(new), key=lambda k: (KINDS.index(k[0]), k[1])):
         kind, name = key
         if key not in old:
             if kind in unreadable:
@@ -236,12 +200,16 @@ def compute_plan(
             changes.append(Change("-", kind, name))
         elif old[key] != new[key]:
             changes.append(Change("~", kind, name, _differences(kind, old[key], new[key])))
+    # A removed file whose resources could not be read is still listed: no removal unsaid.
+    for name in sorted(n for n in old_files if n not in new_files):
+        if resources_of(old_files[name]) is None:
+            changes.append(Change("-", "file", name, "it did not parse"))
     stale_names = tuple(
         sorted(n for n in (stale or {}) if n in new_files and old_files.get(n) == new_files[n])
     )
     listed = {(c.kind, c.name) for c in changes}
     for file_name in stale_names:
-        kind = _kind_of(file_name)
+        kind = kind_of(file_name)
         running = (stale or {})[file_name] or "nothing"
         for item in resources_of(new_files[file_name]) or []:
             if (kind, str(item.get("name", ""))) not in listed:
@@ -258,7 +226,7 @@ def compute_plan(
     reloads = tuple(r for r in cert_reloads if r.secret not in changed_secrets)
     for reload in reloads:
         changes.append(Change("~", "secret", reload.secret, reload.reason))
-    changes.sort(key=lambda c: (KIND_ORDER.index(c.kind), c.name))
+    changes.sort(key=_order)
     return Plan(old_files, dict(new_files), tuple(changes), reloads, stale_names)
 
 
@@ -277,27 +245,45 @@ class Step:
     # The LDS Envoy runs while this step is applied: which rds/sds files it subscribes to.
     lds_before: Optional[str] = None
     final: bool = False  # the LDS step: afterwards every subscription must match its file
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Clusters or listeners this step adds or changes: only their warming is waited for
+    # (a restore must not wait for a cluster whose DNS never answers, that it did not add).
+    causes: frozenset[str] = frozenset()
 
 
-def union_cds(old_text: Optional[str], new_text: str) -> Optional[str]:
-    """cds.yaml with every new cluster plus the old ones the new config drops, or None when
-    no old cluster is dropped (then the new file itself is the first step)."""
+def union_cds(
+    old_text: Optional[str],
+    new_text: str,
+    referenced: Optional[set[str]] = None,
+    previous: Optional[list[dict[str, Any]]] = None,
+) -> Optional[str]:
+    """cds.yaml with every new cluster plus the old ones the new config drops that the
+    running config still uses (`referenced`; None: all of them), or None when there is no
+    such cluster (then the new file itself is the first step). `previous`: the clusters
+    Envoy runs when the file on disk cannot tell (it does not parse)."""
     old = resources_of(old_text)
+    if old is None:
+        old = previous
     new = resources_of(new_text)
     if not old or new is None:
         return None
     new_names = {r.get("name") for r in new}
-    dropped = [r for r in old if r.get("name") not in new_names]
+    dropped = [
+        r
+        for r in old
+        if r.get("name") not in new_names and (referenced is None or r.get("name") in referenced)
+    ]
     if not dropped:
         return None
-    import yaml
+    from xdsgen.yamlsubset import dump
 
-    # A transient file, never a template's output: safe_dump quotes whatever needs it.
-    body = yaml.safe_dump(
-        {"resources": new + dropped}, sort_keys=False, default_flow_style=False, width=1000
+    return versioned(dump({"resources": [*new, *dropped]}))
+
+
+def _changed_names(old_text: Optional[str], new_text: str) -> frozenset[str]:
+    old = {str(r.get("name")): r for r in resources_of(old_text) or []}
+    return frozenset(
+        str(r.get("name")) for r in resources_of(new_text) or [] if old.get(str(r.get("name"))) != r
     )
-    return versioned(body)
 
 
 def plan_steps(
@@ -305,6 +291,7 @@ def plan_steps(
     new_files: dict[str, str],
     reloads: tuple[CertReload, ...] = (),
     stale: tuple[str, ...] = (),
+    previous_clusters: Optional[list[dict[str, Any]]] = None,
 ) -> list[Step]:
     """The ordered steps from the files on disk to the new ones (see the module doc);
     `stale` files are written even though their content is unchanged."""
@@ -316,35 +303,54 @@ def plan_steps(
             target[name] = versioned(EMPTY_BODY)
     changed = {n: t for n, t in target.items() if old_files.get(n) != t or n in stale}
     lds_now = old_files.get(LDS_FILE)
+    cds_now = old_files.get(CDS_FILE)
     steps: list[Step] = []
 
     final_cds = changed.get(CDS_FILE)
     if final_cds is not None:
-        union = union_cds(old_files.get(CDS_FILE), final_cds)
-        if union is not None:
-            steps.append(
-                Step("clusters (old and new)", writes=((CDS_FILE, union),), lds_before=lds_now)
+        running = [lds_now, *(t for n, t in old_files.items() if is_rds(n))]
+        union = union_cds(cds_now, final_cds, cluster_references(running), previous_clusters)
+        first = union if union is not None else final_cds
+        steps.append(
+            Step(
+                "clusters (old and new)" if union is not None else "clusters",
+                writes=((CDS_FILE, first),),
+                lds_before=lds_now,
+                causes=_changed_names(cds_now, first),
             )
-        else:
-            steps.append(Step("clusters", writes=((CDS_FILE, final_cds),), lds_before=lds_now))
+        )
+        if union is None:
             final_cds = None
-    secrets = tuple(sorted((n, t) for n, t in changed.items() if n.startswith("sds_")))
+        else:
+            cds_now = union
+    secrets = tuple(sorted((n, t) for n, t in changed.items() if is_sds(n)))
     if secrets:
         steps.append(Step("secrets", writes=secrets, lds_before=lds_now))
     if reloads:
         steps.append(Step("certificates", reloads=reloads, lds_before=lds_now))
-    routes = tuple(sorted((n, t) for n, t in changed.items() if n.startswith("rds_")))
+    routes = tuple(sorted((n, t) for n, t in changed.items() if is_rds(n)))
     if routes:
         steps.append(Step("routes", writes=routes, lds_before=lds_now))
     if LDS_FILE in changed:
         steps.append(
             Step(
-                "listeners", writes=((LDS_FILE, changed[LDS_FILE]),), lds_before=lds_now, final=True
+                "listeners",
+                writes=((LDS_FILE, changed[LDS_FILE]),),
+                lds_before=lds_now,
+                final=True,
+                causes=_changed_names(lds_now, changed[LDS_FILE]),
             )
         )
         lds_now = changed[LDS_FILE]
     if final_cds is not None:
-        steps.append(Step("clusters", writes=((CDS_FILE, final_cds),), lds_before=lds_now))
+        steps.append(
+            Step(
+                "clusters",
+                writes=((CDS_FILE, final_cds),),
+                lds_before=lds_now,
+                causes=_changed_names(cds_now, final_cds),
+            )
+        )
     removes = tuple(sorted(n for n in old_files if n not in target))
     if removes:
         steps.append(Step("unused files", removes=removes, lds_before=lds_now))

@@ -1,0 +1,377 @@
+"""`xdsgen apply` and `xdsgen rollback`: change a live Envoy atomically, in make-before-break
+order, confirmed through its admin interface, restored to the last confirmed config when
+anything fails.
+
+The sequence (every failure before step 6 leaves the config directory untouched):
+  1. validate and render in memory (exit 1 on any problem)
+  2. take the directory's lock (exit 4), sweep temp files a killed run left
+  3. reach Envoy's admin (exit 6 when it does not answer, unless --no-confirm), settle
+     what an interrupted apply left in the journal, warn about drift
+  4. plan against the files of ours on disk; nothing to do -> "unchanged", no file touched
+  5. optionally `envoy --mode validate` on the inlined config (exit 3, nothing written)
+  6. journal the target, then the steps of plan.plan_steps, each written by rename and
+     confirmed before the next; on failure the same ordered transition back to the last
+     confirmed config (exit 3, or 6 when a file could not be written)
+  7. record what Envoy accepted in DIR/.xdsgen/state.json (for `rollback` and restores)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from xdsgen import conventions as xds
+from xdsgen.admin import Admin, AdminUnreachable, parse_address
+from xdsgen.errors import IOProblem, UsageProblem
+from xdsgen.files import sweep_temp_files
+from xdsgen.live.certs import fingerprint, is_served, reloads_needed
+from xdsgen.live.lock import locked, state_dir
+from xdsgen.live.plan import Plan, compute_plan
+from xdsgen.live.state import State, state_path
+from xdsgen.live.transition import read_files, transition
+from xdsgen.parsed import resources_of
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_SETTLE = 1.0
+DEFAULT_LOCK_TIMEOUT = 60.0
+DRY_RUN_ADMIN_TIMEOUT = 1.0
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: Any) -> None:
+    pass
+
+
+@dataclass
+class Options:
+    config_dir: Optional[str] = None  # default: the inventory's envoy.config_dir
+    admin: Optional[str] = None  # unix:PATH or HOST:PORT; default: the inventory's envoy.admin
+    timeout: float = DEFAULT_TIMEOUT
+    settle: float = DEFAULT_SETTLE
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    envoy_check: Optional[str] = None  # None: when an Envoy binary is found; "": off; else a path
+    dry_run: bool = False
+    diff: bool = False
+    no_confirm: bool = False  # write without Envoy's admin (the first files before Envoy runs)
+
+
+@dataclass
+class Result:
+    plan: Plan
+    applied: bool = False
+    confirmed: bool = False
+    admin: str = ""
+    warnings: list[Any] = field(default_factory=list)  # the inventory's Problems
+    model: Any = None  # the Model applied (None for rollback)
+    notes: list[str] = field(default_factory=list)  # drift and recovery, said once
+
+    def line(self) -> str:
+        if self.plan.empty:
+            return "unchanged"
+        how = (
+            f"confirmed by Envoy at {self.admin}"
+            if self.confirmed
+            else "NOT confirmed (--no-confirm)"
+        )
+        return f"applied: {self.plan.totals()}; {how}"
+
+
+# --------------------------------------------------------------------------- Envoy's admin
+
+
+def resolve_admin(text: Optional[str], model: Any, timeout: float) -> Optional[Admin]:
+    if text:
+        try:
+            return Admin(parse_address(text), timeout)
+        except ValueError as exc:
+            raise UsageProblem(f"--admin {text!r}: {exc}") from None
+    if model is not None:
+        return Admin.for_model(model, timeout)
+    return None
+
+
+def reach(admin: Optional[Admin], options: Options) -> Optional[dict[str, str]]:
+    """Envoy's stats, None with --no-confirm; IOProblem (exit 6) when the admin is silent:
+    writing files nobody confirms is how a dead Envoy passes for success in cron."""
+    if admin is None or options.no_confirm:
+        return None
+    try:
+        return admin.stats(timeout=options.timeout)
+    except AdminUnreachable as exc:
+        raise IOProblem(
+            f"{exc}; nothing was written.\nIs Envoy running with xdsgen's bootstrap? Before "
+            "Envoy runs for the first time, write the first files with `xdsgen render`; "
+            "`apply --no-confirm` writes without confirmation."
+        ) from None
+
+
+def stale_files(files: dict[str, str], stats: Optional[dict[str, str]]) -> dict[str, str]:
+    """Files on disk whose version Envoy does not run (edited in place, or once refused):
+    file name -> the version Envoy reports instead."""
+    if stats is None:
+        return {}
+    from xdsgen.live.confirm import subscriptions
+
+    prefixes = {xds.CDS_FILE: xds.CDS_STATS, xds.LDS_FILE: xds.LDS_STATS}
+    prefixes.update(subscriptions(files.get(xds.LDS_FILE)))
+    stale = {}
+    for name, prefix in prefixes.items():
+        key = f"{prefix}.version_text"
+        if name not in files or (key not in stats and name not in (xds.CDS_FILE, xds.LDS_FILE)):
+            continue
+        if stats.get(key, "") != xds.file_version(files[name]):
+            stale[name] = stats.get(key, "")
+    return stale
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def _envoy_check(model: Any, rendered: Any, choice: Optional[str], progress: Say) -> None:
+    if choice == "":
+        return
+    from xdsgen.envoycheck import check_with_envoy, find_envoy
+
+    path = find_envoy() if choice in (None, "auto") else choice
+    if path is None:
+        if choice == "auto":
+            raise IOProblem(
+                "--envoy-check: no Envoy binary found (pass its path, or --no-envoy-check)"
+            )
+        progress("  envoy --mode validate: skipped (no Envoy binary found)")
+        return
+    check_with_envoy(model, rendered, path)
+    progress(f"  envoy --mode validate ({path}): accepted")
+
+
+def build(inventory: str, config_dir: Optional[str]) -> tuple[Any, Any]:
+    from xdsgen.pipeline import load_model, render
+
+    model = load_model(inventory, check_files=True, config_dir=config_dir)
+    return model, render(model)
+
+
+def _settle_journal(state: State, stats: Optional[dict[str, str]], notes: list[str]) -> None:
+    """An apply that was interrupted, or could not record its success, left `pending`."""
+    pending = state.pending
+    if pending is None:
+        return
+    confirmed = state.last_confirmed()
+    if confirmed is not None and confirmed["files"] == pending["files"]:
+        state.abandon()  # a certificate reload that did not finish: nothing to record
+        return
+    if stats is not None and not stale_files(pending["files"], stats):
+        state.commit(pending["files"], pending["certs"], True, "", pending.get("source", ""))
+        notes.append(
+            f"the apply of {pending.get('time', '?')} was confirmed by Envoy but not recorded; "
+            "recorded now"
+        )
+    else:
+        notes.append(
+            f"an apply started at {pending.get('time', '?')} did not finish; restores go to "
+            "the last config Envoy confirmed"
+        )
+
+
+def _drift_notes(state: State, old: dict[str, str], source: str, notes: list[str]) -> None:
+    confirmed = state.last_confirmed()
+    if state.last and state.last.get("source") not in ("", None, source):
+        other = str(state.last["source"])
+        if not other.startswith("rollback"):
+            notes.append(
+                f"{state.config_dir} was last applied from {other} ({state.last.get('time')}); "
+                f"{source} now replaces it"
+            )
+    if confirmed is not None:
+        differ = sorted(
+            n for n in set(old) | set(confirmed["files"]) if old.get(n) != confirmed["files"].get(n)
+        )
+        if differ:
+            notes.append(
+                "the files on disk are not the last config Envoy confirmed "
+                f"({', '.join(differ)}); the plan replaces them"
+            )
+    for name, text in sorted(old.items()):
+        if xds.file_version(text) is not None and not xds.version_is_true(text):
+            notes.append(f"{name} was edited by hand (its content no longer matches its version)")
+
+
+def _previous_clusters(state: State) -> Optional[list[dict[str, Any]]]:
+    confirmed = state.last_confirmed()
+    if confirmed is None:
+        return None
+    return resources_of(confirmed["files"].get(xds.CDS_FILE))
+
+
+def apply(
+    inventory: str,
+    options: Options,
+    progress: Say = _quiet,
+    warn: Say = _quiet,
+    show_plan: Callable[[Plan], None] = _quiet,
+) -> Result:
+    """Validate, plan and (unless dry_run) apply; raise an XdsgenError on failure."""
+    model, rendered = build(inventory, options.config_dir)
+    config_dir = model.envoy.config_dir
+    admin = resolve_admin(options.admin, model, options.timeout)
+    address = admin.address if admin else ""
+    source = os.path.abspath(inventory)
+    if options.dry_run:
+        return _dry_run(model, rendered, admin, address, source)
+    try:
+        os.makedirs(config_dir, exist_ok=True)
+    except OSError as exc:
+        raise IOProblem(f"cannot create {config_dir}: {exc.strerror}") from None
+    with locked(config_dir, options.lock_timeout):
+        for directory in (config_dir, state_dir(config_dir)):
+            for name in sweep_temp_files(directory):
+                progress(f"  removed {name}, left by an interrupted run")
+        state = State.load(config_dir)
+        stats = reach(admin, options)
+        if stats is None:
+            admin = None
+        result = Result(
+            compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
+        )
+        _settle_journal(state, stats, result.notes)
+        managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
+        old = read_files(config_dir, managed)
+        _drift_notes(state, old, source, result.notes)
+        for note in result.notes:
+            warn(f"note: {note}")
+        reloads = reloads_needed(model.secrets, state.known_certs())
+        served = set()
+        if admin is not None and reloads:
+            try:
+                serving = admin.served_certificates()
+            except AdminUnreachable:
+                serving = set()
+            served = {r for r in reloads if is_served(r, serving)}
+            reloads = tuple(r for r in reloads if r not in served)
+        result.plan = plan = compute_plan(old, rendered.files, reloads, stale_files(old, stats))
+        certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
+        if plan.empty:
+            if not state.accepted or served or (state.last_confirmed() is None and stats):
+                state.commit(rendered.files, certs, stats is not None, address, source)
+            return result
+        show_plan(plan)
+        _envoy_check(model, rendered, options.envoy_check, progress)
+        state.begin(rendered.files, certs, source)  # nothing is written if this fails
+        confirmed = state.last_confirmed()
+        from xdsgen.live.confirm import Confirmer
+
+        transition(
+            state,
+            old,
+            rendered.files,
+            Confirmer(admin, options.timeout, options.settle),
+            progress,
+            restore_to=confirmed["files"] if confirmed else old,
+            managed=managed,
+            reloads=plan.cert_reloads,
+            stale=plan.stale,
+            previous_clusters=_previous_clusters(state),
+        )
+        result.applied = True
+        result.confirmed = admin is not None
+        try:
+            state.commit(rendered.files, certs, result.confirmed, address, source)
+        except IOProblem as exc:
+            raise IOProblem(
+                f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
+                f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
+            ) from None
+        return result
+
+
+def _dry_run(
+    model: Any, rendered: Any, admin: Optional[Admin], address: str, source: str
+) -> Result:
+    config_dir = model.envoy.config_dir
+    state = State.load(config_dir)
+    managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
+    old = read_files(config_dir, managed)
+    stats = None
+    if admin is not None:
+        try:
+            stats = admin.stats(timeout=DRY_RUN_ADMIN_TIMEOUT)
+        except AdminUnreachable:
+            stats = None
+    plan = compute_plan(
+        old,
+        rendered.files,
+        reloads_needed(model.secrets, state.known_certs()),
+        stale_files(old, stats),
+    )
+    result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
+    _drift_notes(state, old, source, result.notes)
+    return result
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def rollback(
+    config_dir: str,
+    options: Options,
+    progress: Say = _quiet,
+    warn: Say = _quiet,
+    show_plan: Callable[[Plan], None] = _quiet,
+) -> Result:
+    """Return to the last config Envoy accepted; if the files on disk are that config
+    already, to the one before it (so two rollbacks in a row undo each other)."""
+    config_dir = os.path.abspath(config_dir)
+    if not os.path.isdir(state_dir(config_dir)):
+        raise IOProblem(f"{config_dir} has no apply history ({state_dir(config_dir)} is missing)")
+    with locked(config_dir, options.lock_timeout):
+        for directory in (config_dir, state_dir(config_dir)):
+            sweep_temp_files(directory)
+        state = State.load(config_dir)
+        history = state.accepted
+        managed = state.owned() | {xds.CDS_FILE, xds.LDS_FILE}
+        now = read_files(config_dir, managed)
+        if not history:
+            raise IOProblem(f"{state_path(config_dir)} holds no accepted config to return to")
+        target = history[0]
+        if target["files"] == now:
+            if len(history) < 2:
+                raise IOProblem(
+                    "only one accepted config is known: there is nothing to roll back to"
+                )
+            target = history[1]
+        files = dict(target["files"])
+        plan = compute_plan(now, files)
+        admin = resolve_admin(options.admin or target.get("admin"), None, options.timeout)
+        result = Result(plan, admin=admin.address if admin else "")
+        if options.dry_run or plan.empty:
+            return result
+        stats = reach(admin, options)
+        if stats is None:
+            admin = None
+        show_plan(plan)
+        from xdsgen.live.confirm import Confirmer
+
+        confirmed = state.last_confirmed()
+        state.begin(files, target.get("certs", {}), f"rollback to {target.get('time', '?')}")
+        transition(
+            state,
+            now,
+            files,
+            Confirmer(admin, options.timeout, options.settle),
+            progress,
+            restore_to=confirmed["files"] if confirmed else now,
+            managed=managed,
+            previous_clusters=_previous_clusters(state),
+        )
+        result.applied = True
+        result.confirmed = admin is not None
+        state.commit(
+            files,
+            target.get("certs", {}),
+            result.confirmed,
+            result.admin,
+            f"rollback to {target.get('time', '?')}",
+        )
+        return result

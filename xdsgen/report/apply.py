@@ -1,0 +1,112 @@
+"""What `apply` and `rollback` show: the plan, progress, notes, the one result line.
+
+Cron runs apply with no terminal: silence on success unless --verbose, errors and
+warnings on stderr. A person at a terminal (stdout is a TTY, coloured or not) sees the
+plan and the result line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from xdsgen.errors import EXIT_CHANGES, EXIT_OK, IOProblem, UsageProblem
+from xdsgen.live.orchestrate import Options, Result, apply, rollback
+from xdsgen.live.plan import Plan
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    return {
+        "plan": result.plan.as_dict(),
+        "empty": result.plan.empty,
+        "applied": result.applied,
+        "confirmed": result.confirmed,
+        "admin": result.admin,
+        "notes": result.notes,
+        "warnings": [w.as_dict() for w in result.warnings],
+    }
+
+
+def run_apply(
+    inventory: str,
+    options: Options,
+    console: Any,
+    watch: bool = False,
+    debounce: float = 0.5,
+    output_format: str = "text",
+) -> int:
+    """`xdsgen apply`: returns the exit code; errors propagate as XdsgenError."""
+    if watch:
+        if options.dry_run:
+            raise UsageProblem("--watch applies every change; it does not go with --dry-run")
+        if output_format == "json":
+            raise UsageProblem("--watch prints a line per apply; it does not go with --format json")
+        from xdsgen.watch import watch_and_apply
+
+        return watch_and_apply(inventory, options, console, debounce)
+    if output_format == "json":
+        result = apply(inventory, options)
+        console.out.write(json.dumps(result_json(result), indent=2) + "\n")
+        return EXIT_CHANGES if options.dry_run and not result.plan.empty else EXIT_OK
+    talk = console.interactive or console.verbose
+    if options.dry_run:
+        result = apply(inventory, options)
+        if result.warnings:
+            console.problems(result.warnings)
+        for note in result.notes:
+            console.warn(f"note: {note}")
+        console.plan(result.plan.changes, force=True)
+        if options.diff and not result.plan.empty:
+            console.out.write(result.plan.diff())
+            console.out.flush()
+        return EXIT_CHANGES if not result.plan.empty else EXIT_OK
+
+    def show_plan(plan: Plan) -> None:
+        if talk:
+            console.plan(plan.changes)
+            if options.diff:
+                console.out.write(plan.diff())
+                console.out.flush()
+
+    result = apply(
+        inventory, options, progress=console.detail, warn=console.warn, show_plan=show_plan
+    )
+    if result.warnings and (talk or not result.plan.empty):
+        console.problems(result.warnings)
+    if talk:
+        console.success(result.line())
+    elif result.applied and not result.confirmed:
+        # --no-confirm from cron: never silent about writing what nobody confirmed.
+        console.warn(f"warning: nothing was confirmed (--no-confirm); {result.line()}")
+    return EXIT_OK
+
+
+def run_rollback(
+    inventory: Optional[str], config_dir: Optional[str], options: Options, console: Any
+) -> int:
+    if config_dir is None:
+        if inventory is None:
+            raise IOProblem("rollback needs INVENTORY or --config-dir")
+        from xdsgen.pipeline import load_model
+
+        model = load_model(inventory, config_dir=None)
+        config_dir = model.envoy.config_dir
+        if options.admin is None:
+            options.admin = str(model.envoy.admin)
+    talk = console.interactive or console.verbose
+
+    def show_plan(plan: Plan) -> None:
+        if talk:
+            console.plan(plan.changes)
+
+    result = rollback(
+        config_dir, options, progress=console.detail, warn=console.warn, show_plan=show_plan
+    )
+    if options.dry_run:
+        console.plan(result.plan.changes, force=True)
+        return EXIT_CHANGES if not result.plan.empty else EXIT_OK
+    if talk:
+        console.success(
+            "rolled back: " + result.line().partition(": ")[2] if result.applied else "unchanged"
+        )
+    return EXIT_OK
