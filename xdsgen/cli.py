@@ -196,7 +196,7 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     Files whose content is unchanged are not touched. For a live Envoy use `apply`,
     which also orders the updates and waits for Envoy to accept them.
     """
-    from xdsgen.pipeline import load_model, write_plain
+    from xdsgen.pipeline import load_model, render_into
     from xdsgen.pipeline import render as render_files
 
     model = load_model(inventory, config_dir=out_dir)
@@ -207,7 +207,7 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
             click.echo(f"# --- {name}")
             click.echo(text, nl=False)
         return
-    written = write_plain(model.envoy.config_dir, rendered)
+    written = render_into(model.envoy.config_dir, rendered)
     click.echo(
         f"wrote {len(written)} of {len(rendered.files)} files to {model.envoy.config_dir}"
         + (" (the rest unchanged)" if len(written) < len(rendered.files) else ""),

@@ -11,6 +11,8 @@ from xdsgen.errors import InventoryError, IOProblem
 from xdsgen.model import Model
 from xdsgen.render import Rendered, render
 
+RENDER_LOCK_TIMEOUT = 60.0
+
 
 def load_model(path: str, check_files: bool = False, config_dir: Optional[str] = None) -> Model:
     try:
@@ -24,6 +26,27 @@ def load_model(path: str, check_files: bool = False, config_dir: Optional[str] =
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
     return model
+
+
+def render_into(directory: str, rendered: Rendered) -> list[str]:
+    """`xdsgen render` into a directory: refused where apply manages a running Envoy (its
+    history is there), since render writes without order, lock or confirmation."""
+    from xdsgen.live.lock import locked, state_dir
+
+    if not os.path.isdir(state_dir(directory)):
+        return write_plain(directory, rendered)
+    from xdsgen.errors import UsageProblem
+    from xdsgen.live.state import State
+
+    with locked(directory, RENDER_LOCK_TIMEOUT):
+        if State.load(directory).accepted:
+            raise UsageProblem(
+                f"{directory} is applied to a running Envoy (its history is in "
+                f"{state_dir(directory)}): render would replace its files without "
+                "make-before-break order or confirmation. Use `xdsgen apply`, or render "
+                "somewhere else (-o DIR)."
+            )
+        return write_plain(directory, rendered)
 
 
 def write_plain(directory: str, rendered: Rendered) -> list[str]:

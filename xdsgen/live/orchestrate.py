@@ -98,7 +98,13 @@ def reach(admin: Optional[Admin], options: Options) -> Optional[dict[str, str]]:
     if admin is None or options.no_confirm:
         return None
     try:
-        return admin.stats(timeout=options.timeout)
+        stats = admin.stats(timeout=options.timeout)
+        if not any(name.startswith("listener_manager.") for name in stats):
+            raise AdminUnreachable(
+                f"{admin.address} answered /stats, but not with Envoy's stats",
+                "not Envoy's stats",
+            )
+        return stats
     except AdminUnreachable as exc:
         raise IOProblem(
             f"{exc}; nothing was written.\nIs Envoy running with xdsgen's bootstrap? Before "
