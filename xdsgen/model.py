@@ -151,6 +151,9 @@ class Envoy:
     # True when the inventory names the container path: moving where files are written
     # (render -o, apply --config-dir) must then not move what Envoy is told.
     envoy_dir_fixed: bool = False
+    # Set for a Kubernetes ConfigMap volume: kubelet swaps a `..data` symlink in this
+    # directory and never moves the files themselves, so Envoy must watch the directory.
+    watched_directory: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,11 @@ class Model:
             envoy_dir = self.envoy.envoy_dir if self.envoy.envoy_dir_fixed else config_dir
         envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir)
         return replace(self, envoy=envoy)
+
+    def with_watched_directory(self, directory: Optional[str]) -> Model:
+        """The same model telling Envoy to reload every file when `directory` gets an entry
+        moved into it (path_config_source.watched_directory; export k8s)."""
+        return replace(self, envoy=replace(self.envoy, watched_directory=directory))
 
     def envoy_path(self, file_name: str) -> str:
         return posixpath.join(self.envoy.envoy_dir, file_name)
