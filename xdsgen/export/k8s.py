@@ -69,7 +69,8 @@ def export_k8s(source: Source, options: K8sOptions) -> Export:
     allocate = Names(253, dots=True)
     secret_names = {cert: allocate(f"{name}-tls-{cert}") for cert in sorted(source.certificates)}
     certificate_dirs = {cert: f"{certs_dir}/{cert}" for cert in sorted(source.certificates)}
-    files = _render(source, mount, certificate_dirs)
+    ca_config_map, ca_files = _ca_bundles(source, name, namespace, labels, certs_dir, report)
+    files = _render(source, mount, certificate_dirs, ca_files)
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -91,17 +92,71 @@ def export_k8s(source: Source, options: K8sOptions) -> Export:
     workload = _workload(
         source, options, name, labels, files, certificate_dirs, secret_names, report
     )
-    documents = [config_map, *secrets, workload]
+    if ca_files:
+        pod = workload["spec"]["template"]["spec"]
+        pod["volumes"].append({"name": "ca", "configMap": {"name": f"{name}-ca"}})
+        pod["containers"][0]["volumeMounts"].append(
+            {"name": "ca", "mountPath": _ca_dir(certs_dir), "readOnly": True}
+        )
+    documents = [config_map, *ca_config_map, *secrets, workload]
     if options.workload == "deployment" and source.listeners:
         documents.append(_service(source, name, namespace, labels))
     _check_addresses(source, options.workload, report)
     return Export(dump_documents(documents), report, has_private_keys=bool(secrets))
 
 
-def _render(source: Source, mount: str, certificate_dirs: dict[str, str]) -> dict[str, str]:
+def _ca_dir(certs_dir: str) -> str:
+    return f"{certs_dir}-ca"
+
+
+def _ca_bundles(
+    source: Source,
+    name: str,
+    namespace: Optional[str],
+    labels: dict[str, str],
+    certs_dir: str,
+    report: Report,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The upstreams' own CA files (not the image's system bundle) in one ConfigMap mounted
+    at CERTS_DIR-ca/UPSTREAM.pem; a CA file that cannot be read is listed and left out."""
+    from xdsgen.export.secrets import read_pem
+
+    data, paths = {}, {}
+    for upstream in sorted(source.upstreams.values(), key=lambda u: u.name):
+        if not upstream.tls or upstream.tls_ca is None or upstream.tls_ca_is_system:
+            continue
+        key = f"{upstream.name}.pem"
+        paths[upstream.name] = f"{_ca_dir(certs_dir)}/{key}"
+        text, problem = read_pem(upstream.tls_ca, "CA bundle")
+        if text is None:
+            report.access(
+                f"{upstream.path}.tls.ca",
+                f"{problem}: the bundle is not in the output (ConfigMap {name}-ca, key "
+                f"{key}), and the Envoy pods refuse every upstream (cds.yaml) until it is",
+                f"kubectl create configmap {name}-ca --from-file={key}=CA_BUNDLE",
+                resource=f"ConfigMap/{name}-ca",
+            )
+            continue
+        data[key] = text
+    if not paths:
+        return [], {}
+    if not data:
+        return [], paths
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(f"{name}-ca", namespace, labels),
+        "data": data,
+    }
+    return [config_map], paths
+
+
+def _render(
+    source: Source, mount: str, certificate_dirs: dict[str, str], ca_files: dict[str, str]
+) -> dict[str, str]:
     from xdsgen.export.source import render_for_directory
 
-    files = render_for_directory(source, mount, certificate_dirs)
+    files = render_for_directory(source, mount, certificate_dirs, ca_files)
     bad = [key for key in files if not _CONFIG_KEY.match(key)]
     if bad:  # names come from the schema's name pattern; this guards a change there
         raise ExportError(f"cannot use {bad[0]!r} as a ConfigMap key")
@@ -120,7 +175,14 @@ def _check_mounts(mount: str, certs_dir: str) -> None:
     def within(path: str, other: str) -> bool:
         return path == other or path.startswith(other.rstrip("/") + "/")
 
-    if mount == "/" or within(certs_dir, mount) or within(mount, certs_dir):
+    ca_dir = _ca_dir(certs_dir)
+    if (
+        mount == "/"
+        or within(certs_dir, mount)
+        or within(mount, certs_dir)
+        or within(ca_dir, mount)
+        or within(mount, ca_dir)
+    ):
         raise ExportError(
             f"the config directory {mount} and the certificate directory {certs_dir} must be "
             "two separate directories (a volume cannot be mounted inside a ConfigMap volume)",

@@ -241,11 +241,15 @@ def _vhost(vh: Any) -> VirtualHost:
 
 
 def render_for_directory(
-    source: Source, mount_dir: str, certificate_dirs: dict[str, str]
+    source: Source,
+    mount_dir: str,
+    certificate_dirs: dict[str, str],
+    ca_files: Optional[dict[str, str]] = None,
 ) -> dict[str, str]:
     """The xDS files and the bootstrap for an Envoy that reads them from `mount_dir`, a
     directory whose `..data` symlink is swapped (a ConfigMap volume), with each certificate
-    in certificate_dirs[name]/tls.crt and tls.key (a kubernetes.io/tls Secret volume).
+    in certificate_dirs[name]/tls.crt and tls.key (a kubernetes.io/tls Secret volume) and
+    each upstream's own CA bundle at ca_files[upstream].
 
     Every path_config_source gets watched_directory = mount_dir; the result is parsed back
     and checked for it (render's own verify covers the rest)."""
@@ -263,6 +267,16 @@ def render_for_directory(
             )
             for secret in model.secrets
             if secret.name in certificate_dirs
+        ),
+    )
+    ca_files = ca_files or {}
+    model = replace(
+        model,
+        clusters=tuple(
+            replace(c, tls=replace(c.tls, ca=ca_files[c.name]))
+            if c.tls is not None and c.name in ca_files
+            else c
+            for c in model.clusters
         ),
     )
     files = dict(render(model).files)
