@@ -132,9 +132,13 @@ def _object_problems(obj: dict[str, Any]) -> list[str]:
         if size > 1024 * 1024:
             problems.append(f"{where}: data is {size} bytes, over 1 MiB")
         problems += [f"{where}: bad data key {k!r}" for k in data if not _CONFIG_KEY.match(k)]
-    if kind == "Secret" and obj.get("type") == "kubernetes.io/tls":
-        if set(obj.get("data") or {}) < {"tls.crt", "tls.key"}:
-            problems.append(f"{where}: a kubernetes.io/tls Secret needs tls.crt and tls.key")
+    tls_keys = {"tls.crt", "tls.key"}
+    if (
+        kind == "Secret"
+        and obj.get("type") == "kubernetes.io/tls"
+        and not tls_keys <= set(obj.get("data") or {})
+    ):
+        problems.append(f"{where}: a kubernetes.io/tls Secret needs tls.crt and tls.key")
     if kind in ("Deployment", "DaemonSet"):
         problems += _pod_problems(where, obj)
     problems += _enum_problems(where, obj)
