@@ -9,16 +9,10 @@ only xdsgen.export.source reads xdsgen's model.
 
 from __future__ import annotations
 
-from typing import Optional
 
-from xdsgen.errors import IOProblem
+def write_output(text: str, output: str, private: bool) -> None:
+    """Write the manifests to `output` atomically (IOProblem when it cannot); 0600 when
+    they carry private keys."""
+    from xdsgen.files import replace_file
 
-
-def write_output(text: str, output: Optional[str], private: bool) -> None:
-    """Write the manifests to `output` atomically; 0600 when they carry private keys."""
-    from xdsgen.files import write_atomic
-
-    try:
-        write_atomic(output or "", text, mode=0o600 if private else 0o644)
-    except OSError as exc:  # pragma: no cover - write_atomic maps the usual ones
-        raise IOProblem(f"cannot write {output}: {exc.strerror}") from None
+    replace_file(output, text, mode=0o600 if private else 0o644)
