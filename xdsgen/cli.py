@@ -579,6 +579,136 @@ def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> No
         sys.exit(EXIT_INVALID)
 
 
+@main.group("export", epilog=EXIT_CODES_HELP)
+def export_group() -> None:
+    """Turn INVENTORY into Kubernetes manifests: the xDS files for a fleet, or Gateway API.
+
+    Both print multi-document YAML for `kubectl apply -f -` on stdout (or -o FILE) and
+    list on stderr, one line each, what does not map (who-can-reach-what first, marked
+    DIFFERENCE (access)). Exit 0 when everything maps, 7 when something does not, 1 for
+    an invalid inventory or one that cannot be exported (the message says why).
+    """
+
+
+def _export_options(func: F) -> F:
+    for decorator in reversed(
+        [
+            inventory_argument,
+            click.option(
+                "-o",
+                "--output",
+                type=click.Path(dir_okay=False),
+                help="Write here (atomically; mode 0600 when it holds private keys) "
+                "instead of stdout.",
+            ),
+            click.option(
+                "--name",
+                help="Name of the objects (and prefix of the others; default: envoy.node_id).",
+            ),
+            click.option("--namespace", help="Namespace to put the objects in (default: none)."),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _finish_export(result: Any, output: Optional[str]) -> None:
+    from xdsgen.errors import EXIT_DIFFERS
+    from xdsgen.export import write_output
+
+    if output:
+        write_output(result.text, output, result.has_private_keys)
+    else:
+        click.echo(result.text, nl=False)
+    for line in result.report.lines():
+        click.echo(line, err=True)
+    if output:
+        click.echo(f"wrote {output}", err=True)
+    if result.report.differs:
+        sys.exit(EXIT_DIFFERS)
+
+
+@export_group.command("k8s", epilog=EXIT_CODES_HELP)
+@_export_options
+@click.option(
+    "--workload",
+    type=click.Choice(["daemonset", "deployment"]),
+    default="daemonset",
+    show_default=True,
+    help="daemonset: one Envoy per node on the node's network (ports, addresses and "
+    "loopback upstreams as on the router); deployment: two Envoys behind a LoadBalancer "
+    "Service.",
+)
+@click.option("--image", default="envoyproxy/envoy:v1.40.0", show_default=True, help="Envoy image.")
+@click.option(
+    "--certs-dir",
+    default="/etc/envoy-certs",
+    show_default=True,
+    metavar="DIR",
+    help="Where the certificate Secrets are mounted in the pod (DIR/NAME/tls.crt, tls.key).",
+)
+@handle_errors
+def export_k8s_command(
+    inventory: str,
+    output: Optional[str],
+    name: Optional[str],
+    namespace: Optional[str],
+    workload: str,
+    image: str,
+    certs_dir: str,
+) -> None:
+    """A ConfigMap with the xDS files and the bootstrap, Secrets, an Envoy DaemonSet.
+
+    The ConfigMap (cds.yaml, lds.yaml, rds_*/sds_*.yaml, bootstrap.yaml) is mounted as a
+    directory at the inventory's config directory; every path_config_source watches it
+    (watched_directory), so a `kubectl apply` of a new export reaches every Envoy when
+    kubelet swaps the volume (a minute or two later), without a restart. Certificates
+    become kubernetes.io/tls Secrets read from their files now (never in the ConfigMap).
+    """
+    from xdsgen.export.k8s import K8sOptions, export_k8s
+    from xdsgen.export.source import load
+
+    source = load(inventory)
+    _print_problems(list(source.model.warnings))
+    options = K8sOptions(
+        name=name, namespace=namespace, workload=workload, image=image, certs_dir=certs_dir
+    )
+    _finish_export(export_k8s(source, options), output)
+
+
+@export_group.command("gateway-api", epilog=EXIT_CODES_HELP)
+@_export_options
+@click.option(
+    "--gateway-class",
+    default="eg",
+    show_default=True,
+    help="The GatewayClass of Envoy Gateway in the cluster.",
+)
+@handle_errors
+def export_gateway_api_command(
+    inventory: str,
+    output: Optional[str],
+    name: Optional[str],
+    namespace: Optional[str],
+    gateway_class: str,
+) -> None:
+    """Gateway, HTTP/TLS/TCP/UDP routes, Envoy Gateway Backends and policies, Secrets.
+
+    One Gateway listener per port and protocol (per SNI name for HTTPS and TLS
+    passthrough); upstreams become Envoy Gateway `Backend` objects (enable them with
+    extensionApis.enableBackend), upstream TLS a BackendTLSPolicy, certificates
+    kubernetes.io/tls Secrets read from their files now. What Gateway API cannot say
+    (IPv4/IPv6 splits, listen addresses, first-match route order) is listed.
+    """
+    from xdsgen.export.gateway import GatewayOptions, export_gateway_api
+    from xdsgen.export.source import load
+
+    source = load(inventory)
+    _print_problems(list(source.model.warnings))
+    options = GatewayOptions(name=name, namespace=namespace, gateway_class=gateway_class)
+    _finish_export(export_gateway_api(source, options), output)
+
+
 @main.command()
 @click.option(
     "--no-wait",

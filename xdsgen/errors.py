@@ -120,6 +120,13 @@ class IOProblem(XdsgenError):
     exit_code = EXIT_IO
 
 
+class ExportError(XdsgenError):
+    """The inventory is valid but cannot become the requested manifests (a ConfigMap over
+    1 MiB, more listeners than a Gateway holds); the message says what to do instead."""
+
+    exit_code = EXIT_INVALID
+
+
 class UsageProblem(XdsgenError):
     """A command-line argument xdsgen itself checks (a URL for explain, a format) is wrong."""
 

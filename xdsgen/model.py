@@ -189,6 +189,9 @@ class Envoy:
     # True when the inventory names the container path: moving where files are written
     # (render -o, apply --config-dir) must then not move what Envoy is told.
     envoy_dir_fixed: bool = False
+    # Set for a Kubernetes ConfigMap volume: kubelet swaps a `..data` symlink in this
+    # directory and never moves the files themselves, so Envoy must watch the directory.
+    watched_directory: Optional[str] = None
     # The admin socket as Envoy sees it ("" for TCP): in Docker, under the mount point.
     admin_envoy_path: str = ""
     admin_socket_mode: int = ADMIN_SOCKET_MODE
@@ -226,6 +229,21 @@ class Model:
                 admin_envoy_path=posixpath.join(envoy_dir, ADMIN_SOCKET),
             )
         return replace(self, envoy=envoy)
+
+    def with_admin_socket(self, path: str) -> Model:
+        """The same model with Envoy's admin on the Unix socket `path` (seen alike by both)."""
+        envoy = replace(
+            self.envoy,
+            admin=AdminAddress(path=path),
+            admin_envoy_path=path,
+            admin_in_config_dir=False,
+        )
+        return replace(self, envoy=envoy)
+
+    def with_watched_directory(self, directory: Optional[str]) -> Model:
+        """The same model telling Envoy to reload every file when `directory` gets an entry
+        moved into it (path_config_source.watched_directory; export k8s)."""
+        return replace(self, envoy=replace(self.envoy, watched_directory=directory))
 
     def envoy_path(self, file_name: str) -> str:
         return posixpath.join(self.envoy.envoy_dir, file_name)
