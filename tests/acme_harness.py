@@ -35,7 +35,9 @@ INSTALL_HINT = "install it: apt-get install -y pebble (Debian's package ships bo
 
 
 def pebble_binary(name: str) -> str:
-    found = shutil.which(name) or (f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None)
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if os.access(f"/usr/bin/{name}", os.X_OK) else None
+    )
     if not found:
         pytest.fail(f"{name} is not installed: {INSTALL_HINT}")
     return found

@@ -177,8 +177,13 @@ def command_help(path: list[str]) -> str:
 def cli_reference() -> str:
     from xdsgen.cli import main
 
+    paths: list[list[str]] = [[]]
+    for name in sorted(main.commands):
+        paths.append([name])
+        # A group's own commands (certs list, certs renew) follow it.
+        paths += [[name, sub] for sub in sorted(getattr(main.commands[name], "commands", {}))]
     parts = []
-    for path in [[], *([name] for name in sorted(main.commands))]:
+    for path in paths:
         title = " ".join(["xdsgen", *path])
         parts.append(f"### `{title}`\n\n```text\n{command_help(path)}\n```")
     return "\n\n".join(parts)
