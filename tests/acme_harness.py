@@ -163,7 +163,7 @@ def dns_txt_query(server: str, port: int, fqdn: str) -> list[str]:
 class Pebble:
     """Pebble with its HTTPS certificate from a test CA; `directory` is its ACME directory URL."""
 
-    def __init__(self, workdir: Path, dns_port: int, http_port: int):
+    def __init__(self, workdir: Path, dns_port: int, http_port: int, authz_reuse: int = 0):
         import trustme
 
         self.workdir = workdir
@@ -171,6 +171,9 @@ class Pebble:
         self.port, self.management_port, self.tls_port = free_ports(3)
         self.http_port = http_port
         self.dns_port = dns_port
+        # Pebble reuses a valid authorization in a new order half the time by default: 0
+        # makes every order challenge again (a test needs to know), 100 tests the reuse.
+        self.authz_reuse = authz_reuse
         # Pebble's own HTTPS certificate; the CA file is what the inventory's ca_bundle names.
         ca = trustme.CA()
         self.ca_bundle = workdir / "pebble-https-ca.pem"
@@ -206,6 +209,7 @@ class Pebble:
             **os.environ,
             "PEBBLE_VA_NOSLEEP": "1",
             "PEBBLE_WFE_NONCEREJECT": "0",
+            "PEBBLE_AUTHZREUSE": str(self.authz_reuse),
         }
         env.pop("PEBBLE_VA_ALWAYS_VALID", None)
         with open(self.log, "ab") as log:
@@ -305,12 +309,12 @@ class ChallengeResponder:
 class AcmeLab:
     """challtestsrv + pebble + the HTTP-01 responder, started together."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, authz_reuse: int = 0):
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         (self.http_port,) = free_ports(1)
         self.dns = ChallTestSrv(workdir)
-        self.pebble = Pebble(workdir, self.dns.dns_port, self.http_port)
+        self.pebble = Pebble(workdir, self.dns.dns_port, self.http_port, authz_reuse)
         self.responder: Optional[ChallengeResponder] = None
 
     def start(self) -> AcmeLab:
@@ -331,8 +335,8 @@ class AcmeLab:
 
 
 @contextlib.contextmanager
-def acme_lab(workdir: Path) -> Iterator[AcmeLab]:
-    lab = AcmeLab(workdir).start()
+def acme_lab(workdir: Path, authz_reuse: int = 0) -> Iterator[AcmeLab]:
+    lab = AcmeLab(workdir, authz_reuse).start()
     try:
         yield lab
     finally:
