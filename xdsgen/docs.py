@@ -26,6 +26,7 @@ SECTIONS = ("inventory-reference", "cli-reference", "exit-codes")
 REF_TYPES = {
     "endpoint": "HOST:PORT",
     "duration": "duration",
+    "period": "duration (d, h, m, s)",
     "file_path": "path",
     "name": "name",
     "domain": "domain",
@@ -35,6 +36,7 @@ REF_TYPES = {
     "upstream_tls": "mapping",
     "upstream": "HOST:PORT or mapping",
     "certificate": "mapping",
+    "acme": "mapping",
     "route": "mapping",
     "vhost": "mapping",
     "passthrough": "mapping",
