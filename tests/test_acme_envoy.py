@@ -53,9 +53,10 @@ def served_serial(host: str, port: int, root: Path) -> str:
     """The serial of the certificate Envoy presents for SNI, verified up to Pebble's root."""
     from cryptography import x509
 
+    context = tls_context(root)
     with (
-        socket.create_connection((host, port), timeout=5) as raw,
-        tls_context(root).wrap_socket(raw, server_hostname=SNI) as tls,
+        socket.create_connection((host, port), 5) as raw,
+        context.wrap_socket(raw, server_hostname=SNI) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None

@@ -247,3 +247,42 @@ def test_validate_with_acme_imports_no_acme_library(tmp_path: Path) -> None:
     ).stdout
     assert "valid:" in out
     assert out.strip().endswith("HEAVY []")
+
+
+def run_without(module: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a Python where `module` cannot be imported (a router without the extra)."""
+    code = (
+        f"import sys\nsys.modules[{module!r}] = None\nsys.argv = ['xdsgen', *{args!r}]\n"
+        "from xdsgen.cli import main\nmain()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_missing_libraries_are_named_with_the_extra(tmp_path: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.write_text("#!/bin/sh\nexit 0\n")
+    hook.chmod(0o755)
+    path = inventory(
+        tmp_path,
+        {
+            "wild": {
+                "acme": {"email": "a@example.com", "challenge": "dns-01", "dns_hook": str(hook)}
+            }
+        },
+        [vhost(["*.example.com"], "wild")],
+    )
+    no_acme = run_without("acme", ["certs", "renew", str(path)])
+    assert (no_acme.returncode, no_acme.stderr) == (
+        6,
+        "error: certificates with acme: need the acme library: pip install 'xdsgen[acme]'\n",
+    )
+    # Listing needs cryptography only for files that exist (a missing one is just missing).
+    assert run_without("cryptography", ["certs", str(path)]).returncode == 0
+    chain = tmp_path / "config" / "certs" / "wild" / "fullchain.pem"
+    chain.parent.mkdir(parents=True)
+    chain.write_text("-----BEGIN CERTIFICATE-----\n")
+    no_crypto = run_without("cryptography", ["certs", str(path)])
+    assert (no_crypto.returncode, no_crypto.stderr) == (
+        6,
+        "error: reading certificates needs the cryptography package: pip install 'xdsgen[acme]'\n",
+    )

@@ -198,7 +198,7 @@ def _acme_settings(
     propagation = _period(checker, (*path, "dns_propagation"), spec, "0s")
     directory = spec.get("directory", LETSENCRYPT)
     return AcmeSettings(
-        email=spec["email"],
+        email=spec.get("email", ""),
         directory=DIRECTORY_WORDS.get(directory, directory),
         ca_bundle=spec.get("ca_bundle"),
         challenge=challenge,
