@@ -85,10 +85,9 @@ def renew_certificates(
     outcomes = []
     failures: list[AcmeError] = []
     for cert in acme_certificates(certificates, names):
+        moment = time.time() if now is None else now
         try:
-            outcomes.append(
-                renew_one(cert, config_dir, force, http01, now or time.time(), progress, warn)
-            )
+            outcomes.append(renew_one(cert, config_dir, force, http01, moment, progress, warn))
         except AcmeError as exc:
             failures.append(exc)
     if failures:
