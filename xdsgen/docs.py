@@ -26,6 +26,7 @@ SECTIONS = ("inventory-reference", "cli-reference", "exit-codes")
 REF_TYPES = {
     "endpoint": "HOST:PORT",
     "duration": "duration",
+    "period": "duration (d, h, m, s)",
     "file_path": "path",
     "name": "name",
     "domain": "domain",
@@ -35,6 +36,7 @@ REF_TYPES = {
     "upstream_tls": "mapping",
     "upstream": "HOST:PORT or mapping",
     "certificate": "mapping",
+    "acme": "mapping",
     "route": "mapping",
     "vhost": "mapping",
     "passthrough": "mapping",
@@ -180,7 +182,7 @@ def cli_reference() -> str:
     paths: list[list[str]] = [[]]
     for name in sorted(main.commands):
         paths.append([name])
-        # A group's commands (export k8s, export gateway-api) get their own sections.
+        # A group's own commands (export k8s, certs renew, ...) get their own sections.
         paths += [[name, sub] for sub in sorted(getattr(main.commands[name], "commands", {}))]
     parts = []
     for path in paths:

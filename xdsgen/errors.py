@@ -131,3 +131,28 @@ class UsageProblem(XdsgenError):
     """A command-line argument xdsgen itself checks (a URL for explain, a format) is wrong."""
 
     exit_code = EXIT_USAGE
+
+
+class AcmeError(XdsgenError):
+    """The ACME CA did not issue: unreachable, a challenge refused, rate limited, ...
+
+    `domain` is the name the CA complained about (or every name of the certificate when it
+    named none), `reason` the CA's own words (its problem document's detail)."""
+
+    exit_code = EXIT_ACME
+
+    def __init__(
+        self,
+        certificate: str,
+        domain: str,
+        reason: str,
+        ca: str = "",
+        rate_limited: bool = False,
+    ):
+        self.certificate = certificate
+        self.domain = domain
+        self.reason = reason
+        self.ca = ca
+        self.rate_limited = rate_limited
+        where = f" (ACME CA {ca})" if ca else ""
+        super().__init__(f"certificate {certificate!r}, {domain}: {reason}{where}")

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
+from xdsgen import certificates as certificates_mod
+from xdsgen.certificates import Certificate
 from xdsgen.conventions import ADMIN_SOCKET
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory, PathKey
@@ -215,6 +217,8 @@ class Model:
     route_configs: tuple[RouteConfig, ...]
     secrets: tuple[Secret, ...]
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    # Every certificate (used or not) as xdsgen reads it; acme: ones it obtains and renews.
+    certificates: tuple[Certificate, ...] = field(default=(), compare=False)
 
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""
@@ -228,7 +232,19 @@ class Model:
                 admin=AdminAddress(path=posixpath.join(config_dir, ADMIN_SOCKET)),
                 admin_envoy_path=posixpath.join(envoy_dir, ADMIN_SOCKET),
             )
-        return replace(self, envoy=envoy)
+        # ACME certificates without cert/key live in the config directory: they move with it.
+        moved = {c.name for c in self.certificates if c.default_paths}
+        secrets = tuple(
+            replace(s, cert=chain, key=key) if s.name in moved else s
+            for s in self.secrets
+            for chain, key in [certificates_mod.default_paths(envoy_dir, s.name)]
+        )
+        return replace(
+            self,
+            envoy=envoy,
+            secrets=secrets,
+            certificates=certificates_mod.relocate(self.certificates, config_dir),
+        )
 
     def with_admin_socket(self, path: str) -> Model:
         """The same model with Envoy's admin on the Unix socket `path` (seen alike by both)."""
@@ -362,6 +378,7 @@ class _Builder:
         self.check_files = check_files
         self.errors: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.certificates: tuple[Certificate, ...] = ()
 
     def error(self, path: PathKey, message: str, hint: Optional[str] = None) -> None:
         self.errors.append(self.inv.problem(path, message, hint))
@@ -613,24 +630,9 @@ class _Builder:
 
     # ---- certificates
 
-    def secrets(self) -> dict[str, Secret]:
-        secrets = {}
-        lowered: dict[str, str] = {}
-        for name, spec in (self.data.get("certificates") or {}).items():
-            path: PathKey = ("certificates", name)
-            if name.lower() in lowered:
-                self.error(
-                    path,
-                    f"certificate {name!r} differs from {lowered[name.lower()]!r} only in case",
-                    "rename one",
-                )
-            lowered.setdefault(name.lower(), name)
-            cert, key = spec["cert"], spec["key"]
-            for which, file_path in (("cert", cert), ("key", key)):
-                if self.require_absolute((*path, which), file_path):
-                    self.check_file((*path, which), file_path, is_key=which == "key")
-            secrets[name] = Secret(name=name, cert=cert, key=key)
-        return secrets
+    def secrets(self, envoy: Envoy) -> dict[str, Secret]:
+        paths, self.certificates = certificates_mod.build(self, envoy.config_dir, envoy.envoy_dir)
+        return {name: Secret(name=name, cert=cert, key=key) for name, (cert, key) in paths.items()}
 
     def check_file(self, path: PathKey, file_path: str, is_key: bool) -> None:
         problem = None
@@ -659,7 +661,7 @@ class _Builder:
         envoy = self.envoy()
         listen = self.listen()
         clusters = self.clusters()
-        secrets = self.secrets()
+        secrets = self.secrets(envoy)
         vhosts = self.data.get("http") or []
         passthroughs = self.data.get("tls_passthrough") or []
 
@@ -880,6 +882,7 @@ class _Builder:
                 )
             ),
             warnings=tuple(sorted(self.warnings)),
+            certificates=self.certificates,
         )
 
     def virtual_host(

@@ -25,6 +25,13 @@ def load_model(path: str, check_files: bool = False, config_dir: Optional[str] =
     model = model_mod.build(inventory, check_files=check_files)
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
+    if check_files:
+        from xdsgen.certificates import missing_acme_files
+
+        # Checked here, after --config-dir moved their default location.
+        missing = missing_acme_files(inventory, model.certificates)
+        if missing:
+            raise InventoryError(missing, list(model.warnings))
     return model
 
 
