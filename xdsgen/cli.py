@@ -354,10 +354,19 @@ def _apply_timing_options(func: F) -> F:
 @click.option(
     "--debounce",
     type=float,
-    default=0.5,
+    default=0.05,
     show_default=True,
     metavar="SECONDS",
     help="--watch: wait this long after the last change before applying.",
+)
+@click.option(
+    "--recheck",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="--watch: also apply this often without a change (puts back what another apply or "
+    "an Envoy restart undid; a no-op writes nothing); 0: never.",
 )
 @click.option(
     "--envoy-check",
@@ -382,6 +391,7 @@ def apply(
     show_diff: bool,
     watch: bool,
     debounce: float,
+    recheck: float,
     envoy_check: Optional[str],
     no_envoy_check: bool,
 ) -> None:
@@ -407,7 +417,11 @@ def apply(
         diff=show_diff,
         envoy_check="" if no_envoy_check else envoy_check,
     )
-    sys.exit(run_apply(inventory, options, get_console(), watch=watch, debounce=debounce))
+    if watch:
+        from xdsgen.watch import watch_and_apply
+
+        sys.exit(watch_and_apply(inventory, options, get_console(), debounce, recheck))
+    sys.exit(run_apply(inventory, options, get_console()))
 
 
 @main.command(epilog=EXIT_CODES_HELP)
