@@ -879,7 +879,7 @@ class LiveLab:
         while not self.watcher_kind and time.monotonic() < deadline:
             text = (self.root / "watch.log").read_text(errors="replace")
             self.watcher_kind = (
-                "watchfiles" if "(watchfiles)" in text else "polling" if "(polling)" in text else ""
+                "inotify" if "(inotify)" in text else "polling" if "(polling" in text else ""
             )
             time.sleep(0.02)
         self.probe = Probe(self.inventory, self.debounce)
@@ -1037,15 +1037,16 @@ def _versions_of(inventory: Path, config: Path) -> dict[str, str]:
 
 
 class Probe:
-    """xdsgen's own watcher (xdsgen.watch.make_watcher, same paths kind and debounce) in a
-    thread of the bench: when it returns, the real watcher would start applying. Its delay
+    """xdsgen's own watcher (xdsgen.filewatch.make_watcher, same paths kind and debounce) in
+    a thread of the bench: when it returns, the real watcher would start applying. Its delay
     after a save is the share of the latency spent noticing the change and debouncing."""
 
     def __init__(self, inventory: Path, debounce: float):
-        from xdsgen import watch
+        from xdsgen import filewatch
 
         self.stop = threading.Event()
-        self.watcher = watch.make_watcher({str(inventory.resolve())}, debounce, self.stop)
+        self.waker = filewatch.Waker()
+        self.watcher = filewatch.make_watcher({str(inventory.resolve())}, debounce, self.waker)
         self.fired: list[float] = []
         self.armed = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -1053,9 +1054,8 @@ class Probe:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            if not self.watcher.wait():
-                return
-            self.fired.append(time.perf_counter())
+            if self.watcher.wait(None):
+                self.fired.append(time.perf_counter())
 
     def arm(self) -> None:
         self.fired.clear()
@@ -1071,9 +1071,10 @@ class Probe:
 
     def close(self) -> None:
         self.stop.set()
-        with contextlib.suppress(Exception):
-            self.watcher.close()
+        self.waker.wake()
         self.thread.join(5)
+        self.watcher.close()
+        self.waker.close()
 
 
 # --------------------------------------------------------------------------- phases (in process)

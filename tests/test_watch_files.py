@@ -9,6 +9,7 @@ import io
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -284,6 +285,11 @@ def test_polling_when_forced_or_when_inotify_fails(
     watcher = filewatch.make_watcher(files, 0.05, waker, warnings.append)
     assert isinstance(watcher, PollWatcher) and watcher.describe() == "polling every 0.25s"
     assert warnings and "polling instead" in warnings[0]
+    # OpenWrt without python3-ctypes: polling, not a crash.
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "ctypes", None)
+    assert not ino.available()
+    assert isinstance(filewatch.make_watcher(files, 0.05, waker), PollWatcher)
     # Polling sees a change, once it held still.
     (tmp_path / "inventory.yaml").write_text("new")
     assert watcher.wait(2) is True

@@ -7,8 +7,6 @@ events read from it as (watch descriptor, mask, name) tuples.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import struct
@@ -54,7 +52,13 @@ class Event(NamedTuple):
 
 def _libc() -> Optional[Any]:
     """libc with inotify, or None. CDLL(None) is the running program's own symbols (works
-    on musl, where find_library has no ldconfig to ask)."""
+    on musl, where find_library has no ldconfig to ask). ctypes is a separate OpenWrt
+    package (python3-ctypes): without it, None."""
+    try:
+        import ctypes
+        import ctypes.util
+    except ImportError:
+        return None
     candidates: list[Optional[str]] = [None]
     found = ctypes.util.find_library("c")
     if found:
@@ -80,12 +84,15 @@ class Inotify:
     def __init__(self) -> None:
         libc = _libc()
         if libc is None:
-            raise OSError(errno.ENOSYS, "libc has no inotify")
+            raise OSError(errno.ENOSYS, "no inotify (ctypes missing, or libc without it)")
+        import ctypes
+
         self._libc = libc
+        self._errno = ctypes.get_errno
         # os.O_* rather than numbers: IN_NONBLOCK is O_NONBLOCK, which differs on MIPS.
         fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
-            number = ctypes.get_errno()
+            number = self._errno()
             raise OSError(number, f"inotify_init1: {os.strerror(number)}")
         self.fd = fd
 
@@ -95,7 +102,7 @@ class Inotify:
     def add_watch(self, path: str, mask: int = DIRECTORY_EVENTS | IN_ONLYDIR) -> int:
         wd = self._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
         if wd < 0:
-            number = ctypes.get_errno()
+            number = self._errno()
             raise OSError(number, os.strerror(number), path)
         return int(wd)
 

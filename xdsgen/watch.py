@@ -180,7 +180,7 @@ class Session:
         if recovered:
             word = "ok again" if result.plan.empty else "fixed"
             # The all-clear answers an error: quiet mode (errors only) prints it too.
-            say = self.log.warn if self.log.quiet else self.log.success
+            say = self.log.warn if getattr(self.log, "quiet", False) else self.log.success
             say(f"{word}: {result.line()}{why}")
         elif not result.plan.empty:
             self.log.info(f"{result.line()}{why}")
