@@ -169,6 +169,11 @@ def proc_rss_kb(pid: int) -> int:
 
 
 def proc_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread: schedstat's nanoseconds where the kernel has them (an idle
+    watcher's 0.1 % is half a 10 ms tick in 5 s), else utime + stime in ticks."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return sum(int((t / "schedstat").read_text().split()[0]) for t in tasks) / 1e9
     with open(f"/proc/{pid}/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")

@@ -156,13 +156,13 @@ class Session:
     def apply(self, reason: str) -> None:
         from xdsgen.apply import apply as apply_once
 
-        self._read_certificates()
         why = "" if reason in ("start", "change") else f" ({reason})"
         try:
             result = apply_once(
                 self.inventory, self.options, progress=self.log.detail, warn=self.log.warn
             )
         except InventoryError as exc:
+            self._read_certificates()  # no model: watch what the text names
             count = len(exc.problems)
             self._failed(
                 reason,
@@ -171,9 +171,11 @@ class Session:
             )
             return
         except XdsgenError as exc:
+            self._read_certificates()
             self._failed(reason, f"error: {exc}")
             return
         self.model = result.model
+        self.certificates = set(result.model.secret_files())
         recovered, self.failure = self.failure is not None, None
         if result.warnings and (recovered or not result.plan.empty):
             self.log.problems(result.warnings)
@@ -201,11 +203,11 @@ class Session:
         """Envoy runs a new process since the last probe (or answers again after not)."""
         if self.model is None:
             return False
+        now = time.monotonic()  # before the request: a slow answer must not look like a restart
         uptime = envoy_uptime(self.model, self.options.admin)
         if uptime is None:
             self._envoy_down = True
             return False
-        now = time.monotonic()
         started, self._started = self._started, now - uptime
         previous, self._uptime = self._uptime, uptime
         if self._envoy_down:
@@ -230,7 +232,7 @@ def envoy_uptime(model: Any, admin_override: Optional[str]) -> Optional[float]:
         return None
     if admin is None:
         return None
-    admin.timeout = 1.0
+    admin.timeout = 0.5  # a loopback admin answers in milliseconds; never hold the loop long
     try:
         return float(admin.stats(r"^server\.uptime$")["server.uptime"])
     except (AdminUnreachable, ValueError, KeyError):
