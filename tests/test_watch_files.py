@@ -313,3 +313,69 @@ def test_every_line_of_the_watcher_is_timestamped() -> None:
     assert len(lines) == 7
     assert all(re.match(r"^\d\d:\d\d:\d\d ", line) for line in lines), lines
     assert out.getvalue().splitlines()[2].endswith(" two parts")
+
+
+def test_watch_does_not_go_with_dry_run(tmp_path: Path) -> None:
+    from test_apply_helpers import run_xdsgen
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("version: 1\n")
+    result = run_xdsgen("apply", str(inventory), "--watch", "--dry-run")
+    assert result.returncode == 2
+    assert "--watch applies every change; it does not go with --dry-run" in result.stderr
+
+
+def test_failures_are_said_once_and_the_all_clear_even_when_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reporting rules on their own (the real applies are in test_watch*.py): a retry
+    failing the same way stays silent, the recovery is printed, with -q on stderr."""
+    from xdsgen import apply as apply_module
+    from xdsgen.apply import Options
+    from xdsgen.console import Console
+    from xdsgen.errors import EnvoyRefused, InventoryError, Problem
+    from xdsgen.watch import Session
+
+    outcomes: list[Any] = []
+
+    def fake_apply(*_args: Any, **_kwargs: Any) -> Any:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    class Done:
+        def __init__(self, empty: bool):
+            self.plan = type("Plan", (), {"empty": empty})()
+            self.warnings: list[Any] = []
+            self.model = type("Model", (), {"secret_files": lambda self: set()})()
+
+        def line(self) -> str:
+            return "unchanged" if self.plan.empty else "applied: 1 to change"
+
+    monkeypatch.setattr(apply_module, "apply", fake_apply)
+    for quiet in (False, True):
+        out, err = io.StringIO(), io.StringIO()
+        session = Session(
+            str(tmp_path / "inv.yaml"), Options(), Console(quiet=quiet, out=out, err=err)
+        )
+        bad = InventoryError([Problem(2, 1, "upstreamz", "unknown key", source="inv.yaml")])
+        outcomes[:] = [
+            bad,
+            bad,
+            EnvoyRefused("refused"),
+            Done(False),
+            EnvoyRefused("x"),
+            Done(True),
+        ]
+        session.apply("change")
+        session.apply("recheck")  # the same errors again: not repeated
+        session.apply("recheck")  # a new error: said
+        session.apply("change")
+        session.apply("Envoy restarted")
+        session.apply("recheck")
+        said = err.getvalue() if quiet else out.getvalue()
+        assert err.getvalue().count("unknown key") == 1
+        assert err.getvalue().count("error: refused") == 1
+        assert "fixed: applied: 1 to change" in said
+        assert "ok again: unchanged (recheck)" in said

@@ -48,15 +48,16 @@ def watch_and_apply(
     log = stamped(console)
     waker = Waker()
     restore = _install_signal_handlers(stop, waker)
-    session = Session(inventory, options, log)
-    loop = Loop(session, make_watcher(session.files(), debounce, waker, log.warn), recheck, stop)
+    loop: Optional[Loop] = None
     try:
-        log.info(
-            f"watching {len(loop.watcher.files)} files ({loop.watcher.describe()}); Ctrl-C to stop"
-        )
+        session = Session(inventory, options, log)
+        watcher = make_watcher(session.files(), debounce, waker, log.warn)
+        loop = Loop(session, watcher, recheck, stop)
+        log.info(f"watching {len(watcher.files)} files ({watcher.describe()}); Ctrl-C to stop")
         loop.run()
     finally:
-        loop.watcher.close()
+        if loop is not None:
+            loop.watcher.close()
         restore()
         waker.close()
     log.detail("stopped")
