@@ -84,7 +84,7 @@ def test_the_watcher_applied_every_save_and_the_noop_wrote_nothing(tiny: tuple) 
     latency = report["results"]["latency"]
     assert latency["saves"] == 3 and len(latency["all_s"]) == 3
     assert all(0 < s < 30 for s in latency["all_s"])
-    assert latency["watcher_kind"] in ("watchfiles", "polling")
+    assert latency["watcher_kind"] == "inotify"
     parts = latency["median_parts_ms"]
     assert parts["noticed_and_debounce"] > 0
     footprint = report["results"]["footprint"]

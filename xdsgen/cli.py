@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, TypeVar
 import click
 
 from xdsgen import __version__
-from xdsgen.errors import EXIT_CODES, InventoryError, Problem, XdsgenError
+from xdsgen.errors import EXIT_CODES, InventoryError, Problem, UsageProblem, XdsgenError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -354,10 +354,19 @@ def _apply_timing_options(func: F) -> F:
 @click.option(
     "--debounce",
     type=float,
-    default=0.5,
+    default=0.05,
     show_default=True,
     metavar="SECONDS",
     help="--watch: wait this long after the last change before applying.",
+)
+@click.option(
+    "--recheck",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="--watch: also apply this often without a change (puts back what another apply or "
+    "an Envoy restart undid; a no-op writes nothing); 0: never.",
 )
 @click.option(
     "--envoy-check",
@@ -396,6 +405,7 @@ def apply(
     show_diff: bool,
     watch: bool,
     debounce: float,
+    recheck: float,
     envoy_check: Optional[str],
     no_envoy_check: bool,
     no_confirm: bool,
@@ -425,16 +435,13 @@ def apply(
         envoy_check="" if no_envoy_check else envoy_check,
         no_confirm=no_confirm,
     )
-    sys.exit(
-        run_apply(
-            inventory,
-            options,
-            get_console(),
-            watch=watch,
-            debounce=debounce,
-            output_format=output_format,
-        )
-    )
+    if watch:
+        if output_format == "json":
+            raise UsageProblem("--watch prints a line per apply; it does not go with --format json")
+        from xdsgen.watch import watch_and_apply
+
+        sys.exit(watch_and_apply(inventory, options, get_console(), debounce, recheck))
+    sys.exit(run_apply(inventory, options, get_console(), output_format=output_format))
 
 
 @main.command(epilog=EXIT_CODES_HELP)

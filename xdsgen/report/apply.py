@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from xdsgen.errors import EXIT_CHANGES, EXIT_OK, IOProblem, UsageProblem
+from xdsgen.errors import EXIT_CHANGES, EXIT_OK, IOProblem
 from xdsgen.live.orchestrate import Options, Result, apply, rollback
 from xdsgen.live.plan import Plan
 
@@ -27,23 +27,8 @@ def result_json(result: Result) -> dict[str, Any]:
     }
 
 
-def run_apply(
-    inventory: str,
-    options: Options,
-    console: Any,
-    watch: bool = False,
-    debounce: float = 0.5,
-    output_format: str = "text",
-) -> int:
-    """`xdsgen apply`: returns the exit code; errors propagate as XdsgenError."""
-    if watch:
-        if options.dry_run:
-            raise UsageProblem("--watch applies every change; it does not go with --dry-run")
-        if output_format == "json":
-            raise UsageProblem("--watch prints a line per apply; it does not go with --format json")
-        from xdsgen.watch import watch_and_apply
-
-        return watch_and_apply(inventory, options, console, debounce)
+def run_apply(inventory: str, options: Options, console: Any, output_format: str = "text") -> int:
+    """`xdsgen apply` once: returns the exit code; errors propagate as XdsgenError."""
     if output_format == "json":
         result = apply(inventory, options)
         console.out.write(json.dumps(result_json(result), indent=2) + "\n")
