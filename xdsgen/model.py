@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
 from xdsgen.errors import InventoryError, Problem
+from xdsgen.hints import ADMIN_HINT, endpoint_hint, endpoint_mistake, inline_upstream_hint
 from xdsgen.inventory import Inventory, PathKey
 from xdsgen.schema_errors import suggest
 
@@ -232,6 +233,8 @@ def is_ip(host: str) -> bool:
 
 def parse_endpoint(text: str) -> Union[Endpoint, str]:
     """Endpoint, or a message saying what is wrong with the host:port text."""
+    if endpoint_mistake(text):  # a URL, a path, a port out of range: xdsgen/hints.py
+        return str(endpoint_mistake(text))
     match = _ENDPOINT_RE.match(text)
     if not match:
         if text.count(":") > 1 and not text.startswith("["):
@@ -301,7 +304,7 @@ class _Builder:
         admin_text = section.get("admin", DEFAULT_ADMIN)
         admin = parse_endpoint(admin_text)
         if isinstance(admin, str):
-            self.error(("envoy", "admin"), admin, "write HOST:PORT, e.g. 127.0.0.1:15001")
+            self.error(("envoy", "admin"), admin, endpoint_hint(admin_text, ADMIN_HINT))
             admin = Endpoint("127.0.0.1", 15001)
         elif not is_ip(admin.host):
             self.error(
@@ -426,7 +429,7 @@ class _Builder:
             for text, endpoint_path in zip(spec["endpoints"], endpoint_paths):
                 parsed = parse_endpoint(text)
                 if isinstance(parsed, str):
-                    self.error(endpoint_path, parsed, "write HOST:PORT, IPv6 as [addr]:port")
+                    self.error(endpoint_path, parsed, endpoint_hint(text))
                 elif parsed in endpoints:
                     self.error(
                         endpoint_path,
@@ -495,7 +498,8 @@ class _Builder:
     def check_upstream(self, name: str, path: PathKey) -> bool:
         if name in self.data["upstreams"]:
             return True
-        self.error(path, f"unknown upstream {name!r}", suggest(name, list(self.data["upstreams"])))
+        hint = inline_upstream_hint(name) or suggest(name, list(self.data["upstreams"]))
+        self.error(path, f"unknown upstream {name!r}", hint)
         return False
 
     # ---- certificates
