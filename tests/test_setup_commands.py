@@ -108,6 +108,8 @@ def test_script_is_posix_and_ends_in_the_test_run() -> None:
         ".venv/bin/pip install -q -e '.[test]'",
         'exec .venv/bin/pytest "$@"',
     ]
-    # The suite itself never installs anything: no test runs apt-get.
+    # The suite itself never installs anything: no test runs apt-get (this file only
+    # writes a stand-in for it).
     for test in (REPO / "tests").glob("*.py"):
-        assert not re.search(r"""["']apt-get["'],""", test.read_text()), test.name
+        if test.name != Path(__file__).name:
+            assert not re.search(r"""["']apt-get["'],""", test.read_text()), test.name
