@@ -161,3 +161,35 @@ def test_readme_sections_and_recipes_are_there() -> None:
         assert trouble in README, trouble
     for path in re.findall(r"`(examples/[^`]+?)`", README):
         assert (REPO / path.split()[0]).exists(), path
+
+
+def test_benchmark_results_moved_out_with_a_short_table_left() -> None:
+    """README keeps the rows with a target; benchmarks/README.md has the method and every
+    row, both exactly what `run.py --markdown` prints from the latest result file."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import run as bench
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    latest = json.loads((REPO / "benchmarks" / "results" / "latest.json").read_text())
+    table = bench.markdown(latest).strip().splitlines()
+    with_targets = [row for row in table[2:] if row.split("|")[-3].strip()]
+    assert len(with_targets) >= 10
+    section = README.split("\n## Benchmarks\n", 1)[1]
+    assert re.findall(r"^\|.*\|$", section, re.M) == table[:2] + with_targets
+    assert "`benchmarks/README.md`" in section
+    full = (REPO / "benchmarks" / "README.md").read_text()
+    assert "\n".join(table) in full
+    for internals in ("How it measures", "_LAUNCHER", "Where a 10 000-vhost render goes"):
+        assert internals in full and internals not in README, internals
+
+
+def test_newcomer_sections_are_there() -> None:
+    for heading in (
+        "## What backends receive",
+        "### Test a vhost before DNS points at it",
+        "### Cron",
+    ):
+        assert f"\n{heading}\n" in README, heading
+    for path in ("examples/systemd/README.md", "benchmarks/README.md"):
+        assert (REPO / path).is_file(), path
