@@ -105,6 +105,11 @@ def test_an_out_of_range_port_reads_the_same_everywhere() -> None:
             "no path: write HOST:PORT (127.0.0.1:3000); an upstream cannot have a path "
             "(/grafana): match it with a route's prefix, change it with rewrite",
         ),
+        (
+            "https://192.168.1.5:5001",
+            "no scheme: write HOST:PORT (192.168.1.5:5001), not a URL (to speak TLS to it, use "
+            "the mapping form: {endpoints: [HOST:PORT], tls: {sni: NAME_IN_ITS_CERTIFICATE}})",
+        ),
         ("127.0.0.1:123456", "port 123456 is outside 1-65535"),
     ],
 )

@@ -64,7 +64,11 @@ def endpoint_hint(text: str, default: str = ENDPOINT_HINT) -> Optional[str]:
         return None  # the message says it all, as it does for a listener's port
     url = _URL_RE.match(text)
     if url and url.group("scheme").lower() in ("https", "wss"):
-        return "to speak TLS to it, use the mapping form: {endpoints: [HOST:PORT], tls: {}}"
+        host = url.group("authority").rsplit("@", 1)[-1]
+        host = _TRAILING_PORT_RE.sub("", host).strip("[]")
+        # Envoy checks the certificate against tls.sni; a host name is that name already.
+        tls = "{sni: NAME_IN_ITS_CERTIFICATE}" if looks_like_address(host) else "{}"
+        return f"to speak TLS to it, use the mapping form: {{endpoints: [HOST:PORT], tls: {tls}}}"
     if url or "/" in text:
         return None  # the message already says what to write
     return default
