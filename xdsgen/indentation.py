@@ -1,13 +1,18 @@
 """Say which line's indentation does not match which, when PyYAML gives up on a file.
 
 PyYAML reports where its parser got stuck, in its own words ("mapping values are not
-allowed here", "did not find expected key"), and sometimes a line after the real mistake.
-A person who added one space too many wants to hear: line 6 is indented 3 spaces, the
-keys it belongs with are at 2. This module re-reads the lines up to PyYAML's error with a
-small model of block structure (mappings and lists, nested by indentation) and returns
-the first line that fits no open level. Anything it does not understand (multi-line
-quoted strings, document markers, tabs) makes it answer None, and the caller keeps
-PyYAML's message: a wrong hint is worse than none.
+allowed here", "did not find expected key"), sometimes a line after the real mistake,
+and once with wrong advice. A person who added one space too many wants to hear: line 6
+is indented 3 spaces, the keys it belongs with are at 2.
+
+The lines up to PyYAML's error are re-read with a small model of block structure
+(mappings and lists nested by indentation); the first line that fits no open level is
+the problem. Often two readings explain it (that line is off, or the first line of its
+block was), so each reading's proposed edit is applied and the text parsed again: the
+reading whose edit lets YAML read furthest is reported, and when no edit gets past the
+error, nothing is (the caller keeps PyYAML's words: a wrong hint is worse than none).
+Text the model does not follow (multi-line quoted strings, document markers, tabs)
+gets no reading either.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class IndentProblem:
     # Between readings whose fixes parse as far, the one that keeps the file's own step
     # (2 spaces per level, usually) is the likelier.
     keeps_step: bool = False
+    candidates: tuple[_Level, ...] = ()  # the levels the hint names, in its order
 
 
 class _Unsure(Exception):
@@ -199,6 +205,7 @@ def _problem(line: int, column: int, message: str, candidates: list[_Level]) -> 
         f"YAML syntax error: {message}",
         _describe_candidates(candidates),
         tuple((line, level.column - column) for level in candidates),
+        candidates=tuple(candidates),
     )
 
 
@@ -355,7 +362,17 @@ def indentation_problem(
     best: Optional[IndentProblem] = None
     best_rank = (float(error_line), True)
     for reading in _check(lines, error_line):
-        rank = (max(_progress(text, fix, compose) for fix in reading.fixes), reading.keeps_step)
+        progress = [_progress(text, fix, compose) for fix in reading.fixes]
+        if len(progress) == 2 and progress[1] > progress[0]:
+            # The hint's second choice reads further: offer it first.
+            order = list(reversed(reading.candidates))
+            reading = replace(
+                reading,
+                hint=_describe_candidates(order),
+                fixes=tuple(reversed(reading.fixes)),
+                candidates=tuple(order),
+            )
+        rank = (max(progress), reading.keeps_step)
         if rank > best_rank or (best is None and rank[0] > best_rank[0]):
             best, best_rank = reading, rank
     return best
