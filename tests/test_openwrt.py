@@ -213,6 +213,16 @@ def test_install_notes_name_the_packages() -> None:
     assert "scp -O dist/xdsgen-*-py3-none-any.whl root@192.168.1.1:/tmp/" in text
     assert "pip install --no-deps /tmp/xdsgen-*-py3-none-any.whl" in text
     assert "pip install --no-deps xdsgen " not in text
+    # Everything the router needs is copied over, and what is copied is what is used.
+    copied: list[str] = []
+    for command in re.findall(r"^    (scp -O (?:[^\n\\]|\\\n)*)$", text, re.M):
+        words = shlex.split(command.replace("\\\n", " "))
+        assert words[-1] == "root@192.168.1.1:/tmp/"
+        copied += words[2:-1]
+    assert copied[0] == "dist/xdsgen-*-py3-none-any.whl"
+    for path in copied[1:]:
+        assert (REPO / path).is_file(), path
+        assert f"/tmp/{Path(path).name} " in text, path
 
 
 def test_envoy_in_docker_recipe() -> None:
