@@ -113,7 +113,7 @@ def test_readme_install_and_run_command() -> None:
         "\n    python3 -m venv .venv && .venv/bin/pip install -q . && "
         ".venv/bin/xdsgen render examples/home-router.yaml -o out/\n"
     ) in README
-    assert "\n    apt-get install -y python3-venv git\n" in README
+    assert "\n    apt-get update && apt-get install -y python3-venv git\n" in README
     # PyPI only "once published": every `install xdsgen` is in that one paragraph.
     later = README.split("\nOnce xdsgen is published on PyPI, ", 1)
     assert len(later) == 2 and "install xdsgen" in later[1].split("\n\n", 1)[0]
