@@ -75,6 +75,15 @@ def test_verify_would_catch_a_mistake(tmp_path: Path) -> None:
     assert "is not executable" in verify(directory, "envoy.service")
 
 
+def test_units_name_no_man_pages() -> None:
+    """verify runs `man` for every Documentation=man:... entry; a server without man
+    pages (a fresh Debian) would fail it. Web addresses are not checked."""
+    for path in UNITS.glob("*.service"):
+        for line in path.read_text().splitlines():
+            if line.startswith("Documentation="):
+                assert all(d.startswith("https://") for d in line.split("=", 1)[1].split())
+
+
 def test_units_are_hardened() -> None:
     for name, user in (("envoy.service", "envoy"), ("xdsgen-watch.service", "xdsgen")):
         service = unit(name)["Service"]
