@@ -14,8 +14,8 @@ from typing import Optional
 import pytest
 from harness import REPO, free_ports, write_inventory
 
-APPLY_SH = REPO / "apply.sh"
-# CI installs busybox (.ci/run); a machine without it cannot prove the script runs on OpenWrt.
+APPLY_SH = REPO / "xdsgen" / "data" / "apply.sh"  # package data: `xdsgen cron-script` installs it
+# scripts/test installs busybox; a machine without it cannot prove the script runs on OpenWrt.
 BUSYBOX = shutil.which("busybox")
 
 
@@ -46,7 +46,7 @@ def bin_dir(tmp_path: Path) -> Path:
 
 
 def run_script(
-    bin_dir: Path, *args: str, env: Optional[dict[str, str]] = None
+    bin_dir: Path, *args: str, env: Optional[dict[str, str]] = None, script: Path = APPLY_SH
 ) -> subprocess.CompletedProcess[str]:
     full = {
         "PATH": str(bin_dir),
@@ -55,7 +55,7 @@ def run_script(
         **(env or {}),
     }
     return subprocess.run(
-        [busybox(), "sh", str(APPLY_SH), *args],
+        [busybox(), "sh", str(script), *args],
         capture_output=True,
         text=True,
         env=full,
@@ -189,3 +189,68 @@ def test_terminal_run_shows_output_instead_of_logging(bin_dir: Path, tmp_path: P
     os.close(main)
     assert b"applied: 3 to add" in output
     assert syslog(bin_dir) == ""
+
+
+# --------------------------------------------------------------------------- xdsgen cron-script
+
+
+def cron_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xdsgen", "cron-script", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cron_script_prints_the_packaged_script_running_this_xdsgen() -> None:
+    result = cron_script()
+    assert result.returncode == 0, result.stderr
+    packaged = APPLY_SH.read_text().splitlines()
+    printed = result.stdout.splitlines()
+    assert len(printed) == len(packaged)
+    differ = [(a, b) for a, b in zip(packaged, printed) if a != b]
+    assert differ == [
+        (
+            "xdsgen=${XDSGEN:-xdsgen} # default: set by xdsgen cron-script",
+            f'xdsgen=${{XDSGEN:-"{sys.executable} -m xdsgen"}}',
+        )
+    ]
+
+
+def test_cron_script_installs_where_cron_finds_it(bin_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "usr" / "share" / "xdsgen" / "apply.sh"
+    result = cron_script(str(target))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"wrote {target}; crontab line: */15 * * * * {target} /etc/xdsgen/inventory.yaml\n"
+    )
+    assert oct(target.stat().st_mode & 0o777) == "0o755"
+    assert oct(target.parent.stat().st_mode & 0o777) == "0o755"
+    assert target.read_text() == cron_script().stdout
+    # Again: same file, still executable, nothing else in its directory.
+    target.chmod(0o644)
+    assert cron_script(str(target)).returncode == 0
+    assert oct(target.stat().st_mode & 0o777) == "0o755"
+    assert [p.name for p in target.parent.iterdir()] == ["apply.sh"]
+
+    # Cron's environment: no xdsgen on PATH (the stand-in is removed), no PYTHONPATH. The
+    # installed copy runs this xdsgen by its interpreter's full path.
+    (bin_dir / "xdsgen").unlink()
+    inventory = make_inventory(tmp_path)
+    config = tmp_path / "config"
+    result = run_script(
+        bin_dir, str(inventory), str(config), env={**FAST, "PYTHONPATH": ""}, script=target
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (config / "lds.yaml").is_file()
+    assert "ARGS -t xdsgen -p daemon.notice" in syslog(bin_dir)
+
+
+def test_cron_script_reports_an_unwritable_place(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cron_script(str(blocker / "apply.sh"))
+    assert result.returncode == 6
+    target = blocker / "apply.sh"
+    assert result.stderr == f"error: cannot write {target}: {blocker} is not a directory\n"

@@ -44,7 +44,7 @@ def test_validate_valid_prints_one_summary_line() -> None:
     result = run("validate", str(MINIMAL))
     assert result.exit_code == EXIT_OK
     assert result.stdout == (
-        f"{MINIMAL}: valid: 1 upstreams, 1 vhosts, 1 routes, 0 certificates; ipv4: http 8080\n"
+        f"{MINIMAL}: valid: 1 upstream, 1 vhost, 1 route, 0 certificates; ipv4: http 8080\n"
     )
     assert result.stderr == ""
 
@@ -54,9 +54,9 @@ def test_validate_example_summarizes_both_families() -> None:
     assert result.exit_code == EXIT_OK
     (line,) = result.stdout.splitlines()
     assert line == (
-        f"{EXAMPLE}: valid: 10 upstreams, 3 vhosts, 5 routes, 1 certificates; "
-        "ipv4: http 80, https 8443, tcp 139, tcp 4450, tcp 6800, tcp 6881, udp 6881; "
-        "ipv6: http 80, https 443, tcp 139, tcp 4450, tcp 6881, udp 123, udp 6881"
+        f"{EXAMPLE}: valid: 10 upstreams, 3 vhosts, 5 routes, 1 certificate; "
+        "ipv4: http 80, https 8443, tcp 139, 4450, 6800, 6881, udp 6881; "
+        "ipv6: http 80, https 443, tcp 139, 4450, 6881, udp 123, 6881"
     )
     # The example names certificate files of the router: warnings, not errors, for validate.
     missing = "/etc/ssl/router.example.com/fullchain.pem does not exist"

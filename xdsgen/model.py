@@ -20,6 +20,7 @@ from xdsgen import certificates as certificates_mod
 from xdsgen.certificates import Certificate
 from xdsgen.conventions import ADMIN_SOCKET
 from xdsgen.errors import InventoryError, Problem
+from xdsgen.hints import endpoint_hint, endpoint_mistake, inline_upstream_hint
 from xdsgen.inventory import Inventory, PathKey
 from xdsgen.schema_errors import suggest
 
@@ -174,7 +175,7 @@ def parse_admin(text: str) -> AdminAddress:
         return AdminAddress(path=text)
     endpoint = parse_endpoint(text)
     if isinstance(endpoint, str):
-        raise ValueError(f"{endpoint}; write HOST:PORT (127.0.0.1:15001) or a socket path")
+        raise ValueError(endpoint)
     if not is_ip(endpoint.host):
         raise ValueError("the admin address must be an IP address or a Unix socket path")
     return AdminAddress(host=endpoint.host, port=endpoint.port)
@@ -323,6 +324,8 @@ def is_ip(host: str) -> bool:
 
 def parse_endpoint(text: str) -> Union[Endpoint, str]:
     """Endpoint, or a message saying what is wrong with the host:port text."""
+    if endpoint_mistake(text):  # a URL, a path, a port out of range: xdsgen/hints.py
+        return str(endpoint_mistake(text))
     match = _ENDPOINT_RE.match(text)
     if not match:
         if text.count(":") > 1 and not text.startswith("["):
@@ -434,7 +437,10 @@ class _Builder:
             self.error(
                 path,
                 str(exc),
-                "e.g. 127.0.0.1:15001, or leave envoy.admin out for the default Unix socket",
+                endpoint_hint(
+                    section["admin"],
+                    "e.g. 127.0.0.1:15001, or leave envoy.admin out for the default Unix socket",
+                ),
             )
             return AdminAddress(host="127.0.0.1", port=15001), ""
         if admin.is_unix:
@@ -556,7 +562,7 @@ class _Builder:
             for text, endpoint_path in zip(spec["endpoints"], endpoint_paths):
                 parsed = parse_endpoint(text)
                 if isinstance(parsed, str):
-                    self.error(endpoint_path, parsed, "write HOST:PORT, IPv6 as [addr]:port")
+                    self.error(endpoint_path, parsed, endpoint_hint(text))
                 elif parsed in endpoints:
                     self.error(
                         endpoint_path,
@@ -625,7 +631,8 @@ class _Builder:
     def check_upstream(self, name: str, path: PathKey) -> bool:
         if name in self.data["upstreams"]:
             return True
-        self.error(path, f"unknown upstream {name!r}", suggest(name, list(self.data["upstreams"])))
+        hint = inline_upstream_hint(name) or suggest(name, list(self.data["upstreams"]))
+        self.error(path, f"unknown upstream {name!r}", hint)
         return False
 
     # ---- certificates

@@ -13,6 +13,12 @@ import json
 import re
 from typing import Any, Optional
 
+from xdsgen.hints import (
+    inline_upstream_hint,
+    looks_like_address,
+    port_out_of_range,
+    tls_value_message,
+)
 from xdsgen.inventory import PathKey
 
 _TYPE_NAMES = {
@@ -33,7 +39,7 @@ def _kind_of(value: Any, raw: Optional[str] = None) -> str:
     if raw is not None and not isinstance(value, str):
         if value is None:
             return "nothing (an empty value)" if raw == "" else f"{raw} (YAML reads it as null)"
-        if isinstance(value, bool):
+        if isinstance(value, bool) and raw.lower() != str(value).lower():
             return f"{raw} (YAML reads a bare {raw} as {str(value).lower()})"
         if isinstance(value, (int, float)) and raw != str(value):
             return f"{raw} (YAML reads it as the number {value})"
@@ -110,6 +116,10 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         return [(f"missing required key {missing!r}", None, path)]
     if validator == "type":
         expected = schema.get("type")
+        if path[:1] == ("http",) and path[-1:] == ("tls",) and not isinstance(error.instance, str):
+            names = sorted((ctx.data or {}).get("certificates") or {}) if ctx.data else []
+            words = tls_value_message(error.instance, raw, [str(n) for n in names])
+            return [(*words, path)]
         wanted = _TYPE_NAMES.get(str(expected), str(expected))
         hint = _quote_hint(raw, error.instance) if expected == "string" else None
         if hint and error.instance is not None and schema.get("pattern") and schema.get("x-hint"):
@@ -130,9 +140,12 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
             return [
                 (f"invalid name {error.instance!r}", schema.get("x-hint"), (*path, error.instance))
             ]
+        if path[-1:] == ("upstream",) and looks_like_address(str(error.instance)):
+            message = f"{_short(error.instance)} is an address, not the name of an upstream"
+            return [(message, inline_upstream_hint(str(error.instance)), path)]
         return [(f"invalid value {_short(error.instance)}", schema.get("x-hint"), path)]
     if validator in ("minimum", "maximum") and _is_port(schema):
-        return [(f"port {error.instance} is outside 1-65535", None, path)]
+        return [(port_out_of_range(error.instance), None, path)]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:

@@ -6,6 +6,30 @@ from dataclasses import dataclass
 
 from xdsgen.model import Model
 
+# Runs of ports listed one by one before the rest is only counted: a router with 300 TCP
+# maps still gets a summary that fits a few lines of a terminal.
+MAX_RUNS_SHOWN = 12
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def port_runs(ports: list[int]) -> str:
+    """139, 445, 20000-20299: consecutive ports as one range; past MAX_RUNS_SHOWN runs,
+    the rest as a count."""
+    runs: list[list[int]] = []
+    for port in sorted(set(ports)):
+        if runs and port == runs[-1][1] + 1:
+            runs[-1][1] = port
+        else:
+            runs.append([port, port])
+    shown = [f"{low}-{high}" if high > low else str(low) for low, high in runs[:MAX_RUNS_SHOWN]]
+    hidden = sum(high - low + 1 for low, high in runs[MAX_RUNS_SHOWN:])
+    if hidden:
+        shown.append(f"and {plural(hidden, 'more port')}")
+    return ", ".join(shown)
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -26,12 +50,25 @@ class Summary:
 
     def line(self) -> str:
         families = "; ".join(
-            f"{family}: {', '.join(ports)}" for family, ports in sorted(self.listeners.items())
+            f"{family}: {self.ports_line(family)}" for family in sorted(self.listeners)
         )
-        return (
-            f"{self.upstreams} upstreams, {self.vhosts} vhosts, {self.routes} routes, "
-            f"{self.certificates} certificates; {families or 'no listeners'}"
+        counts = ", ".join(
+            (
+                plural(self.upstreams, "upstream"),
+                plural(self.vhosts, "vhost"),
+                plural(self.routes, "route"),
+                plural(self.certificates, "certificate"),
+            )
         )
+        return f"{counts}; {families or 'no listeners'}"
+
+    def ports_line(self, family: str) -> str:
+        """http 80, https 443, tcp 139, 445, 20000-20299, udp 53."""
+        by_kind: dict[str, list[int]] = {}
+        for entry in self.listeners[family]:
+            kind, _, port = entry.partition(" ")
+            by_kind.setdefault(kind, []).append(int(port))
+        return ", ".join(f"{kind} {port_runs(ports)}" for kind, ports in by_kind.items())
 
 
 def summarize(model: Model) -> Summary:

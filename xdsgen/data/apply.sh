@@ -1,13 +1,15 @@
 #!/bin/sh
 # apply.sh: run `xdsgen apply` from cron (or by hand) on a router. POSIX sh; runs under
-# OpenWrt's busybox ash.
+# OpenWrt's busybox ash. Installed by `xdsgen cron-script /usr/share/xdsgen/apply.sh`,
+# which also writes the command of that xdsgen below (cron's PATH may not find it).
 #
 # Usage: apply.sh [INVENTORY [CONFIG_DIR]]
 #
 # Environment (arguments win over it):
 #   XDSGEN_INVENTORY   the inventory (default: /etc/xdsgen/inventory.yaml)
 #   XDSGEN_CONFIG_DIR  where Envoy's files go (default: the inventory's envoy.config_dir)
-#   XDSGEN             how to run xdsgen (default: xdsgen), e.g. "python3 -m xdsgen"
+#   XDSGEN             how to run xdsgen (default: the xdsgen that installed this
+#                      script), e.g. "python3 -m xdsgen"
 #   XDSGEN_ARGS        more `xdsgen apply` options, split on spaces, e.g. "--verbose --timeout 20"
 #   XDSGEN_LOG_TAG     the syslog tag (default: xdsgen)
 #
@@ -18,11 +20,12 @@
 # inventory, 3 Envoy refused (previous files restored), 4 another apply holds the lock,
 # 6 a file or Envoy's admin could not be reached (see `xdsgen apply --help`).
 #
-# crontab -e:   */5 * * * * /usr/share/xdsgen/apply.sh /etc/xdsgen/inventory.yaml
+# crontab -e (OpenWrt: /etc/crontabs/root):
+# */15 * * * * /usr/share/xdsgen/apply.sh /etc/xdsgen/inventory.yaml
 
 inventory=${1:-${XDSGEN_INVENTORY:-/etc/xdsgen/inventory.yaml}}
 config_dir=${2:-${XDSGEN_CONFIG_DIR:-}}
-xdsgen=${XDSGEN:-xdsgen}
+xdsgen=${XDSGEN:-xdsgen} # default: set by xdsgen cron-script
 tag=${XDSGEN_LOG_TAG:-xdsgen}
 
 set -- apply "$inventory"
