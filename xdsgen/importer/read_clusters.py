@@ -1,0 +1,293 @@
+"""Clusters -> what an upstream can say: endpoints (from the cluster, v2 hosts, or a
+file-based EDS), connect timeout, TLS to the upstream. Everything else is a difference."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Optional
+
+from xdsgen.importer.inputs import Context, Item
+from xdsgen.importer.semantics import DEFAULT_CONNECT_TIMEOUT, Cluster, UpstreamTls
+from xdsgen.importer.shapes import (
+    as_list,
+    as_map,
+    duration_ns,
+    enum,
+    extension,
+    integer,
+    maps,
+    port,
+    text,
+    texts,
+)
+
+# Keys read here, or that change nothing a request sees.
+_READ = {
+    "@type",
+    "name",
+    "type",
+    "connect_timeout",
+    "lb_policy",
+    "load_assignment",
+    "hosts",
+    "dns_lookup_family",
+    "transport_socket",
+    "tls_context",
+    "eds_cluster_config",
+    "alt_stat_name",
+    "metadata",
+    "track_cluster_stats",
+    "track_timeout_budgets",
+    "respect_dns_ttl",
+    "dns_refresh_rate",
+    "dns_failure_refresh_rate",
+    "cleanup_interval",
+    "ring_hash_lb_config",
+    "maglev_lb_config",
+    "least_request_lb_config",
+    "round_robin_lb_config",
+    "original_dst_lb_config",
+    "wait_for_warm_on_init",
+    "close_connections_on_host_health_failure",
+    "ignore_health_on_host_removal",
+}
+_TOPICS = {
+    "health_checks": ("health-checks", "active health checks are not carried over"),
+    "outlier_detection": ("health-checks", "outlier detection is not carried over"),
+    "circuit_breakers": ("tuning", "circuit breakers are not carried over"),
+    "http2_protocol_options": ("upstream", "it speaks HTTP/2 to the upstream; the draft HTTP/1.1"),
+    "upstream_http_protocol_options": ("upstream", "upstream HTTP options are not carried over"),
+    "common_http_protocol_options": ("tuning", "HTTP timeouts/limits are not carried over"),
+    "http_protocol_options": ("tuning", "HTTP/1 options are not carried over"),
+    "upstream_connection_options": ("tuning", "TCP keepalive options are not carried over"),
+    "per_connection_buffer_limit_bytes": ("tuning", "the buffer limit is not carried over"),
+    "common_lb_config": ("tuning", "load-balancing options are not carried over"),
+    "max_requests_per_connection": ("tuning", "max requests per connection are not carried over"),
+    "lb_subset_config": ("routing", "subset load balancing is not carried over"),
+    "dns_resolvers": ("upstream", "its own DNS resolvers are not carried over"),
+    "typed_dns_resolver_config": ("upstream", "its own DNS resolver is not carried over"),
+    "dns_resolution_config": ("upstream", "its own DNS resolver is not carried over"),
+    "use_tcp_for_dns_lookups": ("upstream", "DNS over TCP is not carried over"),
+    "upstream_bind_config": ("upstream", "the upstream source address is not carried over"),
+    "protocol_selection": ("upstream", "USE_DOWNSTREAM_PROTOCOL is not carried over"),
+    "transport_socket_matches": ("upstream", "per-endpoint transport sockets not carried over"),
+    "preconnect_policy": ("tuning", "preconnecting is not carried over"),
+}
+
+
+def read_clusters(ctx: Context) -> dict[str, Cluster]:
+    clusters: dict[str, Cluster] = {}
+    for item in ctx.inputs.clusters:
+        cluster = _cluster(ctx, item)
+        if cluster is not None and cluster.name not in clusters:
+            clusters[cluster.name] = cluster
+    return clusters
+
+
+def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
+    data = item.data
+    name = text(data.get("name"))
+    if not name:
+        ctx.report.note(item.source, "a cluster without a name (Envoy refuses it); skipped")
+        return None
+    where = f"{item.source}: cluster {name!r}"
+    cluster = Cluster(name, (), where=where, raw=data)
+    kind = enum(data.get("type"), "STATIC")
+    if "cluster_type" in data:
+        return _unusable(cluster, "a custom cluster type (cluster_type): no fixed endpoints")
+    if kind in ("ORIGINAL_DST", "4"):
+        return _unusable(cluster, "ORIGINAL_DST has no endpoints of its own")
+    if kind in ("EDS", "3"):
+        found, why = _eds(ctx, item, name, where)
+        if found is None:
+            return _unusable(cluster, why)
+        assignment = found
+    else:
+        assignment = as_map(data.get("load_assignment"))
+    endpoints = _endpoints(ctx, cluster, assignment, as_list(data.get("hosts")))
+    cluster.endpoints = tuple(dict.fromkeys(endpoints))
+    if not cluster.endpoints and not cluster.problem:
+        cluster.problem = "no endpoints"
+    cluster.connect_timeout = duration_ns(data.get("connect_timeout")) or DEFAULT_CONNECT_TIMEOUT
+    dns = any(not _is_ip(e.rsplit(":", 1)[0].strip("[]")) for e in cluster.endpoints)
+    if kind in ("LOGICAL_DNS", "2") and dns:
+        ctx.report.note(
+            where, "LOGICAL_DNS: the draft resolves the name STRICT_DNS (every address)"
+        )
+    family = enum(data.get("dns_lookup_family"), "AUTO")
+    if dns and family not in ("V4_PREFERRED", "4"):
+        ctx.report.note(where, f"dns_lookup_family {family}: the draft resolves V4_PREFERRED")
+    policy = enum(data.get("lb_policy"), "ROUND_ROBIN")
+    if policy not in ("ROUND_ROBIN", "0") and len(cluster.endpoints) > 1:
+        ctx.report.differ(
+            "routing", where, f"lb_policy {policy}: the draft balances round robin", anchor=cluster
+        )
+    cluster.tls = _upstream_tls(ctx, cluster, data)
+    for key in sorted(set(data) - _READ):
+        topic, message = _TOPICS.get(key, ("other", f"{key} is not carried over"))
+        if key == "typed_extension_protocol_options":
+            topic, message = _protocol_options(data[key])
+        ctx.report.differ(topic, where, message, fragment={key: data[key]}, anchor=cluster)
+    return cluster
+
+
+def _unusable(cluster: Cluster, problem: str) -> Cluster:
+    cluster.problem = problem
+    return cluster
+
+
+def _protocol_options(options: Any) -> tuple[str, str]:
+    for config in as_map(options).values():
+        explicit = as_map(as_map(config).get("explicit_http_config"))
+        if "http2_protocol_options" in explicit or "auto_config" in as_map(config):
+            return "upstream", "it speaks HTTP/2 to the upstream; the draft HTTP/1.1"
+    return "tuning", "upstream HTTP options are not carried over"
+
+
+def _eds(ctx: Context, item: Item, name: str, where: str) -> tuple[Optional[dict[str, Any]], str]:
+    """The ClusterLoadAssignment of an EDS cluster: from a file given or the file its
+    eds_config names."""
+    config = as_map(item.data.get("eds_cluster_config"))
+    service = text(config.get("service_name")) or name
+    candidates = list(ctx.inputs.assignments)
+    why = ""
+    if "eds_config" in config:
+        found, why = ctx.follow(config["eds_config"], "EDS", item.source)
+        candidates = (found or []) + candidates
+    for candidate in candidates:
+        if text(candidate.data.get("cluster_name")) == service:
+            ctx.report.note(where, f"EDS endpoints read from {candidate.source} (a fixed list now)")
+            return candidate.data, ""
+    return None, "EDS: " + (why or f"no load assignment for {service!r}")
+
+
+def _endpoints(
+    ctx: Context, cluster: Cluster, assignment: dict[str, Any], hosts: list[Any]
+) -> list[str]:
+    where = cluster.where
+    out = []
+    weights = set()
+    groups = maps(assignment.get("endpoints"))
+    for group in groups:
+        priority = integer(group.get("priority")) or 0
+        if priority > 0:
+            ctx.report.differ(
+                "routing",
+                where,
+                f"endpoints of priority {priority} only take over when the others fail; the draft "
+                "balances over all endpoints",
+                anchor=cluster,
+            )
+        for lb in maps(group.get("lb_endpoints")):
+            status = enum(lb.get("health_status"), "UNKNOWN")
+            weight = integer(lb.get("load_balancing_weight"))
+            weights.add(weight or 1)
+            address = as_map(as_map(lb.get("endpoint")).get("address"))
+            endpoint = _address(address)
+            if endpoint is None:
+                ctx.report.note(where, "an endpoint that is not address + port_value; skipped")
+                cluster.problem = cluster.problem or "an endpoint without address + port_value"
+                continue
+            if status not in ("UNKNOWN", "HEALTHY", "0", "1"):
+                ctx.report.differ(
+                    "routing",
+                    where,
+                    f"endpoint {endpoint} is {status}: the original sends it nothing; the draft "
+                    "balances over it",
+                    anchor=cluster,
+                )
+            out.append(endpoint)
+            if "health_check_config" in as_map(lb.get("endpoint")):
+                ctx.report.differ(
+                    "health-checks", where, "endpoint health check settings are not carried over"
+                )
+    for host in hosts:  # v2
+        ctx.v2 = True
+        endpoint = _address(as_map(host))
+        if endpoint is not None:
+            out.append(endpoint)
+    if len(weights) > 1:
+        ctx.report.differ(
+            "routing",
+            where,
+            "endpoint weights are not carried over: the draft balances evenly",
+            anchor=cluster,
+        )
+    if len({integer(g.get("load_balancing_weight")) for g in groups}) > 1:
+        ctx.report.note(where, "locality weights are not carried over")
+    return out
+
+
+def _address(address: dict[str, Any]) -> Optional[str]:
+    sock = as_map(address.get("socket_address"))
+    host, number = text(sock.get("address")), port(sock.get("port_value"))
+    if not host or not number:
+        return None
+    host = host.strip().lower()
+    return f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optional[UpstreamTls]:
+    where = cluster.where
+    context: Optional[dict[str, Any]] = None
+    if "transport_socket" in data:
+        kind, config, v2 = extension(data["transport_socket"])
+        ctx.v2 = ctx.v2 or v2
+        if kind == "TlsContext":
+            context = config
+        elif kind != "RawBuffer":
+            ctx.report.differ(
+                "upstream",
+                where,
+                f"transport socket {kind} is not carried over: the draft connects in plain TCP",
+                fragment=data["transport_socket"],
+                anchor=cluster,
+            )
+    elif isinstance(data.get("tls_context"), dict):  # v2
+        ctx.v2 = True
+        context = data["tls_context"]
+    if context is None:
+        return None
+    common = as_map(context.get("common_tls_context"))
+    validation = as_map(common.get("validation_context"))
+    ca = text(as_map(validation.get("trusted_ca")).get("filename"))
+    names = [
+        text(as_map(m).get("exact")) for m in as_list(validation.get("match_subject_alt_names"))
+    ]
+    for typed in maps(validation.get("match_typed_subject_alt_names")):
+        names.append(text(as_map(typed.get("matcher")).get("exact")))
+    names += texts(validation.get("verify_subject_alt_name"))  # v2
+    if None in names:
+        ctx.report.differ("upstream", where, "non-exact certificate name matchers are dropped")
+    for key in sorted(set(common) - {"validation_context", "alpn_protocols"}):
+        ctx.report.differ(
+            "upstream",
+            where,
+            f"upstream TLS common_tls_context.{key} is not carried over",
+            fragment={key: common[key]},
+            anchor=cluster,
+        )
+    if "h2" in texts(common.get("alpn_protocols")):
+        ctx.report.differ("upstream", where, "it offers HTTP/2 (ALPN h2); the draft HTTP/1.1")
+    if validation and not ca:
+        ctx.report.differ(
+            "upstream",
+            where,
+            "the upstream certificate is validated without a CA file; the draft does not verify it",
+            anchor=cluster,
+        )
+    for key in sorted(set(context) - {"@type", "sni", "common_tls_context"}):
+        ctx.report.differ("upstream", where, f"upstream TLS {key} is not carried over")
+    return UpstreamTls(
+        sni=(text(context.get("sni")) or "").lower() or None,
+        ca=ca,
+        names=tuple(sorted(n.lower() for n in names if n)),
+    )
