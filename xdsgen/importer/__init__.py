@@ -37,7 +37,7 @@ class ImportResult:
 
 def import_files(paths: list[str]) -> ImportResult:
     from xdsgen.importer.compare import Comparer, resolve
-    from xdsgen.importer.inputs import Context, Inputs, collect
+    from xdsgen.importer.inputs import Context, Inputs, collect, require_something
     from xdsgen.importer.read_clusters import read_clusters
     from xdsgen.importer.read_listeners import read_listeners
     from xdsgen.importer.reading import Files
@@ -49,6 +49,7 @@ def import_files(paths: list[str]) -> ImportResult:
     report = Report()
     ctx = Context(Files(), report, Inputs())
     collect(paths, ctx)
+    require_something(paths, ctx)
     original = Config(read_listeners(ctx), read_clusters(ctx))
     for text in ctx.files.notes:
         report.note("", text)

@@ -247,8 +247,7 @@ class Comparer:
                 theirs_action = theirs_route.action if theirs_route else None
                 if ours_action == theirs_action:
                     continue
-                route = ours_route or theirs_route
-                what = route.describe() if route else f"path {path}"
+                what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
                     _topic(ours_action, theirs_action),
                     ours_route.where if ours_route else where,
@@ -343,6 +342,15 @@ def _paths(ours: Optional[Vhost], theirs: Optional[Vhost]) -> list[str]:
                 paths.append(route.value + PROBE_LABEL)
                 paths.append(route.value.rstrip("/") + "/" + PROBE_LABEL)
     return list(dict.fromkeys(paths))
+
+
+def _where_in_vhost(ours: Optional[Route], theirs: Optional[Route], path: str) -> str:
+    """Which requests: the original's route, and the draft's when it is narrower."""
+    if ours is None:
+        return theirs.describe() if theirs else f"path {path}"
+    if theirs is not None and theirs.describe() != ours.describe():
+        return f"{ours.describe()}, within it {theirs.describe()}"
+    return ours.describe()
 
 
 def _sni_like(name: str) -> bool:

@@ -206,7 +206,6 @@ def _bootstrap(doc: dict[str, Any], path: str, inputs: Inputs, ctx: Context) -> 
         ctx.report.differ("tracing", f"{path}: tracing", "tracing is not carried over")
     for key in sorted(set(doc) - _BOOTSTRAP_QUIET - {"tracing"}):
         ctx.report.note(f"{path}: {key}", "not carried over (xdsgen bootstrap writes its own)")
-    ctx.report.note(path, "read as a bootstrap: its static_resources and dynamic_resources")
 
 
 def collect(paths: list[str], ctx: Context) -> Inputs:
@@ -214,17 +213,26 @@ def collect(paths: list[str], ctx: Context) -> Inputs:
     inputs.first = paths[0]
     for path in paths:
         add_document(ctx.files.load(path), path, inputs, ctx)
-    if not inputs.listeners and not inputs.clusters:
-        raise InventoryError(
-            [
-                Problem(
-                    0,
-                    0,
-                    "",
-                    "no listeners and no clusters in " + ", ".join(paths),
-                    "give the bootstrap, or the LDS and CDS files",
-                    source=paths[0],
-                )
-            ]
-        )
     return inputs
+
+
+def require_something(paths: list[str], ctx: Context) -> None:
+    """An import with neither listeners nor clusters is the wrong file, or one whose
+    resources live elsewhere: say which."""
+    if ctx.inputs.listeners or ctx.inputs.clusters:
+        return
+    why = [
+        d.message for d in ctx.report.differences if d.where.endswith(("lds_config", "cds_config"))
+    ]
+    raise InventoryError(
+        [
+            Problem(
+                0,
+                0,
+                "",
+                "no listeners and no clusters in " + ", ".join(paths),
+                "; ".join(why) if why else "give the bootstrap, or the LDS and CDS files",
+                source=paths[0],
+            )
+        ]
+    )

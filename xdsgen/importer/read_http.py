@@ -188,7 +188,13 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     if route_config is not None:
         data, source = route_config
         hcm.route_config = text(data.get("name")) or ""
-        hcm.vhosts = read_route_config(ctx, data, source, websocket, tls, hcm)
+        # An inline route table is shown where its listener is; an RDS one by its file.
+        rc_where = (
+            f"{where} route_config"
+            if source is None
+            else (f"{source}: route configuration {hcm.route_config!r}")
+        )
+        hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
     return hcm
 
 
@@ -232,9 +238,10 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str) -> None:
 
 def _route_config(
     ctx: Context, config: dict[str, Any], where: str, referrer: str
-) -> Optional[tuple[dict[str, Any], str]]:
+) -> Optional[tuple[dict[str, Any], Optional[str]]]:
+    """The route table and the file it came from (None: inline in the listener)."""
     if isinstance(config.get("route_config"), dict):
-        return config["route_config"], referrer
+        return config["route_config"], None
     if "scoped_routes" in config:
         ctx.report.differ("ports", where, "scoped routes cannot be read: no routes in the draft")
         return None
@@ -252,10 +259,8 @@ def _route_config(
 
 
 def read_route_config(
-    ctx: Context, data: dict[str, Any], source: str, websocket: bool, tls: bool, hcm: Hcm
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
 ) -> list[Vhost]:
-    name = text(data.get("name")) or ""
-    where = f"{source}: route configuration {name!r}"
     for key in sorted(set(data) - {"@type", "name", "virtual_hosts", "validate_clusters"}):
         value = data[key]
         if key == "request_headers_to_add" and as_list(value) == [XFF_HEADER]:
