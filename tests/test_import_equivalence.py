@@ -234,9 +234,7 @@ class Lab:
         mode) also loopback addresses, free ports, backends and test certificates."""
         envoy = inventory.setdefault("envoy", {})
         envoy.pop("container_config_dir", None)
-        envoy.update(
-            {"admin": f"127.0.0.1:{admin}", "config_dir": str(self.work / "draft-config")}
-        )
+        envoy.update({"admin": f"127.0.0.1:{admin}", "config_dir": str(self.work / "draft-config")})
         envoy["access_log"] = "off"
         if remap:
             for family, spec in inventory["listen"].items():

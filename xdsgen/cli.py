@@ -507,7 +507,12 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
 
 @main.command("import")
 @click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="FILE..."
+    # No checks by click: the reader refuses unusable files with its own messages (exit 1).
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=True, readable=False, allow_dash=False),
+    metavar="FILE...",
 )
 @click.option(
     "-o",

@@ -264,7 +264,7 @@ class Comparer:
         action = route.action
         if isinstance(action, Proxy):
             if action.cluster not in self.original.clusters:
-                return Respond(503)  # Envoy: cluster not found
+                return Respond(503, f"cluster {action.cluster!r} is not in the files given")
             return Proxy(
                 self.mapped(action.cluster) or "",
                 action.rewrite,
@@ -348,7 +348,8 @@ def _where_in_vhost(ours: Optional[Route], theirs: Optional[Route], path: str) -
     """Which requests: the original's route, and the draft's when it is narrower."""
     if ours is None:
         return theirs.describe() if theirs else f"path {path}"
-    if theirs is not None and theirs.describe() != ours.describe():
+    narrower = theirs is not None and theirs.value.startswith(ours.value)
+    if theirs is not None and narrower and theirs.describe() != ours.describe():
         return f"{ours.describe()}, within it {theirs.describe()}"
     return ours.describe()
 
@@ -481,6 +482,14 @@ def _resource_for(
     )
     if isinstance(anchor, (Listener, Chain)):
         return Resource("listener", found.name if found else None)
+    if isinstance(anchor, Hcm):
+        chain = anchor.chain
+        if found is None or chain is None:
+            return Resource("route_config", None)
+        probe = representative(chain.server_names[0]) if chain.server_names else None
+        theirs_chain = found.chain_for(probe, chain.tls)
+        theirs_hcm = theirs_chain.hcm if theirs_chain else None
+        return Resource("route_config", theirs_hcm.route_config if theirs_hcm else None)
     vhost = anchor if isinstance(anchor, Vhost) else getattr(anchor, "vhost", None)
     kind = "route" if isinstance(anchor, Route) else "vhost"
     if vhost is None or found is None or vhost.hcm is None or vhost.hcm.chain is None:
@@ -501,6 +510,8 @@ def _listener_of(anchor: Any) -> Optional[Listener]:
         return anchor
     if isinstance(anchor, Chain):
         return anchor.listener
+    if isinstance(anchor, Hcm):
+        return anchor.chain.listener if anchor.chain else None
     vhost = anchor if isinstance(anchor, Vhost) else getattr(anchor, "vhost", None)
     if isinstance(vhost, Vhost) and vhost.hcm and vhost.hcm.chain:
         return vhost.hcm.chain.listener

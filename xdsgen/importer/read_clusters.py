@@ -120,7 +120,11 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
     policy = enum(data.get("lb_policy"), "ROUND_ROBIN")
     if policy not in ("ROUND_ROBIN", "0") and len(cluster.endpoints) > 1:
         ctx.report.differ(
-            "routing", where, f"lb_policy {policy}: the draft balances round robin", anchor=cluster
+            "routing",
+            where,
+            f"lb_policy {policy}: the draft balances round robin",
+            {"lb_policy": data.get("lb_policy")},
+            cluster,
         )
     cluster.tls = _upstream_tls(ctx, cluster, data)
     for key in sorted(set(data) - _READ):
@@ -199,7 +203,11 @@ def _endpoints(
             out.append(endpoint)
             if "health_check_config" in as_map(lb.get("endpoint")):
                 ctx.report.differ(
-                    "health-checks", where, "endpoint health check settings are not carried over"
+                    "health-checks",
+                    where,
+                    "endpoint health check settings are not carried over",
+                    lb,
+                    cluster,
                 )
     for host in hosts:  # v2
         ctx.v2 = True
@@ -266,7 +274,13 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
         names.append(text(as_map(typed.get("matcher")).get("exact")))
     names += texts(validation.get("verify_subject_alt_name"))  # v2
     if None in names:
-        ctx.report.differ("upstream", where, "non-exact certificate name matchers are dropped")
+        ctx.report.differ(
+            "upstream",
+            where,
+            "non-exact certificate name matchers are dropped",
+            validation,
+            cluster,
+        )
     for key in sorted(set(common) - {"validation_context", "alpn_protocols"}):
         ctx.report.differ(
             "upstream",
@@ -276,7 +290,9 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
             anchor=cluster,
         )
     if "h2" in texts(common.get("alpn_protocols")):
-        ctx.report.differ("upstream", where, "it offers HTTP/2 (ALPN h2); the draft HTTP/1.1")
+        ctx.report.differ(
+            "upstream", where, "it offers HTTP/2 (ALPN h2); the draft HTTP/1.1", common, cluster
+        )
     if validation and not ca:
         ctx.report.differ(
             "upstream",
@@ -285,7 +301,13 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
             anchor=cluster,
         )
     for key in sorted(set(context) - {"@type", "sni", "common_tls_context"}):
-        ctx.report.differ("upstream", where, f"upstream TLS {key} is not carried over")
+        ctx.report.differ(
+            "upstream",
+            where,
+            f"upstream TLS {key} is not carried over",
+            {key: context[key]},
+            cluster,
+        )
     return UpstreamTls(
         sni=(text(context.get("sni")) or "").lower() or None,
         ca=ca,

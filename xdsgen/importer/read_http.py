@@ -170,12 +170,18 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     for key in sorted(set(config) - _HCM_QUIET):
         topic = _HCM_TOPICS.get(key, "other")
         ctx.report.differ(
-            topic, where, f"http_connection_manager.{key} is not carried over", {key: config[key]}
+            topic,
+            where,
+            f"http_connection_manager.{key} is not carried over",
+            {key: config[key]},
+            hcm,
         )
     codec = enum(config.get("codec_type"), "AUTO")
     if codec not in ("AUTO", "0"):
-        ctx.report.differ("tuning", where, f"codec_type {codec}: the draft accepts HTTP/1 and 2")
-    _http_filters(ctx, config, where)
+        ctx.report.differ(
+            "tuning", where, f"codec_type {codec}: the draft accepts HTTP/1 and 2", None, hcm
+        )
+    _http_filters(ctx, config, where, hcm)
     read_access_log(ctx, config, where)
     websocket = False
     for upgrade in maps(config.get("upgrade_configs")):
@@ -183,8 +189,10 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
         if kind == "websocket":
             websocket = upgrade.get("enabled") is not False
         else:
-            ctx.report.differ("other", where, f"{kind or 'an'} upgrade is not carried over")
-    route_config = _route_config(ctx, config, where, referrer)
+            ctx.report.differ(
+                "other", where, f"{kind or 'an'} upgrade is not carried over", upgrade, hcm
+            )
+    route_config = _route_config(ctx, config, where, referrer, hcm)
     if route_config is not None:
         data, source = route_config
         hcm.route_config = text(data.get("name")) or ""
@@ -218,7 +226,7 @@ def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
     ctx.access_logs.append((where, path, custom))
 
 
-def _http_filters(ctx: Context, config: dict[str, Any], where: str) -> None:
+def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) -> None:
     for index, entry in enumerate(as_list(config.get("http_filters"))):
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
@@ -233,17 +241,24 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str) -> None:
             f"HTTP filter {label(entry)} (http_filters[{index}]) is not carried over"
             + (": requests it refused reach the routes" if topic in ("access", "auth") else ""),
             fragment=entry,
+            anchor=hcm,
         )
 
 
 def _route_config(
-    ctx: Context, config: dict[str, Any], where: str, referrer: str
+    ctx: Context, config: dict[str, Any], where: str, referrer: str, hcm: Hcm
 ) -> Optional[tuple[dict[str, Any], Optional[str]]]:
     """The route table and the file it came from (None: inline in the listener)."""
     if isinstance(config.get("route_config"), dict):
         return config["route_config"], None
     if "scoped_routes" in config:
-        ctx.report.differ("ports", where, "scoped routes cannot be read: no routes in the draft")
+        ctx.report.differ(
+            "ports",
+            where,
+            "scoped routes cannot be read: no routes in the draft",
+            config.get("scoped_routes"),
+            hcm,
+        )
         return None
     rds = as_map(config.get("rds"))
     wanted = text(rds.get("route_config_name"))
@@ -254,7 +269,7 @@ def _route_config(
             return item.data, item.source
     if not why:
         why = f"no route configuration {wanted!r} in the RDS file"
-    ctx.report.differ("ports", where, f"{why}: the draft has none of its routes")
+    ctx.report.differ("ports", where, f"{why}: the draft has none of its routes", rds, hcm)
     return None
 
 
@@ -271,7 +286,7 @@ def read_route_config(
         if key == "ignore_port_in_host_matching":
             hcm.strip_port = hcm.strip_port or flag(value)
             continue
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value})
+        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value}, hcm)
     vhosts = []
     for index, entry in enumerate(as_list(data.get("virtual_hosts"))):
         if not isinstance(entry, dict):

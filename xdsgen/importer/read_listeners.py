@@ -232,7 +232,9 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
     _transport_socket(ctx, chain, data, source)
     filters = maps(data.get("filters"))
     if not filters:
-        ctx.report.differ("ports", where, "a filter chain without filters: not in the draft")
+        ctx.report.differ(
+            "ports", where, "a filter chain without filters: not in the draft", data, listener
+        )
         return chain
     for index, entry in enumerate(filters[:-1]):
         kind, _, v2 = extension(entry)
@@ -365,7 +367,13 @@ def _certificate(
             return None
         found.append(certificate)
     if not found:
-        ctx.report.differ("certificate", where, "TLS without a certificate xdsgen can read")
+        ctx.report.differ(
+            "certificate",
+            where,
+            "TLS without a certificate xdsgen can read",
+            context,
+            chain.listener,
+        )
         return None
     if len(found) > 1:
         ctx.report.differ(

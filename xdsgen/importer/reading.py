@@ -188,7 +188,7 @@ class Files:
         candidates = [path] if os.path.isabs(path) else [os.path.join(beside, path), path]
         candidates.append(os.path.join(beside, os.path.basename(path)))
         for candidate in candidates:
-            if os.path.isfile(candidate):
+            if os.path.exists(candidate):  # a FIFO or directory is refused by name when read
                 shown = os.path.relpath(candidate)
                 return candidate if shown.startswith("..") else shown
         return None

@@ -51,9 +51,14 @@ class Redirect:
 @dataclass(frozen=True)
 class Respond:
     status: int
+    reason: str = field(default="", compare=False)
 
     def describe(self) -> str:
-        return f"answers {self.status} itself"
+        return (
+            f"answers {self.status} ({self.reason})"
+            if self.reason
+            else (f"answers {self.status} itself")
+        )
 
 
 Action = Union[Proxy, Redirect, Respond]
