@@ -44,6 +44,20 @@ def sockets(config: Config) -> dict[Socket, Listener]:
     return found
 
 
+def shadowed(config: Config) -> list[tuple[Socket, Listener, Listener]]:
+    """Listeners on a port of a family another listener has already (another address):
+    an inventory has one address per family."""
+    found: dict[Socket, Listener] = {}
+    out = []
+    for listener in config.listeners:
+        for family in listener.families:
+            key = (family, listener.protocol, listener.port)
+            if key in found and found[key] is not listener:
+                out.append((key, listener, found[key]))
+            found.setdefault(key, listener)
+    return out
+
+
 class Comparer:
     def __init__(
         self,
@@ -86,6 +100,16 @@ class Comparer:
 
     def compare_sockets(self) -> None:
         ours, theirs = sockets(self.original), sockets(self.draft)
+        for (family, protocol, port), listener, first in shadowed(self.original):
+            self.add(
+                "ports",
+                listener.where,
+                f"{family} {protocol.upper()} port {port}",
+                f"also listens on {listener.address_for(family)} (besides "
+                f"{first.address_for(family)}); the draft listens on one address per family",
+                Resource("listener", None),
+                listener.raw,
+            )
         for key in sorted(set(ours) | set(theirs), key=lambda k: (k[2], k[1], k[0])):
             family, protocol, port = key
             context = f"{family} {protocol.upper()} port {port}"

@@ -62,7 +62,7 @@ def load_document(path: str, notes: Optional[list[str]] = None) -> Any:
 
 def parse_trusted(text: str) -> Any:
     """Files xdsgen rendered itself (the draft's render, compared with the original)."""
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _check_depth(data: Any, source: str) -> None:

@@ -107,13 +107,17 @@ class Hcm:
     where: str = field(default="", compare=False)
     chain: Optional[Chain] = field(default=None, compare=False, repr=False)
 
+    index: Optional[VhostIndex] = field(default=None, compare=False, repr=False)
+
     def vhost_for(self, host: str) -> Optional[Vhost]:
         if self.vhosts is None:
             return None
         host = host.lower()
         if self.strip_port and ":" in host and not host.endswith("]"):
             host = host.rsplit(":", 1)[0]
-        return match_vhost(self.vhosts, host)
+        if self.index is None:
+            self.index = VhostIndex(self.vhosts)
+        return self.index.match(host)
 
 
 @dataclass(frozen=True)
@@ -227,32 +231,35 @@ def representative(domain: str) -> str:
     return domain
 
 
-def domain_matches(domain: str, host: str) -> bool:
-    if domain == "*":
-        return True
-    if domain.startswith("*"):
-        return len(host) > len(domain) - 1 and host.endswith(domain[1:])
-    if domain.endswith("*"):
-        return len(host) > len(domain) - 1 and host.startswith(domain[:-1])
-    return host == domain
+class VhostIndex:
+    """Envoy's vhost order, indexed: exact name, then the longest suffix wildcard, then the
+    longest prefix wildcard, then "*" (thousands of vhosts are compared host by host)."""
 
+    def __init__(self, vhosts: list[Vhost]):
+        self.exact: dict[str, Vhost] = {}
+        self.suffixes: list[tuple[str, Vhost]] = []
+        self.prefixes: list[tuple[str, Vhost]] = []
+        self.star: Optional[Vhost] = None
+        for vhost in vhosts:
+            for domain in vhost.domains:
+                if domain == "*":
+                    self.star = self.star or vhost
+                elif domain.startswith("*"):
+                    self.suffixes.append((domain[1:], vhost))
+                elif domain.endswith("*"):
+                    self.prefixes.append((domain[:-1], vhost))
+                else:
+                    self.exact.setdefault(domain, vhost)
+        self.suffixes.sort(key=lambda pair: -len(pair[0]))
+        self.prefixes.sort(key=lambda pair: -len(pair[0]))
 
-def match_vhost(vhosts: list[Vhost], host: str) -> Optional[Vhost]:
-    """Envoy's order: exact name, then the longest suffix wildcard, then the longest prefix
-    wildcard, then "*"."""
-    best: Optional[tuple[int, int, Vhost]] = None
-    for vhost in vhosts:
-        for domain in vhost.domains:
-            if not domain_matches(domain, host):
-                continue
-            if domain == "*":
-                rank = (0, 0)
-            elif domain.startswith("*"):
-                rank = (2, len(domain))
-            elif domain.endswith("*"):
-                rank = (1, len(domain))
-            else:
+    def match(self, host: str) -> Optional[Vhost]:
+        if host in self.exact:
+            return self.exact[host]
+        for suffix, vhost in self.suffixes:
+            if len(host) > len(suffix) and host.endswith(suffix):
                 return vhost
-            if best is None or rank > best[:2]:
-                best = (*rank, vhost)
-    return best[2] if best else None
+        for prefix, vhost in self.prefixes:
+            if len(host) > len(prefix) and host.startswith(prefix):
+                return vhost
+        return self.star

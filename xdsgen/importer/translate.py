@@ -195,7 +195,12 @@ class Translator:
             )
         if role in ("tcp", "udp"):
             return "its cluster is not in the draft"
-        return "its filter chains mix what an inventory keeps apart (see above)"
+        chains = [c for c in [*listener.chains, listener.default_chain] if c is not None]
+        if listener.protocol == "udp" or not chains:
+            return "nothing an inventory can say runs on it (see above)"
+        if any(c.kind == "opaque" or (c.hcm is not None and c.hcm.vhosts is None) for c in chains):
+            return "what runs on it cannot be read or said in an inventory (see above)"
+        return "its filter chains mix plain HTTP, TLS and TCP on one port: an inventory cannot"
 
     # ------------------------------------------------------------------ vhosts
 
