@@ -502,3 +502,20 @@ def test_a_hostile_referenced_file_is_refused_by_name(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["import", *paths])
     assert result.exit_code == 1
     assert "rds.yaml: error: is not a regular file" in result.stderr
+
+
+def test_the_readme_shows_real_import_sessions(tmp_path: Path, monkeypatch: Any) -> None:
+    readme = (HERE.parent / "README.md").read_text()
+    section = readme.split("## Coming from a hand-written config", 1)[1].split("\n## ", 1)[0]
+    sessions = section.split("    $ xdsgen import ")[1:]
+    assert len(sessions) == 2
+    for case, session in zip(("v2", "v3"), sessions):
+        command, _, rest = session.partition("\n")
+        shown, _, code = rest.partition("    $ echo $?\n")
+        work = tmp_path / case
+        shutil.copytree(CASES / case, work)
+        monkeypatch.chdir(work)
+        result = CliRunner().invoke(main, ["import", *command.split()])
+        assert result.exit_code == int(code.split()[0])
+        expected = [line[4:] for line in shown.splitlines()]
+        assert result.stderr.splitlines() == expected

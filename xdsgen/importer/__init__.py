@@ -36,7 +36,8 @@ class ImportResult:
 
 
 def import_files(paths: list[str]) -> ImportResult:
-    from xdsgen.importer.compare import Comparer, resolve
+    from xdsgen.importer.anchors import resolve
+    from xdsgen.importer.compare import Comparer
     from xdsgen.importer.inputs import Context, Inputs, collect, require_something
     from xdsgen.importer.read_clusters import read_clusters
     from xdsgen.importer.read_listeners import read_listeners

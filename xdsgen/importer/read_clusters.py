@@ -20,59 +20,7 @@ from xdsgen.importer.shapes import (
     text,
     texts,
 )
-
-# Keys read here, or that change nothing a request sees.
-_READ = {
-    "@type",
-    "name",
-    "type",
-    "connect_timeout",
-    "lb_policy",
-    "load_assignment",
-    "hosts",
-    "dns_lookup_family",
-    "transport_socket",
-    "tls_context",
-    "eds_cluster_config",
-    "alt_stat_name",
-    "metadata",
-    "track_cluster_stats",
-    "track_timeout_budgets",
-    "respect_dns_ttl",
-    "dns_refresh_rate",
-    "dns_failure_refresh_rate",
-    "cleanup_interval",
-    "ring_hash_lb_config",
-    "maglev_lb_config",
-    "least_request_lb_config",
-    "round_robin_lb_config",
-    "original_dst_lb_config",
-    "wait_for_warm_on_init",
-    "close_connections_on_host_health_failure",
-    "ignore_health_on_host_removal",
-}
-_TOPICS = {
-    "health_checks": ("health-checks", "active health checks are not carried over"),
-    "outlier_detection": ("health-checks", "outlier detection is not carried over"),
-    "circuit_breakers": ("tuning", "circuit breakers are not carried over"),
-    "http2_protocol_options": ("upstream", "it speaks HTTP/2 to the upstream; the draft HTTP/1.1"),
-    "upstream_http_protocol_options": ("upstream", "upstream HTTP options are not carried over"),
-    "common_http_protocol_options": ("tuning", "HTTP timeouts/limits are not carried over"),
-    "http_protocol_options": ("tuning", "HTTP/1 options are not carried over"),
-    "upstream_connection_options": ("tuning", "TCP keepalive options are not carried over"),
-    "per_connection_buffer_limit_bytes": ("tuning", "the buffer limit is not carried over"),
-    "common_lb_config": ("tuning", "load-balancing options are not carried over"),
-    "max_requests_per_connection": ("tuning", "max requests per connection are not carried over"),
-    "lb_subset_config": ("routing", "subset load balancing is not carried over"),
-    "dns_resolvers": ("upstream", "its own DNS resolvers are not carried over"),
-    "typed_dns_resolver_config": ("upstream", "its own DNS resolver is not carried over"),
-    "dns_resolution_config": ("upstream", "its own DNS resolver is not carried over"),
-    "use_tcp_for_dns_lookups": ("upstream", "DNS over TCP is not carried over"),
-    "upstream_bind_config": ("upstream", "the upstream source address is not carried over"),
-    "protocol_selection": ("upstream", "USE_DOWNSTREAM_PROTOCOL is not carried over"),
-    "transport_socket_matches": ("upstream", "per-endpoint transport sockets not carried over"),
-    "preconnect_policy": ("tuning", "preconnecting is not carried over"),
-}
+from xdsgen.importer.topics import CLUSTER_READ, CLUSTER_TOPICS
 
 
 def read_clusters(ctx: Context) -> dict[str, Cluster]:
@@ -127,8 +75,8 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
             cluster,
         )
     cluster.tls = _upstream_tls(ctx, cluster, data)
-    for key in sorted(set(data) - _READ):
-        topic, message = _TOPICS.get(key, ("other", f"{key} is not carried over"))
+    for key in sorted(set(data) - CLUSTER_READ):
+        topic, message = CLUSTER_TOPICS.get(key, ("other", f"{key} is not carried over"))
         if key == "typed_extension_protocol_options":
             topic, message = _protocol_options(data[key])
         ctx.report.differ(topic, where, message, fragment={key: data[key]}, anchor=cluster)

@@ -37,128 +37,15 @@ from xdsgen.importer.shapes import (
     texts,
     type_url,
 )
-
-# HTTP filters by message name: the topic of their difference (unknown ones: access, since
-# a filter may refuse requests).
-_HTTP_FILTERS = {
-    "RBAC": "access",
-    "ExtAuthz": "auth",
-    "BasicAuth": "auth",
-    "JwtAuthentication": "auth",
-    "OAuth2": "auth",
-    "CSRFPolicy": "access",
-    "Lua": "access",
-    "Wasm": "access",
-    "Cors": "headers",
-    "HeaderMutation": "headers",
-    "Gzip": "other",
-    "Compressor": "other",
-    "Decompressor": "other",
-    "GrpcWeb": "other",
-    "GrpcJsonTranscoder": "other",
-    "GrpcStats": "other",
-    "GrpcHttp1Bridge": "other",
-    "HealthCheck": "responses",
-    "CustomResponse": "responses",
-    "LocalRateLimit": "tuning",
-    "RateLimit": "tuning",
-    "Buffer": "tuning",
-    "AdaptiveConcurrency": "tuning",
-    "AdmissionControl": "tuning",
-    "Fault": "other",
-    "HeaderToMetadata": "other",
-    "IpTagging": "other",
-    "Cache": "other",
-    "SetMetadata": "other",
-    "FilterConfig": "routing",  # dynamic forward proxy
-}
-# Connection manager keys xdsgen's own defaults cover, or that change nothing a request sees.
-_HCM_QUIET = {
-    "@type",
-    "stat_prefix",
-    "codec_type",
-    "route_config",
-    "rds",
-    "http_filters",
-    "access_log",
-    "use_remote_address",
-    "strip_any_host_port",
-    "strip_matching_host_port",
-    "normalize_path",
-    "merge_slashes",
-    "path_with_escaped_slashes_action",
-    "upgrade_configs",
-    "generate_request_id",
-    "skip_xff_append",
-    "stream_error_on_invalid_http_message",
-    "access_log_options",
-}
-_HCM_TOPICS = {
-    "tracing": "tracing",
-    "server_name": "headers",
-    "server_header_transformation": "headers",
-    "via": "headers",
-    "add_user_agent": "headers",
-    "forward_client_cert_details": "headers",
-    "set_current_client_cert_details": "headers",
-    "preserve_external_request_id": "headers",
-    "always_set_request_id_in_response": "headers",
-    "xff_num_trusted_hops": "headers",
-    "internal_address_config": "headers",
-    "original_ip_detection_extensions": "headers",
-    "local_reply_config": "responses",
-    "stream_idle_timeout": "timeouts",
-    "request_timeout": "timeouts",
-    "request_headers_timeout": "timeouts",
-    "drain_timeout": "timeouts",
-    "delayed_close_timeout": "timeouts",
-    "common_http_protocol_options": "timeouts",
-    "max_request_headers_kb": "tuning",
-    "http_protocol_options": "tuning",
-    "http2_protocol_options": "tuning",
-    "http3_protocol_options": "tuning",
-}
-_ROUTE_ACTION_READ = {"cluster", "prefix_rewrite", "timeout", "upgrade_configs", "use_websocket"}
-_ROUTE_ACTION_TOPICS = {
-    "host_rewrite_literal": "headers",
-    "host_rewrite": "headers",
-    "auto_host_rewrite": "headers",
-    "host_rewrite_header": "headers",
-    "host_rewrite_path_regex": "headers",
-    "append_x_forwarded_host": "headers",
-    "cors": "headers",
-    "regex_rewrite": "routing",
-    "path_rewrite_policy": "routing",
-    "retry_policy": "routing",
-    "retry_policy_typed_config": "routing",
-    "hedge_policy": "routing",
-    "hash_policy": "routing",
-    "metadata_match": "routing",
-    "internal_redirect_policy": "routing",
-    "idle_timeout": "timeouts",
-    "max_stream_duration": "timeouts",
-    "max_grpc_timeout": "timeouts",
-    "grpc_timeout_offset": "timeouts",
-    "rate_limits": "tuning",
-    "include_vh_rate_limits": "tuning",
-    "priority": "tuning",
-    "cluster_not_found_response_code": "responses",
-}
-_HEADER_KEYS = {
-    "request_headers_to_add",
-    "request_headers_to_remove",
-    "response_headers_to_add",
-    "response_headers_to_remove",
-    "include_request_attempt_count",
-    "include_attempt_count_in_response",
-    "cors",
-    "internal_only_headers",
-}
-# The one header xdsgen's own route configurations set (the client's real address).
-XFF_HEADER = {
-    "header": {"key": "x-forwarded-for", "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"},
-    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-}
+from xdsgen.importer.topics import (
+    HCM_QUIET,
+    HCM_TOPICS,
+    HEADER_KEYS,
+    HTTP_FILTERS,
+    ROUTE_ACTION_READ,
+    ROUTE_ACTION_TOPICS,
+    XFF_HEADER,
+)
 
 
 def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tls: bool) -> Hcm:
@@ -167,8 +54,8 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     hcm.strip_port = flag(config.get("strip_any_host_port")) or flag(
         config.get("strip_matching_host_port")
     )
-    for key in sorted(set(config) - _HCM_QUIET):
-        topic = _HCM_TOPICS.get(key, "other")
+    for key in sorted(set(config) - HCM_QUIET):
+        topic = HCM_TOPICS.get(key, "other")
         ctx.report.differ(
             topic,
             where,
@@ -234,7 +121,7 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
             continue
-        topic = _HTTP_FILTERS.get(kind, "access")
+        topic = HTTP_FILTERS.get(kind, "access")
         ctx.report.differ(
             topic,
             where,
@@ -282,7 +169,7 @@ def read_route_config(
             continue  # what every xdsgen route configuration does
         if key in ("most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"):
             continue
-        topic = "headers" if key in _HEADER_KEYS else "other"
+        topic = "headers" if key in HEADER_KEYS else "other"
         if key == "ignore_port_in_host_matching":
             hcm.strip_port = hcm.strip_port or flag(value)
             continue
@@ -304,7 +191,7 @@ def _vhost(ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls:
     vhost = Vhost(name, domains, [], where=where, raw=data)
     quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
     for key in sorted(set(data) - quiet):
-        topic = "headers" if key in _HEADER_KEYS else "other"
+        topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
             topic = "access"
         elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
@@ -379,7 +266,7 @@ def _route(
     ):
         if key == "metadata":
             continue
-        key_topic = "headers" if key in _HEADER_KEYS else "other"
+        key_topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
             key_topic = "access"
         elif key in ("decorator", "tracing"):
@@ -449,8 +336,8 @@ def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> O
                 "other", where, f"{entry.get('upgrade_type')} upgrade not carried over"
             )
     timeout = duration_ns(action.get("timeout"))
-    for key in sorted(set(action) - _ROUTE_ACTION_READ - {"weighted_clusters"}):
-        topic = _ROUTE_ACTION_TOPICS.get(key, "other")
+    for key in sorted(set(action) - ROUTE_ACTION_READ - {"weighted_clusters"}):
+        topic = ROUTE_ACTION_TOPICS.get(key, "other")
         ctx.report.differ(topic, where, f"route.{key} is not carried over", {key: action[key]})
     rewrite = action.get("prefix_rewrite")
     return Proxy(

@@ -23,69 +23,17 @@ from xdsgen.importer.shapes import (
     text,
     texts,
 )
-
-_LISTENER_QUIET = {
-    "@type",
-    "name",
-    "address",
-    "filter_chains",
-    "default_filter_chain",
-    "listener_filters",
-    "stat_prefix",
-    "traffic_direction",
-    "udp_listener_config",
-    "metadata",
-    "drain_type",
-    "enable_reuse_port",
-    "reuse_port",
-    "access_log",
-    "continue_on_listener_filters_timeout",
-    "listener_filters_timeout",
-    "bind_to_port",
-}
-_LISTENER_TOPICS = {
-    "per_connection_buffer_limit_bytes": "tuning",
-    "socket_options": "tuning",
-    "tcp_backlog_size": "tuning",
-    "connection_balance_config": "tuning",
-    "enable_mptcp": "tuning",
-    "ignore_global_conn_limit": "tuning",
-    "max_connections_to_accept_per_socket_event": "tuning",
-    "tcp_fast_open_queue_length": "tuning",
-    "transparent": "other",
-    "freebind": "other",
-    "use_original_dst": "routing",
-    "additional_addresses": "ports",
-}
-# Listener filters that change nothing the draft does differently.
-_LISTENER_FILTERS_QUIET = {"TlsInspector", "HttpInspector"}
-_LISTENER_FILTER_TOPICS = {"ProxyProtocol": "access", "OriginalDst": "routing"}
-_NETWORK_FILTERS = {
-    "RBAC": "access",
-    "ExtAuthz": "auth",
-    "ClientSSLAuth": "auth",
-    "LocalRateLimit": "tuning",
-    "RateLimit": "tuning",
-    "ConnectionLimit": "tuning",
-    "MySQLProxy": "other",
-    "PostgresProxy": "other",
-    "MongoProxy": "other",
-    "KafkaBroker": "other",
-    "ZooKeeperProxy": "other",
-}
-_MATCH_READ = {"server_names", "sni_domains", "transport_protocol"}
-_TLS_QUIET = {"@type", "common_tls_context", "require_sni", "full_scan_certs_on_sni_mismatch"}
-_TLS_TOPICS = {
-    "require_client_certificate": "access",
-    "session_ticket_keys": "tuning",
-    "session_ticket_keys_sds_secret_config": "tuning",
-    "disable_stateless_session_resumption": "tuning",
-    "disable_stateful_session_resumption": "tuning",
-    "session_timeout": "tuning",
-    "ocsp_staple_policy": "tuning",
-    "prefer_client_ciphers": "tls",
-}
-_COMMON_QUIET = {"tls_certificates", "tls_certificate_sds_secret_configs", "alpn_protocols"}
+from xdsgen.importer.topics import (
+    COMMON_QUIET,
+    LISTENER_FILTER_TOPICS,
+    LISTENER_FILTERS_QUIET,
+    LISTENER_QUIET,
+    LISTENER_TOPICS,
+    MATCH_READ,
+    NETWORK_FILTERS,
+    TLS_QUIET,
+    TLS_TOPICS,
+)
 
 
 def read_listeners(ctx: Context) -> list[Listener]:
@@ -123,7 +71,9 @@ def _listener(ctx: Context, item: Item) -> Optional[Listener]:
         if ip.is_unspecified:
             families = ("ipv6", "ipv4")  # dual stack: IPv4 clients too
         else:
-            ctx.report.note(where, f"ipv4_compat on {ip} is not carried over")
+            ctx.report.differ(
+                "ports", where, f"ipv4_compat on {ip}: the draft serves IPv6 clients only", sock
+            )
     protocol = "udp" if enum(sock.get("protocol"), "TCP") in ("UDP", "1") else "tcp"
     if "udp_listener_config" in data:
         protocol = "udp"
@@ -132,8 +82,8 @@ def _listener(ctx: Context, item: Item) -> Optional[Listener]:
         ctx.report.differ(
             "ports", where, "bind_to_port false: the draft binds the port", None, listener
         )
-    for key in sorted(set(data) - _LISTENER_QUIET):
-        topic = _LISTENER_TOPICS.get(key, "other")
+    for key in sorted(set(data) - LISTENER_QUIET):
+        topic = LISTENER_TOPICS.get(key, "other")
         if key in ("api_listener", "internal_listener"):
             listener.opaque = True
             topic = "ports"
@@ -166,8 +116,8 @@ def _listener_filters(ctx: Context, listener: Listener, data: dict[str, Any]) ->
         ctx.v2 = ctx.v2 or v2
         if kind == "UdpProxyConfig":
             udp.append(config)
-        elif kind not in _LISTENER_FILTERS_QUIET:
-            topic = _LISTENER_FILTER_TOPICS.get(kind, "access")
+        elif kind not in LISTENER_FILTERS_QUIET:
+            topic = LISTENER_FILTER_TOPICS.get(kind, "access")
             ctx.report.differ(
                 topic,
                 listener.where,
@@ -220,7 +170,7 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
     transport = (text(match.get("transport_protocol")) or "").lower() or None
     chain = Chain(server_names, transport, False, None, "opaque", name=name, where=where)
     chain.listener = listener
-    for key in sorted(set(match) - _MATCH_READ):
+    for key in sorted(set(match) - MATCH_READ):
         ctx.report.differ(
             "access",
             where,
@@ -240,7 +190,7 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
         ctx.report.differ(
-            _NETWORK_FILTERS.get(kind, "access"),
+            NETWORK_FILTERS.get(kind, "access"),
             where,
             f"network filter {label(entry)} (filters[{index}]) is not carried over",
             entry,
@@ -334,14 +284,14 @@ def _certificate(
 ) -> Optional[Certificate]:
     where = chain.where
     common = as_map(context.get("common_tls_context"))
-    for key in sorted(set(context) - _TLS_QUIET):
+    for key in sorted(set(context) - TLS_QUIET):
         if key == "require_client_certificate" and context[key] is not True:
             continue
-        topic = _TLS_TOPICS.get(key, "tls")
+        topic = TLS_TOPICS.get(key, "tls")
         ctx.report.differ(
             topic, where, f"TLS {key} is not carried over", {key: context[key]}, chain.listener
         )
-    for key in sorted(set(common) - _COMMON_QUIET):
+    for key in sorted(set(common) - COMMON_QUIET):
         topic = "access" if key.startswith("validation_context") else "tls"
         what = "client certificate checks" if topic == "access" else f"TLS {key}"
         ctx.report.differ(

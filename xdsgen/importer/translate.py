@@ -401,9 +401,8 @@ class Translator:
             elif (path or "off") != chosen:
                 self.report.note(
                     where,
-                    f"logs to {path}; the draft logs every listener to {chosen}"
-                    if path and chosen != "off"
-                    else f"does not log; the draft logs every listener to {chosen}",
+                    (f"logs to {path}" if path else "does not log")
+                    + f"; the draft logs every HTTP and TCP listener to {chosen}",
                 )
             elif custom:
                 self.report.note(where, "a custom log format: the draft logs Envoy's default")
