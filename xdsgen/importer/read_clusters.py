@@ -120,6 +120,14 @@ def _endpoints(
     out = []
     weights = set()
     groups = maps(assignment.get("endpoints"))
+    for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
+        ctx.report.differ(
+            "routing",
+            where,
+            f"load_assignment.{key} (e.g. dropped requests, overprovisioning) is not carried over",
+            {key: assignment[key]},
+            cluster,
+        )
     for group in groups:
         priority = integer(group.get("priority")) or 0
         if priority > 0:

@@ -237,7 +237,7 @@ def _route(
     kind = kinds[0]
     conditions = sorted(
         set(match)
-        - {"prefix", "path", "case_sensitive", "grpc"}
+        - {"prefix", "path", "case_sensitive"}
         - ({"headers"} if not as_list(match.get("headers")) else set())
         - ({"query_parameters"} if not as_list(match.get("query_parameters")) else set())
     )
@@ -367,6 +367,18 @@ def _redirect(data: dict[str, Any]) -> Redirect:
         other.append(f"code {code}")
     if flag(data.get("strip_query")):
         other.append("query stripped")
+    known = {
+        "scheme_redirect",
+        "https_redirect",
+        "port_redirect",
+        "host_redirect",
+        "path_redirect",
+        "prefix_rewrite",
+        "regex_rewrite",
+        "response_code",
+        "strip_query",
+    }
+    other.extend(sorted(set(data) - known))
     return Redirect(https, number, ", ".join(other))
 
 

@@ -24,6 +24,7 @@ from xdsgen.importer.shapes import (
     texts,
 )
 from xdsgen.importer.topics import (
+    CHAIN_READ,
     COMMON_QUIET,
     LISTENER_FILTER_TOPICS,
     LISTENER_FILTERS_QUIET,
@@ -178,6 +179,11 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
             "every client",
             {key: match[key]},
             listener,
+        )
+    for key in sorted(set(data) - CHAIN_READ):
+        topic = "access" if key == "use_proxy_proto" else "other"
+        ctx.report.differ(
+            topic, where, f"filter chain {key} is not carried over", {key: data[key]}, listener
         )
     _transport_socket(ctx, chain, data, source)
     filters = maps(data.get("filters"))

@@ -181,6 +181,17 @@ NETWORK_FILTERS = {
     "KafkaBroker": "other",
     "ZooKeeperProxy": "other",
 }
+# Filter chain keys read, or that change nothing a client sees (use_proxy_proto: v2's PROXY
+# protocol, is not among them).
+CHAIN_READ = {
+    "filter_chain_match",
+    "transport_socket",
+    "tls_context",
+    "filters",
+    "name",
+    "metadata",
+    "transport_socket_connect_timeout",
+}
 MATCH_READ = {"server_names", "sni_domains", "transport_protocol"}
 TLS_QUIET = {"@type", "common_tls_context", "require_sni", "full_scan_certs_on_sni_mismatch"}
 TLS_TOPICS = {
