@@ -116,6 +116,13 @@ class Comparer:
             original, draft = ours.get(key), theirs.get(key)
             if original is not None and original.opaque:
                 continue  # why it cannot be said is already listed
+            if draft is None and original is not None and self.refuses_all(original):
+                self.report.note(
+                    original.where,
+                    f"{context}: no filter chain matches any connection (server_names without "
+                    "a TLS inspector?): the draft leaves the port closed",
+                )
+                continue
             if draft is None and original is not None:
                 why = self.reasons.get(id(original))
                 self.add(
@@ -225,6 +232,16 @@ class Comparer:
                     )
             else:
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
+
+    def refuses_all(self, listener: Listener) -> bool:
+        if listener.protocol == "udp":
+            return False
+        names = [n for c in listener.chains for n in c.server_names] + [UNKNOWN_HOST]
+        probes = [(None, False), (None, True)] + [(representative(n), True) for n in names]
+        return all(
+            self.outcome(listener.chain_for(sni, tls), tls, True)[0] == "closed"
+            for sni, tls in probes
+        )
 
     def outcome(self, chain: Optional[Chain], tls: bool, original: bool) -> Outcome:
         """("closed",), ("opaque",), ("tcp", cluster, certificate) or ("http", hcm,

@@ -117,6 +117,8 @@ def _listener_filters(ctx: Context, listener: Listener, data: dict[str, Any]) ->
         ctx.v2 = ctx.v2 or v2
         if kind == "UdpProxyConfig":
             udp.append(config)
+        elif kind == "TlsInspector":
+            listener.inspector = True
         elif kind not in LISTENER_FILTERS_QUIET:
             topic = LISTENER_FILTER_TOPICS.get(kind, "access")
             ctx.report.differ(

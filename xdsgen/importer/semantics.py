@@ -154,6 +154,9 @@ class Listener:
     default_chain: Optional[Chain] = None
     udp_cluster: Optional[str] = None
     opaque: bool = False  # the listener as a whole cannot be said (its difference is listed)
+    # Without a TLS inspector Envoy learns neither the server name nor that a client speaks
+    # TLS (Envoy 1.40 adds none by itself): chains with server_names never match.
+    inspector: bool = False
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
 
@@ -169,12 +172,13 @@ class Listener:
         named = [c for c in self.chains if c.server_names]
         unnamed = [c for c in self.chains if not c.server_names]
         group = unnamed
-        if sni is not None:
+        detected_tls = tls and self.inspector
+        if sni is not None and self.inspector:
             sni = sni.lower()
             group = [c for c in named if sni in c.server_names] or (
                 _best_wildcard(sni, named) or unnamed
             )
-        transport = "tls" if tls else "raw_buffer"
+        transport = "tls" if detected_tls else "raw_buffer"
         chosen = [c for c in group if c.transport == transport] or [
             c for c in group if c.transport is None
         ]
