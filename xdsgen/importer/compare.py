@@ -439,6 +439,9 @@ def _topic(ours: Optional[Action], theirs: Optional[Action]) -> str:
         return {"served": "routing", "denied": "responses"}.get(before, "redirect")
     if before == "denied" and after == "https":
         return "responses"
+    neither_proxies = not isinstance(ours, Proxy) and not isinstance(theirs, Proxy)
+    if neither_proxies and not {"https", "redirect"} & {before, after}:
+        return "responses"  # Envoy's own answers (a 200 health check, a 404) differ
     if "https" in (before, after) or "redirect" in (before, after):
         return "redirect"
     return "access"

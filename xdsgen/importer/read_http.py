@@ -32,15 +32,18 @@ from xdsgen.importer.shapes import (
     integer,
     label,
     maps,
+    package_name,
     port,
     text,
     texts,
     type_url,
+    unwrap,
 )
 from xdsgen.importer.topics import (
     HCM_QUIET,
     HCM_TOPICS,
     HEADER_KEYS,
+    HTTP_FILTER_PACKAGES,
     HTTP_FILTERS,
     ROUTE_ACTION_READ,
     ROUTE_ACTION_TOPICS,
@@ -121,7 +124,8 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
             continue
-        topic = HTTP_FILTERS.get(kind, "access")
+        package = package_name(type_url(unwrap(as_map(entry).get("typed_config"))))
+        topic = HTTP_FILTERS.get(kind) or HTTP_FILTER_PACKAGES.get(package, "access")
         ctx.report.differ(
             topic,
             where,

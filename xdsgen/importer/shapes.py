@@ -159,6 +159,16 @@ def message_name(url: str) -> str:
     return url.rsplit(".", 1)[-1]
 
 
+def package_name(url: str) -> str:
+    """envoy.extensions.filters.http.header_to_metadata.v3.Config -> header_to_metadata
+    (many filters call their message just Config)."""
+    parts = url.split(".")
+    for index, part in enumerate(parts):
+        if re.fullmatch(r"v[0-9]+(alpha|beta)?[0-9]*", part) and index > 0:
+            return parts[index - 1]
+    return ""
+
+
 def unwrap(config: Any) -> dict[str, Any]:
     """A typed_config with a TypedStruct (type_url + value) unwrapped to the message itself."""
     config = as_map(config)

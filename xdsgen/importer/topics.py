@@ -42,6 +42,27 @@ HTTP_FILTERS = {
     "SetMetadata": "other",
     "FilterConfig": "routing",  # dynamic forward proxy
 }
+# The same by package, for filters whose message is just Config (header_to_metadata.v3.Config).
+HTTP_FILTER_PACKAGES = {
+    "header_to_metadata": "other",
+    "dynamic_forward_proxy": "routing",
+    "grpc_web": "other",
+    "compressor": "other",
+    "cors": "headers",
+    "health_check": "responses",
+    "buffer": "tuning",
+    "fault": "other",
+    "local_ratelimit": "tuning",
+    "ratelimit": "tuning",
+    "header_mutation": "headers",
+    "rbac": "access",
+    "ext_authz": "auth",
+    "basic_auth": "auth",
+    "jwt_authn": "auth",
+    "oauth2": "auth",
+    "lua": "access",
+    "wasm": "access",
+}
 # Connection manager keys xdsgen's own defaults cover, or that change nothing a request sees.
 HCM_QUIET = {
     "@type",

@@ -73,6 +73,7 @@ class Translator:
         self.upstream_names: dict[str, str] = {}
         self.certificates: dict[Certificate, str] = {}
         self.reasons: dict[int, str] = {}
+        self.served_tls: set[int] = set()  # https listeners the draft serves something of
 
     def run(self, referenced_dirs: list[str], access_logs: list[Any]) -> Draft:
         upstreams = self.upstreams()
@@ -92,6 +93,12 @@ class Translator:
         everywhere = sorted(listen)
         http = self.vhosts(families, everywhere)
         passthrough = self.passthrough(families, everywhere)
+        for plan in families.values():
+            if plan.https is not None and id(plan.https) not in self.served_tls:
+                self.reasons[id(plan.https)] = (
+                    "none of its TLS hosts can be said in an inventory (a TLS vhost needs real "
+                    'host names, not "*", and a certificate file)'
+                )
         if self.certificates:
             inventory["certificates"] = {
                 name: {"cert": c.cert, "key": c.key}
@@ -196,6 +203,8 @@ class Translator:
         if role in ("tcp", "udp"):
             return "its cluster is not in the draft"
         chains = [c for c in [*listener.chains, listener.default_chain] if c is not None]
+        if any(c.tls and c.certificate is None for c in chains):
+            return "its certificate could not be read (see above)"
         if listener.protocol == "udp" or not chains:
             return "nothing an inventory can say runs on it (see above)"
         if any(c.kind == "opaque" or (c.hcm is not None and c.hcm.vhosts is None) for c in chains):
@@ -292,6 +301,7 @@ class Translator:
                 if vhost is None or not routes:
                     continue
                 seen.add(domain)
+                self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
                 spec = (self.certificate_name(chain.certificate), redirect, json.dumps(routes))
                 out.append((domain, spec, vhost))
@@ -327,6 +337,7 @@ class Translator:
                 )
                 if upstream is None or not names:
                     continue
+                self.served_tls.add(id(listener))
                 order = _index(_PASS_INDEX, chain.name) or 0
                 entry = found.setdefault((names, upstream), ([], order * 10**6 + len(found)))
                 entry[0].append(family)
