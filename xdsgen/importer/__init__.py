@@ -111,8 +111,9 @@ def to_yaml(result: ImportResult, paths: list[str]) -> str:
     if result.equivalent:
         header.append("# It behaves like the original.")
     else:
-        count = len(result.differences)
-        header.append(f"# It behaves differently from the original ({count} differences):")
+        count = len(result.differences) + len(result.problems)
+        plural = "s" if count != 1 else ""
+        header.append(f"# It behaves differently from the original ({count} difference{plural}):")
         header.extend(f"#   - {d.line()}" for d in result.differences)
         header.extend(f"#   - {p.format()}" for p in result.problems)
     if result.notes:

@@ -63,7 +63,8 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
             where, "LOGICAL_DNS: the draft resolves the name STRICT_DNS (every address)"
         )
     family = enum(data.get("dns_lookup_family"), "AUTO")
-    if dns and family not in ("V4_PREFERRED", "4"):
+    if dns and family in ("V6_ONLY", "ALL", "2", "5"):
+        # AUTO and V4_ONLY reach the same host as V4_PREFERRED whenever the name resolves.
         ctx.report.note(where, f"dns_lookup_family {family}: the draft resolves V4_PREFERRED")
     policy = enum(data.get("lb_policy"), "ROUND_ROBIN")
     if policy not in ("ROUND_ROBIN", "0") and len(cluster.endpoints) > 1:
