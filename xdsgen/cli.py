@@ -572,8 +572,14 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
 
 
 @main.command("import")
-@click.argument("lds", type=click.Path(dir_okay=False), metavar="LDS")
-@click.argument("cds", type=click.Path(dir_okay=False), metavar="CDS")
+@click.argument(
+    # No checks by click: the reader refuses unusable files with its own messages (exit 1).
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=True, readable=False, allow_dash=False),
+    metavar="FILE...",
+)
 @click.option(
     "-o",
     "--output",
@@ -582,28 +588,41 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
 )
 @click.option("--force", is_flag=True, help="Replace --output if it exists.")
 @handle_errors
-def import_command(lds: str, cds: str, output: Optional[str], force: bool) -> None:
-    """Turn a hand-written file-based config (LDS and CDS files) into an inventory draft.
+def import_command(files: tuple[str, ...], output: Optional[str], force: bool) -> None:
+    """Turn a hand-written Envoy config into an inventory draft, naming every difference.
 
-    Reads v3 and the v2 forms of older blog posts (envoy.api.v2.*, envoy.http_connection_manager,
-    `config:`, cluster `hosts:`, `tls_context`); RDS and SDS files are read from the paths
-    the LDS names, or from beside it. Everything the inventory cannot express is listed as
-    a note. Exit 0 when the draft is valid as it is, 1 when it needs edits (it is still written).
+    FILE is a static bootstrap (envoy.yaml or .json), or an LDS and a CDS file in either
+    order; RDS, SDS and EDS files are followed from the paths they are named by, or found
+    beside the file naming them. v2 configs of older blog posts are read too. The draft is
+    always a valid inventory. Exit 0: the draft behaves like the original. Exit 7: it was
+    written, but behaves differently; every difference is listed, those that change who can
+    reach what first, as DIFFERENCE (...). Exit 1: a file could not be read (why is said).
     """
-    from xdsgen.errors import EXIT_INVALID
+    from xdsgen.errors import EXIT_DIFFERS
     from xdsgen.importer import import_to
 
-    result, text, problems = import_to(lds, cds, output, force)
+    result, text = import_to(list(files), output, force)
+    for difference in result.differences:
+        click.echo(difference.line(), err=True)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(note.line(), err=True)
     if output:
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
-    if problems:
-        click.echo("the draft needs edits before it is a valid inventory:", err=True)
-        _print_problems(problems)
-        sys.exit(EXIT_INVALID)
+    if result.problems:
+        click.echo("the draft is not a valid inventory (a bug in xdsgen import):", err=True)
+        _print_problems(result.problems)
+    if not result.equivalent:
+        loud = sum(1 for d in result.differences if d.loud)
+        click.echo(
+            f"the draft behaves differently from the original: {len(result.differences)} "
+            f"difference{'s' if len(result.differences) != 1 else ''}, {loud} about who can "
+            "reach what (DIFFERENCE)",
+            err=True,
+        )
+        sys.exit(EXIT_DIFFERS)
+    click.echo("the draft behaves like the original", err=True)
 
 
 @main.group("export", epilog=EXIT_CODES_HELP)

@@ -151,16 +151,24 @@ def _line_column(data: Union[bytes, str], offset: int) -> tuple[int, int]:
     return line, column
 
 
-def read_text(path: str) -> str:
-    """Read the file as UTF-8 text, turning every OS and encoding failure into an InventoryError."""
+def read_text(
+    path: str,
+    kind: str = "an inventory",
+    max_bytes: int = MAX_INVENTORY_BYTES,
+    example: str = "/etc/xdsgen/inventory.yaml",
+) -> str:
+    """Read the file as UTF-8 text, turning every OS and encoding failure into an InventoryError.
+
+    `kind` and `example` word the messages for other hand-written files (`xdsgen import`
+    reads Envoy configs with the same limits and checks)."""
     source = str(path)
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
             raise _file_problem(
                 source,
-                "is a directory, not an inventory file",
-                "give the path of the YAML file, e.g. /etc/xdsgen/inventory.yaml",
+                f"is a directory, not {kind} file",
+                f"give the path of the YAML file, e.g. {example}",
             )
         if not stat.S_ISREG(info.st_mode):
             # Reading a FIFO or a terminal would block a cron run forever.
@@ -169,15 +177,14 @@ def read_text(path: str) -> str:
                 "is not a regular file (a pipe, socket or device)",
                 "give the path of the YAML file",
             )
-        if info.st_size > MAX_INVENTORY_BYTES:
+        if info.st_size > max_bytes:
             raise _file_problem(
                 source,
-                f"file is {info.st_size} bytes; an inventory is at most "
-                f"{MAX_INVENTORY_BYTES} bytes",
+                f"file is {info.st_size} bytes; {kind} is at most {max_bytes} bytes",
                 "is this the right file?",
             )
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_INVENTORY_BYTES + 1)
+            raw = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise _file_problem(source, "file not found", "check the path") from None
     except NotADirectoryError:
@@ -190,8 +197,8 @@ def read_text(path: str) -> str:
         ) from None
     except OSError as exc:
         raise _file_problem(source, f"cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_INVENTORY_BYTES:  # it grew while we looked
-        raise _file_problem(source, f"file is larger than {MAX_INVENTORY_BYTES} bytes")
+    if len(raw) > max_bytes:  # it grew while we looked
+        raise _file_problem(source, f"file is larger than {max_bytes} bytes")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _file_problem(
             source, "file is UTF-16 text, not UTF-8", "save it as UTF-8", line=1, column=1

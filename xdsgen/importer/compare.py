@@ -1,0 +1,503 @@
+"""Compare the original with the draft's own render, as Envoy would serve them.
+
+Both sides were read by the same reader into the same terms, so the comparer can ask each
+the same questions: which sockets are open; for each, which filter chain a plain or TLS
+connection reaches (with no server name, each server name either knows, and an unknown
+one); which certificate it presents; for each host, which vhost answers; for each path
+that any route of either side names, what the route does. Every answer that differs is a
+difference, merged across families and ports, and as loud as what changes (a path that
+was refused and is now proxied is an access difference).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Optional
+
+from xdsgen.importer.differences import Report, Resource
+from xdsgen.importer.semantics import (
+    PROBE_LABEL,
+    Action,
+    Certificate,
+    Chain,
+    Config,
+    Hcm,
+    Listener,
+    Proxy,
+    Respond,
+    Route,
+    Vhost,
+    representative,
+)
+from xdsgen.importer.shapes import nanos_text
+
+UNKNOWN_HOST = PROBE_LABEL + ".invalid"
+Socket = tuple[str, str, int]  # family, protocol, port
+Outcome = tuple[Any, ...]
+
+
+def sockets(config: Config) -> dict[Socket, Listener]:
+    found: dict[Socket, Listener] = {}
+    for listener in config.listeners:
+        for family in listener.families:
+            found.setdefault((family, listener.protocol, listener.port), listener)
+    return found
+
+
+def shadowed(config: Config) -> list[tuple[Socket, Listener, Listener]]:
+    """Listeners on a port of a family another listener has already (another address):
+    an inventory has one address per family."""
+    found: dict[Socket, Listener] = {}
+    out = []
+    for listener in config.listeners:
+        for family in listener.families:
+            key = (family, listener.protocol, listener.port)
+            if key in found and found[key] is not listener:
+                out.append((key, listener, found[key]))
+            found.setdefault(key, listener)
+    return out
+
+
+class Comparer:
+    def __init__(
+        self,
+        original: Config,
+        draft: Config,
+        names: dict[str, str],
+        report: Report,
+        reasons: Optional[dict[int, str]] = None,
+    ):
+        self.original = original
+        self.draft = draft
+        self.names = names
+        self.report = report
+        self.reasons = reasons or {}
+        # (topic, where, what) -> contexts it was seen in, and its resource and fragment
+        self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
+        self.hosts_shown: dict[str, str] = {}
+
+    def run(self) -> None:
+        self.compare_sockets()
+        self.compare_clusters()
+        for (topic, where, what), (contexts, resource, fragment) in self.pending.items():
+            message = f"{_contexts(contexts)}: {what}"
+            self.report.differ(topic, where, message, fragment, None, resource)
+
+    def add(
+        self,
+        topic: str,
+        where: str,
+        context: str,
+        what: str,
+        resource: Optional[Resource] = None,
+        fragment: Any = None,
+    ) -> None:
+        contexts, _, _ = self.pending.setdefault((topic, where, what), ([], resource, fragment))
+        if context not in contexts:
+            contexts.append(context)
+
+    # ------------------------------------------------------------------ sockets
+
+    def compare_sockets(self) -> None:
+        ours, theirs = sockets(self.original), sockets(self.draft)
+        for (family, protocol, port), listener, first in shadowed(self.original):
+            self.add(
+                "ports",
+                listener.where,
+                f"{family} {protocol.upper()} port {port}",
+                f"also listens on {listener.address_for(family)} (besides "
+                f"{first.address_for(family)}); the draft listens on one address per family",
+                Resource("listener", None),
+                listener.raw,
+            )
+        for key in sorted(set(ours) | set(theirs), key=lambda k: (k[2], k[1], k[0])):
+            family, protocol, port = key
+            context = f"{family} {protocol.upper()} port {port}"
+            original, draft = ours.get(key), theirs.get(key)
+            if original is not None and original.opaque:
+                continue  # why it cannot be said is already listed
+            if draft is None and original is not None and self.refuses_all(original):
+                self.report.note(
+                    original.where,
+                    f"{context}: no filter chain matches any connection (server_names without "
+                    "a TLS inspector?): the draft leaves the port closed",
+                )
+                continue
+            if draft is None and original is not None:
+                why = self.reasons.get(id(original))
+                self.add(
+                    "ports",
+                    original.where,
+                    context,
+                    "served by the original; the draft does not listen there"
+                    + (f": {why}" if why else ""),
+                    Resource("listener", None),
+                    original.raw,
+                )
+                continue
+            if original is None and draft is not None:
+                self.add(
+                    "ports",
+                    f"the draft's listener {draft.name!r}",
+                    context,
+                    "the draft listens there; the original does not",
+                    Resource("listener", draft.name),
+                )
+                continue
+            assert original is not None and draft is not None
+            resource = Resource("listener", draft.name)
+            ours_address, theirs_address = original.address_for(family), draft.address_for(family)
+            if _ip(ours_address) != _ip(theirs_address):
+                self.add(
+                    "ports",
+                    original.where,
+                    context,
+                    f"the original listens on {ours_address}; the draft on {theirs_address}",
+                    resource,
+                    original.raw,
+                )
+            if protocol == "udp":
+                ours_cluster = self.mapped(original.udp_cluster)
+                if original.udp_cluster is not None and ours_cluster != draft.udp_cluster:
+                    self.add(
+                        "routing",
+                        original.where,
+                        context,
+                        f"datagrams go to {ours_cluster!r}; in the draft to {draft.udp_cluster!r}",
+                        resource,
+                    )
+            else:
+                self.compare_chains(original, draft, context, resource)
+
+    def compare_chains(
+        self, original: Listener, draft: Listener, context: str, resource: Resource
+    ) -> None:
+        names: list[str] = []
+        for listener in (original, draft):
+            for chain in [*listener.chains, listener.default_chain]:
+                if chain is None:
+                    continue
+                names.extend(chain.server_names)
+                if chain.tls and chain.hcm is not None:
+                    names.extend(d for v in chain.hcm.vhosts or [] for d in v.domains)
+        probes: list[tuple[str, Optional[str], bool, Optional[list[str]]]] = [
+            ("plain connections", None, False, None),
+            ("TLS without a server name", None, True, None),
+        ]
+        for name in dict.fromkeys(n for n in names if _sni_like(n)):
+            self.hosts_shown.setdefault(representative(name), name)
+            probes.append((f"TLS for {name}", representative(name), True, [representative(name)]))
+        probes.append(("TLS for any other name", UNKNOWN_HOST, True, None))
+        for label, sni, tls, hosts in probes:
+            ours_chain, theirs_chain = original.chain_for(sni, tls), draft.chain_for(sni, tls)
+            ours, theirs = (
+                self.outcome(ours_chain, tls, True),
+                self.outcome(theirs_chain, tls, False),
+            )
+            if ours[0] == "opaque":
+                continue
+            where = ours_chain.where if ours_chain is not None else original.where
+            here = f"{context}, {label}"
+            if ours[0] != theirs[0]:
+                topic = "tls" if tls else "ports"
+                if _serves_nothing(ours, hosts) and _serves_nothing(theirs, hosts):
+                    topic = "responses"  # refused, or 404 after the handshake
+                self.add(
+                    topic,
+                    where,
+                    here,
+                    f"the original {_describe(ours, hosts)}; the draft {_describe(theirs, hosts)}",
+                    resource,
+                )
+                continue
+            if ours[0] == "closed":
+                continue
+            if ours[2] != theirs[2]:
+                self.add(
+                    "certificate",
+                    where,
+                    here,
+                    f"the original presents {_certificate(ours[2])}; the draft "
+                    f"{_certificate(theirs[2])}",
+                    resource,
+                )
+            if ours[0] == "tcp":
+                if ours[1] != theirs[1]:
+                    self.add(
+                        "routing",
+                        where,
+                        here,
+                        f"the original passes it to {ours[1]!r}; the draft to {theirs[1]!r}",
+                        resource,
+                    )
+            else:
+                self.compare_hcm(ours[1], theirs[1], here, hosts)
+
+    def refuses_all(self, listener: Listener) -> bool:
+        if listener.protocol == "udp":
+            return False
+        names = [n for c in listener.chains for n in c.server_names] + [UNKNOWN_HOST]
+        probes = [(None, False), (None, True)] + [(representative(n), True) for n in names]
+        return all(
+            self.outcome(listener.chain_for(sni, tls), tls, True)[0] == "closed"
+            for sni, tls in probes
+        )
+
+    def outcome(self, chain: Optional[Chain], tls: bool, original: bool) -> Outcome:
+        """("closed",), ("opaque",), ("tcp", cluster, certificate) or ("http", hcm,
+        certificate) for a connection that reaches `chain`."""
+        if chain is None:
+            return ("closed",)
+        if chain.kind == "opaque" or (chain.tls and chain.certificate is None):
+            return ("opaque",)
+        if chain.tls != tls:
+            return ("closed",)
+        certificate = chain.certificate if chain.tls else None
+        if chain.kind == "tcp":
+            cluster = self.mapped(chain.cluster) if original else chain.cluster
+            return ("tcp", cluster, certificate)
+        if chain.hcm is None or chain.hcm.vhosts is None:
+            return ("opaque",)
+        return ("http", chain.hcm, certificate)
+
+    def mapped(self, cluster: Optional[str]) -> Optional[str]:
+        if cluster is None:
+            return None
+        return self.names.get(cluster, f"{cluster} (not in the draft)")
+
+    # ------------------------------------------------------------------ HTTP
+
+    def compare_hcm(self, ours: Hcm, theirs: Hcm, context: str, hosts: Optional[list[str]]) -> None:
+        if hosts is None:
+            domains = [d for h in (ours, theirs) for v in h.vhosts or [] for d in v.domains]
+            hosts = []
+            for domain in dict.fromkeys(domains):
+                self.hosts_shown.setdefault(representative(domain), domain)
+                hosts.append(representative(domain))
+            hosts.append(UNKNOWN_HOST)
+        for host in hosts:
+            ours_vhost, theirs_vhost = ours.vhost_for(host), theirs.vhost_for(host)
+            shown = self.hosts_shown.get(host, host)
+            shown = "any other host" if host == UNKNOWN_HOST else f"host {shown}"
+            resource = Resource("vhost", theirs_vhost.name if theirs_vhost else None)
+            where = (ours_vhost or ours).where
+            for path in _paths(ours_vhost, theirs_vhost):
+                ours_route = ours_vhost.route_for(path) if ours_vhost else None
+                theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
+                ours_action = self.original_action(ours_route)
+                theirs_action = theirs_route.action if theirs_route else None
+                if ours_action == theirs_action:
+                    continue
+                what = _where_in_vhost(ours_route, theirs_route, path)
+                self.add(
+                    _topic(ours_action, theirs_action),
+                    ours_route.where if ours_route else where,
+                    context,
+                    f"{shown}, {what}: the original {_action(ours_action, ours_vhost)}; the "
+                    f"draft {_action(theirs_action, theirs_vhost)}",
+                    _route_resource(theirs_vhost, theirs_route) or resource,
+                    ours_route.raw if ours_route else None,
+                )
+
+    def original_action(self, route: Optional[Route]) -> Optional[Action]:
+        if route is None:
+            return None
+        action = route.action
+        if isinstance(action, Proxy):
+            if action.cluster not in self.original.clusters:
+                return Respond(503, f"cluster {action.cluster!r} is not in the files given")
+            return Proxy(
+                self.mapped(action.cluster) or "",
+                action.rewrite,
+                action.timeout,
+                action.websocket,
+            )
+        return action
+
+    # ------------------------------------------------------------------ clusters
+
+    def compare_clusters(self) -> None:
+        used = _used_clusters(self.original)
+        for name, cluster in self.original.clusters.items():
+            theirs = self.draft.clusters.get(self.names.get(name, ""))
+            resource = Resource("cluster", theirs.name if theirs else None)
+            if theirs is None:
+                why = cluster.problem or "it has no endpoints"
+                if name in used:
+                    self.report.differ(
+                        "upstream", cluster.where, f"not in the draft: {why}", None, None, resource
+                    )
+                else:
+                    self.report.note(cluster.where, f"not in the draft ({why}); nothing uses it")
+                continue
+            if sorted(cluster.endpoints) != sorted(theirs.endpoints):
+                self.report.differ(
+                    "upstream",
+                    cluster.where,
+                    f"endpoints {', '.join(cluster.endpoints)}; the draft "
+                    f"{', '.join(theirs.endpoints)}",
+                    None,
+                    None,
+                    resource,
+                )
+            if cluster.connect_timeout != theirs.connect_timeout:
+                self.report.differ(
+                    "timeouts",
+                    cluster.where,
+                    f"connect timeout {nanos_text(cluster.connect_timeout)}; the draft "
+                    f"{nanos_text(theirs.connect_timeout)}",
+                    None,
+                    None,
+                    resource,
+                )
+            if cluster.tls != theirs.tls:
+                self.report.differ(
+                    "upstream",
+                    cluster.where,
+                    f"TLS to the upstream: {_tls(cluster.tls)}; the draft {_tls(theirs.tls)}",
+                    None,
+                    None,
+                    resource,
+                )
+
+
+def _contexts(contexts: list[str]) -> str:
+    """ipv4 TCP port 80 and ipv6 TCP port 80 -> ipv4+ipv6 TCP port 80; at most three."""
+    families: dict[str, list[str]] = {}
+    for context in contexts:
+        family, _, rest = context.partition(" ")
+        families.setdefault(rest, []).append(family)
+    merged = ["+".join(fams) + " " + rest for rest, fams in families.items()]
+    if len(merged) > 3:
+        return "; ".join(merged[:3]) + f"; and {len(merged) - 3} more"
+    return "; ".join(merged)
+
+
+def _paths(ours: Optional[Vhost], theirs: Optional[Vhost]) -> list[str]:
+    """Paths that reach every route of either vhost, and the gaps between them."""
+    paths = ["/", f"/{PROBE_LABEL}"]
+    for vhost in (ours, theirs):
+        for route in vhost.routes if vhost else []:
+            paths.append(route.value)
+            if route.match == "prefix":
+                paths.append(route.value + PROBE_LABEL)
+                paths.append(route.value.rstrip("/") + "/" + PROBE_LABEL)
+    return list(dict.fromkeys(paths))
+
+
+def _where_in_vhost(ours: Optional[Route], theirs: Optional[Route], path: str) -> str:
+    """Which requests: the original's route, and the draft's when it is narrower."""
+    if ours is None:
+        return theirs.describe() if theirs else f"path {path}"
+    narrower = theirs is not None and theirs.value.startswith(ours.value)
+    if theirs is not None and narrower and theirs.describe() != ours.describe():
+        return f"{ours.describe()}, within it {theirs.describe()}"
+    return ours.describe()
+
+
+def _sni_like(name: str) -> bool:
+    """A name a client may send as SNI (a vhost's domain may hold a port or a prefix *)."""
+    return name != "*" and ":" not in name and not name.endswith("*")
+
+
+def _used_clusters(config: Config) -> set[str]:
+    used: set[str] = set()
+    for listener in config.listeners:
+        if listener.udp_cluster:
+            used.add(listener.udp_cluster)
+        for chain in [*listener.chains, listener.default_chain]:
+            if chain is None:
+                continue
+            if chain.cluster:
+                used.add(chain.cluster)
+            for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
+                used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
+    return used
+
+
+def _kind(action: Optional[Action]) -> str:
+    if action is None:
+        return "denied"
+    if isinstance(action, Proxy):
+        return "served"
+    if isinstance(action, Respond):
+        return "served" if 200 <= action.status < 400 else "denied"
+    return "https" if action.https and not action.other else "redirect"
+
+
+def _topic(ours: Optional[Action], theirs: Optional[Action]) -> str:
+    """How loud a changed answer is: anything that serves what was refused (or refuses
+    what was served), redirects differently or drops websockets changes who reaches what."""
+    before, after = _kind(ours), _kind(theirs)
+    if before == after:
+        if isinstance(ours, Proxy) and isinstance(theirs, Proxy):
+            if ours.websocket != theirs.websocket:
+                return "websocket"
+            if (ours.cluster, ours.rewrite) == (theirs.cluster, theirs.rewrite):
+                return "timeouts"
+            return "routing"
+        return {"served": "routing", "denied": "responses"}.get(before, "redirect")
+    if before == "denied" and after == "https":
+        return "responses"
+    neither_proxies = not isinstance(ours, Proxy) and not isinstance(theirs, Proxy)
+    if neither_proxies and not {"https", "redirect"} & {before, after}:
+        return "responses"  # Envoy's own answers (a 200 health check, a 404) differ
+    if "https" in (before, after) or "redirect" in (before, after):
+        return "redirect"
+    return "access"
+
+
+def _action(action: Optional[Action], vhost: Optional[Vhost]) -> str:
+    if action is None:
+        return "answers 404 (no route)" if vhost is not None else "answers 404 (no vhost)"
+    if isinstance(action, Proxy) and action.timeout != 15 * 10**9:
+        return action.describe() + f" (timeout {nanos_text(action.timeout)})"
+    return action.describe()
+
+
+def _serves_nothing(outcome: Outcome, hosts: Optional[list[str]]) -> bool:
+    """A refused connection, or HTTP that answers 404 to every host the probe sends."""
+    if outcome[0] == "closed":
+        return True
+    if outcome[0] != "http" or hosts is None:
+        return False
+    return all(outcome[1].vhost_for(host) is None for host in hosts)
+
+
+def _describe(outcome: Outcome, hosts: Optional[list[str]] = None) -> str:
+    if outcome[0] == "closed":
+        return "refuses the connection"
+    if outcome[0] == "tcp":
+        tls = " after terminating TLS" if outcome[2] else ""
+        return f"passes the connection to {outcome[1]!r}{tls}"
+    if outcome[0] == "http":
+        served = "answers 404 (no vhost)" if _serves_nothing(outcome, hosts) else "serves HTTP"
+        return f"terminates TLS and {served}" if outcome[2] else f"{served} in plain text"
+    return "does something xdsgen cannot read"
+
+
+def _certificate(certificate: Optional[Certificate]) -> str:
+    return f"the certificate {certificate.cert}" if certificate else "no certificate"
+
+
+def _tls(tls: Any) -> str:
+    if tls is None:
+        return "none"
+    parts = [f"sni {tls.sni}" if tls.sni else "no sni"]
+    parts.append(f"verified against {tls.ca}" if tls.ca else "not verified")
+    if tls.names:
+        parts.append("names " + ", ".join(tls.names))
+    return ", ".join(parts)
+
+
+def _route_resource(vhost: Optional[Vhost], route: Optional[Route]) -> Optional[Resource]:
+    if vhost is None or route is None:
+        return None
+    return Resource("route", f"{vhost.name}/{route.name}")
+
+
+def _ip(address: str) -> Any:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return address

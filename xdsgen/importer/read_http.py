@@ -1,0 +1,407 @@
+"""HTTP connection managers, route configurations, vhosts and routes -> semantics.
+
+What an inventory route can say is a prefix or exact path, proxied to one upstream with
+an optional prefix rewrite, timeout and websocket upgrade; a whole vhost can redirect to
+https. Redirects and direct responses are read too (the comparer needs to know what the
+original answers); everything else is a difference, as loud as the route's own action
+(a left-out deny route is an access difference).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from xdsgen.importer.inputs import Context
+from xdsgen.importer.semantics import (
+    DEFAULT_ROUTE_TIMEOUT,
+    Action,
+    Hcm,
+    Proxy,
+    Redirect,
+    Respond,
+    Route,
+    Vhost,
+)
+from xdsgen.importer.shapes import (
+    as_list,
+    as_map,
+    duration_ns,
+    enum,
+    extension,
+    flag,
+    integer,
+    label,
+    maps,
+    package_name,
+    port,
+    text,
+    texts,
+    type_url,
+    unwrap,
+)
+from xdsgen.importer.topics import (
+    HCM_QUIET,
+    HCM_TOPICS,
+    HEADER_KEYS,
+    HTTP_FILTER_PACKAGES,
+    HTTP_FILTERS,
+    ROUTE_ACTION_READ,
+    ROUTE_ACTION_TOPICS,
+    XFF_HEADER,
+)
+
+
+def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tls: bool) -> Hcm:
+    """An HTTP connection manager; its route table is None when it cannot be read."""
+    hcm = Hcm(None, where=where)
+    hcm.strip_port = flag(config.get("strip_any_host_port")) or flag(
+        config.get("strip_matching_host_port")
+    )
+    for key in sorted(set(config) - HCM_QUIET):
+        topic = HCM_TOPICS.get(key, "other")
+        ctx.report.differ(
+            topic,
+            where,
+            f"http_connection_manager.{key} is not carried over",
+            {key: config[key]},
+            hcm,
+        )
+    codec = enum(config.get("codec_type"), "AUTO")
+    if codec not in ("AUTO", "0"):
+        ctx.report.differ(
+            "tuning", where, f"codec_type {codec}: the draft accepts HTTP/1 and 2", None, hcm
+        )
+    _http_filters(ctx, config, where, hcm)
+    read_access_log(ctx, config, where)
+    websocket = False
+    for upgrade in maps(config.get("upgrade_configs")):
+        kind = (text(upgrade.get("upgrade_type")) or "").lower()
+        if kind == "websocket":
+            websocket = upgrade.get("enabled") is not False
+        else:
+            ctx.report.differ(
+                "other", where, f"{kind or 'an'} upgrade is not carried over", upgrade, hcm
+            )
+    route_config = _route_config(ctx, config, where, referrer, hcm)
+    if route_config is not None:
+        data, source = route_config
+        hcm.route_config = text(data.get("name")) or ""
+        # An inline route table is shown where its listener is; an RDS one by its file.
+        rc_where = (
+            f"{where} route_config"
+            if source is None
+            else (f"{source}: route configuration {hcm.route_config!r}")
+        )
+        hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
+    return hcm
+
+
+def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
+    """Record where a connection manager or TCP proxy logs (the draft has one log for all)."""
+    path: Optional[str] = None
+    custom = False
+    for entry in as_list(config.get("access_log")):
+        kind, log, _ = extension(entry)
+        if "filter" in as_map(entry):
+            ctx.report.note(where, "an access log filter is not carried over")
+        if kind == "FileAccessLog":
+            path = text(log.get("path")) or path
+        elif kind in ("StdoutAccessLog", "StderrAccessLog"):
+            path = "/dev/stdout" if kind == "StdoutAccessLog" else "/dev/stderr"
+        else:
+            ctx.report.note(where, f"access logger {kind} is not carried over")
+            continue
+        formats = {"format", "json_format", "typed_json_format", "log_format"}
+        custom = custom or bool(formats & set(log))
+    ctx.access_logs.append((where, path, custom))
+
+
+def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) -> None:
+    for index, entry in enumerate(as_list(config.get("http_filters"))):
+        kind, _, v2 = extension(entry)
+        ctx.v2 = ctx.v2 or v2
+        if kind == "Router":
+            continue
+        if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
+            continue
+        package = package_name(type_url(unwrap(as_map(entry).get("typed_config"))))
+        topic = HTTP_FILTERS.get(kind) or HTTP_FILTER_PACKAGES.get(package, "access")
+        ctx.report.differ(
+            topic,
+            where,
+            f"HTTP filter {label(entry)} (http_filters[{index}]) is not carried over"
+            + (": requests it refused reach the routes" if topic in ("access", "auth") else ""),
+            fragment=entry,
+            anchor=hcm,
+        )
+
+
+def _route_config(
+    ctx: Context, config: dict[str, Any], where: str, referrer: str, hcm: Hcm
+) -> Optional[tuple[dict[str, Any], Optional[str]]]:
+    """The route table and the file it came from (None: inline in the listener)."""
+    if isinstance(config.get("route_config"), dict):
+        return config["route_config"], None
+    if "scoped_routes" in config:
+        ctx.report.differ(
+            "ports",
+            where,
+            "scoped routes cannot be read: no routes in the draft",
+            config.get("scoped_routes"),
+            hcm,
+        )
+        return None
+    rds = as_map(config.get("rds"))
+    wanted = text(rds.get("route_config_name"))
+    found, why = ctx.follow(rds.get("config_source"), "RDS", referrer)
+    candidates = (found or []) + list(ctx.inputs.route_configs)
+    for item in candidates:
+        if "virtual_hosts" in item.data and wanted in (None, text(item.data.get("name"))):
+            return item.data, item.source
+    if not why:
+        why = f"no route configuration {wanted!r} in the RDS file"
+    ctx.report.differ("ports", where, f"{why}: the draft has none of its routes", rds, hcm)
+    return None
+
+
+def read_route_config(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
+) -> list[Vhost]:
+    for key in sorted(set(data) - {"@type", "name", "virtual_hosts", "validate_clusters"}):
+        value = data[key]
+        if key == "request_headers_to_add" and as_list(value) == [XFF_HEADER]:
+            continue  # what every xdsgen route configuration does
+        if key in ("most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"):
+            continue
+        topic = "headers" if key in HEADER_KEYS else "other"
+        if key == "ignore_port_in_host_matching":
+            hcm.strip_port = hcm.strip_port or flag(value)
+            continue
+        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value}, hcm)
+    vhosts = []
+    for index, entry in enumerate(as_list(data.get("virtual_hosts"))):
+        if not isinstance(entry, dict):
+            continue
+        vhost = _vhost(ctx, entry, f"{where} virtual_hosts[{index}]", websocket, tls)
+        vhost.hcm = hcm
+        vhosts.append(vhost)
+    return vhosts
+
+
+def _vhost(ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool) -> Vhost:
+    name = text(data.get("name")) or ""
+    where = f"{where} ({name!r})" if name else where
+    domains = tuple(dict.fromkeys(d.lower() for d in texts(data.get("domains"))))
+    vhost = Vhost(name, domains, [], where=where, raw=data)
+    quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
+    for key in sorted(set(data) - quiet):
+        topic = "headers" if key in HEADER_KEYS else "other"
+        if key == "typed_per_filter_config":
+            topic = "access"
+        elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
+            topic = "routing"
+        elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
+            topic = "tuning"
+        ctx.report.differ(topic, where, f"{key} is not carried over", {key: data[key]}, vhost)
+    require = enum(data.get("require_tls"), "NONE")
+    if require not in ("NONE", "0") and not tls:
+        # Every plain-HTTP request is redirected to https, whatever the routes say.
+        vhost.routes = [Route("prefix", "/", Redirect(True), where=where, vhost=vhost)]
+        return vhost
+    for index, entry in enumerate(as_list(data.get("routes"))):
+        if isinstance(entry, dict):
+            route = _route(ctx, entry, f"{where} routes[{index}]", websocket, vhost)
+            if route is not None:
+                vhost.routes.append(route)
+    return vhost
+
+
+def _route(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, vhost: Vhost
+) -> Optional[Route]:
+    action = _action(ctx, data, where, websocket)
+    if action is None:
+        return None
+    match = as_map(data.get("match"))
+    kinds = [k for k in ("prefix", "path") if isinstance(match.get(k), str)]
+    what = _action_words(action)
+    topic = _topic_for(action)
+    if not kinds:
+        found = sorted(set(match) - {"case_sensitive"}) or ["nothing"]
+        extra = f"{found[0]} {_short(match.get(found[0]))}".strip()
+        ctx.report.differ(
+            topic,
+            where,
+            f"a route matching on {extra} ({what}) cannot be said in an inventory: left out, "
+            "its requests go to the next route that matches",
+            data,
+            vhost,
+        )
+        return None
+    kind = kinds[0]
+    conditions = sorted(
+        set(match)
+        - {"prefix", "path", "case_sensitive"}
+        - ({"headers"} if not as_list(match.get("headers")) else set())
+        - ({"query_parameters"} if not as_list(match.get("query_parameters")) else set())
+    )
+    if conditions:
+        ctx.report.differ(
+            topic,
+            where,
+            f"the route {kind} {match[kind]} ({what}) also matches on {', '.join(conditions)}: "
+            "left out, its requests go to the next route that matches",
+            data,
+            vhost,
+        )
+        return None
+    route = Route(kind, match[kind], action, where=where, raw=data, vhost=vhost)
+    route.name = text(data.get("name")) or ""
+    if match.get("case_sensitive") is False:
+        ctx.report.differ(
+            topic,
+            where,
+            f"{kind} {match[kind]} matched in any case; the draft matches it case-sensitively",
+            data,
+            route,
+        )
+    for key in sorted(
+        set(data) - {"match", "route", "redirect", "direct_response", "name", "use_websocket"}
+    ):
+        if key == "metadata":
+            continue
+        key_topic = "headers" if key in HEADER_KEYS else "other"
+        if key == "typed_per_filter_config":
+            key_topic = "access"
+        elif key in ("decorator", "tracing"):
+            key_topic = "tracing"
+        ctx.report.differ(
+            key_topic, where, f"route {key} is not carried over", {key: data[key]}, route
+        )
+    return route
+
+
+def _action(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> Optional[Action]:
+    if isinstance(data.get("route"), dict):
+        return _proxy(ctx, data, where, websocket)
+    if isinstance(data.get("redirect"), dict):
+        return _redirect(data["redirect"])
+    if isinstance(data.get("direct_response"), dict):
+        status = integer(data["direct_response"].get("status"))
+        return Respond(status if status is not None else 0)
+    ctx.report.differ(
+        "access",
+        where,
+        "a route with an action xdsgen cannot read is left out; its requests go to the next "
+        "route that matches",
+        data,
+    )
+    return None
+
+
+def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> Optional[Proxy]:
+    action = data["route"]
+    cluster = text(action.get("cluster"))
+    if cluster is None and isinstance(action.get("weighted_clusters"), dict):
+        weighted = maps(action["weighted_clusters"].get("clusters"))
+        ranked = sorted(
+            ((integer(c.get("weight")) or 0, text(c.get("name")) or "") for c in weighted),
+            key=lambda pair: -pair[0],
+        )
+        if ranked and ranked[0][1]:
+            cluster = ranked[0][1]
+            ctx.report.differ(
+                "routing",
+                where,
+                "weighted_clusters "
+                + ", ".join(f"{n} ({w})" for w, n in ranked)
+                + f": the draft sends everything to {cluster}",
+                data,
+            )
+    if cluster is None:
+        keys = sorted(k for k in action if k.startswith("cluster") or "specifier" in k)
+        ctx.report.differ(
+            "routing",
+            where,
+            f"a route choosing its cluster by {', '.join(keys) or 'nothing'} is left out; its "
+            "requests go to the next route that matches",
+            data,
+        )
+        return None
+    upgrade: Optional[bool] = None
+    if "use_websocket" in action or "use_websocket" in data:  # v2
+        ctx.v2 = True
+        upgrade = flag(action.get("use_websocket")) or flag(data.get("use_websocket"))
+    for entry in maps(action.get("upgrade_configs")):
+        if (text(entry.get("upgrade_type")) or "").lower() == "websocket":
+            upgrade = entry.get("enabled") is not False
+        else:
+            ctx.report.differ(
+                "other", where, f"{entry.get('upgrade_type')} upgrade not carried over"
+            )
+    timeout = duration_ns(action.get("timeout"))
+    for key in sorted(set(action) - ROUTE_ACTION_READ - {"weighted_clusters"}):
+        topic = ROUTE_ACTION_TOPICS.get(key, "other")
+        ctx.report.differ(topic, where, f"route.{key} is not carried over", {key: action[key]})
+    rewrite = action.get("prefix_rewrite")
+    return Proxy(
+        cluster=cluster,
+        rewrite=rewrite if isinstance(rewrite, str) else None,
+        timeout=timeout if timeout is not None and timeout >= 0 else DEFAULT_ROUTE_TIMEOUT,
+        websocket=websocket if upgrade is None else upgrade,
+    )
+
+
+def _redirect(data: dict[str, Any]) -> Redirect:
+    scheme = (text(data.get("scheme_redirect")) or "").lower()
+    https = flag(data.get("https_redirect")) or scheme == "https"
+    number = port(data.get("port_redirect")) or None
+    if https and number == 443:
+        number = None
+    other = []
+    if scheme and scheme != "https":
+        other.append(f"scheme {scheme}")
+    for key in ("host_redirect", "path_redirect", "prefix_rewrite"):
+        if text(data.get(key)):
+            other.append(f"{key.split('_')[0]} {data[key]}")
+    if "regex_rewrite" in data:
+        other.append("regex rewrite")
+    code = enum(data.get("response_code"), "MOVED_PERMANENTLY")
+    if code not in ("MOVED_PERMANENTLY", "0"):
+        other.append(f"code {code}")
+    if flag(data.get("strip_query")):
+        other.append("query stripped")
+    known = {
+        "scheme_redirect",
+        "https_redirect",
+        "port_redirect",
+        "host_redirect",
+        "path_redirect",
+        "prefix_rewrite",
+        "regex_rewrite",
+        "response_code",
+        "strip_query",
+    }
+    other.extend(sorted(set(data) - known))
+    return Redirect(https, number, ", ".join(other))
+
+
+def _action_words(action: Action) -> str:
+    return action.describe()
+
+
+def _topic_for(action: Action) -> str:
+    """A route the draft leaves out is as loud as what it did: a deny is about access."""
+    if isinstance(action, Respond):
+        return "access" if action.status >= 400 or action.status < 200 else "responses"
+    if isinstance(action, Redirect):
+        return "redirect"
+    return "routing"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        inner = text(value.get("regex")) or type_url(value)
+        return inner[:60] if inner else ""
+    found = text(value)
+    return found[:60] if found else ""

@@ -1,0 +1,464 @@
+"""What the original does -> an inventory draft that does as much of it as an inventory can.
+
+The choices here need not be perfect: the comparer checks the draft's render against the
+original afterwards and names every difference. They aim for the draft that differs
+least, and when something must differ, for the safer side (a vhost the original served
+on https only redirects plain HTTP to https rather than serving it in the clear).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from xdsgen.importer.differences import Report
+from xdsgen.importer.semantics import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_ROUTE_TIMEOUT,
+    Certificate,
+    Chain,
+    Config,
+    Listener,
+    Proxy,
+    Redirect,
+    UpstreamTls,
+    Vhost,
+    representative,
+)
+from xdsgen.importer.shapes import nanos_text
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_CA = "/etc/ssl/certs/ca-certificates.crt"
+DEFAULT_ADMIN_PORT = 15001
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_DOMAIN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+_MAX_DURATION_NS = 999_999_999 * 10**9
+_VHOST_INDEX = re.compile(r"^vhost(\d+)_")
+_PASS_INDEX = re.compile(r"_pass_(\d+)$")
+
+
+@dataclass
+class _Family:
+    address: Optional[str] = None
+    http: Optional[Chain] = None  # the plain HTTP chain of the family's http listener
+    http_port: Optional[int] = None
+    https: Optional[Listener] = None
+    tcp: list[tuple[int, str]] = field(default_factory=list)
+    udp: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class Draft:
+    inventory: dict[str, Any]
+    upstream_names: dict[str, str]  # original cluster -> draft upstream
+    reasons: dict[int, str] = field(default_factory=dict)  # id(listener) -> why it is left out
+
+
+def domain_ok(domain: str, tls: bool) -> bool:
+    """A domain an inventory vhost may list (TLS vhosts need real names, not "*")."""
+    return (domain == "*" and not tls) or bool(_DOMAIN_RE.match(domain))
+
+
+class Translator:
+    def __init__(self, config: Config, report: Report, paths: list[str], admin: Any):
+        self.config = config
+        self.report = report
+        self.paths = paths
+        self.admin = admin
+        self.upstream_names: dict[str, str] = {}
+        self.certificates: dict[Certificate, str] = {}
+        self.reasons: dict[int, str] = {}
+        self.served_tls: set[int] = set()  # https listeners the draft serves something of
+
+    def run(self, referenced_dirs: list[str], access_logs: list[Any]) -> Draft:
+        upstreams = self.upstreams()
+        families = self.families()
+        inventory: dict[str, Any] = {"version": 1}
+        inventory["envoy"] = self.envoy(referenced_dirs, access_logs)
+        listen: dict[str, Any] = {}
+        for name, plan in sorted(families.items()):
+            spec: dict[str, Any] = {"address": plan.address}
+            if plan.http_port is not None:
+                spec["http"] = plan.http_port
+            if plan.https is not None:
+                spec["https"] = plan.https.port
+            listen[name] = spec
+        inventory["listen"] = listen or {"ipv4": {"address": "0.0.0.0"}}
+        inventory["upstreams"] = upstreams
+        everywhere = sorted(listen)
+        http = self.vhosts(families, everywhere)
+        passthrough = self.passthrough(families, everywhere)
+        for plan in families.values():
+            if plan.https is not None and id(plan.https) not in self.served_tls:
+                self.reasons[id(plan.https)] = (
+                    "none of its TLS hosts can be said in an inventory (a TLS vhost needs real "
+                    'host names, not "*", and a certificate file)'
+                )
+        if self.certificates:
+            inventory["certificates"] = {
+                name: {"cert": c.cert, "key": c.key}
+                for c, name in sorted(self.certificates.items(), key=lambda kv: kv[1])
+            }
+        if http:
+            inventory["http"] = http
+        if passthrough:
+            inventory["tls_passthrough"] = passthrough
+        for kind in ("tcp", "udp"):
+            maps = self.port_maps(families, kind, everywhere)
+            if maps:
+                inventory[kind] = maps
+        return Draft(inventory, dict(self.upstream_names), self.reasons)
+
+    # ------------------------------------------------------------------ names
+
+    def unique_name(self, wanted: str, taken: set[str], fallback: str) -> str:
+        base = wanted if NAME_RE.match(wanted) else re.sub(r"[^A-Za-z0-9_.-]", "_", wanted)
+        base = base.lstrip(".-")[:60] or fallback
+        candidate, number = base, 2
+        while candidate.lower() in taken:
+            candidate, number = f"{base}_{number}", number + 1
+        taken.add(candidate.lower())
+        return candidate
+
+    # ------------------------------------------------------------------ upstreams
+
+    def upstreams(self) -> dict[str, Any]:
+        upstreams: dict[str, Any] = {}
+        taken: set[str] = set()
+        for cluster in self.config.clusters.values():
+            if not cluster.endpoints:
+                continue
+            name = self.unique_name(cluster.name, taken, "upstream")
+            if name != cluster.name:
+                self.report.note(cluster.where, f"named {name!r} in the draft")
+            self.upstream_names[cluster.name] = name
+            spec: dict[str, Any] = {"endpoints": list(cluster.endpoints)}
+            timeout = cluster.connect_timeout
+            if timeout != DEFAULT_CONNECT_TIMEOUT and 0 <= timeout <= _MAX_DURATION_NS:
+                spec["connect_timeout"] = nanos_text(timeout)
+            if cluster.tls is not None:
+                spec["tls"] = self.upstream_tls(cluster.tls, cluster.endpoints)
+            short = list(spec) == ["endpoints"] and len(cluster.endpoints) == 1
+            upstreams[name] = cluster.endpoints[0] if short else spec
+        return upstreams
+
+    def upstream_tls(self, tls: UpstreamTls, endpoints: tuple[str, ...]) -> dict[str, Any]:
+        spec: dict[str, Any] = {}
+        if tls.sni:
+            spec["sni"] = tls.sni
+        hosts = {e.rsplit(":", 1)[0] for e in endpoints if not _is_ip(e.rsplit(":", 1)[0])}
+        if tls.ca is None or (not tls.sni and len(hosts) != 1):
+            # Not verified, or verified without a name, which an inventory cannot say: the
+            # comparer names the difference.
+            spec["verify"] = False
+        elif tls.ca != DEFAULT_CA:
+            spec["ca"] = tls.ca
+        return spec
+
+    # ------------------------------------------------------------------ listeners
+
+    def families(self) -> dict[str, _Family]:
+        plans: dict[str, _Family] = {}
+        addresses: dict[str, list[tuple[int, str]]] = {}
+        for listener in self.config.listeners:
+            if listener.opaque:
+                continue
+            role, chain = _role(listener)
+            for family in listener.families:
+                plan = plans.setdefault(family, _Family())
+                if role == "http" and plan.http is None:
+                    plan.http, plan.http_port = chain, listener.port
+                elif role == "https" and plan.https is None:
+                    plan.https = listener
+                elif role == "tcp" and chain is not None and chain.cluster in self.upstream_names:
+                    plan.tcp.append((listener.port, str(chain.cluster)))
+                elif role == "udp" and listener.udp_cluster in self.upstream_names:
+                    plan.udp.append((listener.port, str(listener.udp_cluster)))
+                else:
+                    self.reasons[id(listener)] = self.why_not(listener, role, plan)
+                    continue
+                # The web listeners' address wins: a family has one address in an inventory.
+                rank = 0 if role in ("http", "https") else 1
+                addresses.setdefault(family, []).append((rank, listener.address_for(family)))
+        for family, found in addresses.items():
+            plans[family].address = min(found, key=lambda pair: pair[0])[1]
+        return {name: plan for name, plan in plans.items() if plan.address is not None}
+
+    def why_not(self, listener: Listener, role: Optional[str], plan: _Family) -> str:
+        if role == "http":
+            return (
+                f"a second plain-HTTP port (the draft's is {plan.http_port}): an inventory has "
+                "one http port per family"
+            )
+        if role == "https":
+            return (
+                f"a second TLS port (the draft's is {plan.https.port if plan.https else '?'}): "
+                "an inventory has one https port per family"
+            )
+        if role in ("tcp", "udp"):
+            return "its cluster is not in the draft"
+        chains = [c for c in [*listener.chains, listener.default_chain] if c is not None]
+        if any(c.tls and c.certificate is None for c in chains):
+            return "its certificate could not be read (see above)"
+        if listener.protocol == "udp" or not chains:
+            return "nothing an inventory can say runs on it (see above)"
+        if any(c.kind == "opaque" or (c.hcm is not None and c.hcm.vhosts is None) for c in chains):
+            return "what runs on it cannot be read or said in an inventory (see above)"
+        return "its filter chains mix plain HTTP, TLS and TCP on one port: an inventory cannot"
+
+    # ------------------------------------------------------------------ vhosts
+
+    def routes(self, vhost: Optional[Vhost]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for route in vhost.routes if vhost else []:
+            action = route.action
+            if not isinstance(action, Proxy) or action.cluster not in self.upstream_names:
+                continue
+            entry: dict[str, Any] = {route.match: route.value}
+            entry["upstream"] = self.upstream_names[action.cluster]
+            if action.rewrite is not None:
+                entry["rewrite"] = action.rewrite
+            if action.websocket:
+                entry["websocket"] = True
+            if action.timeout != DEFAULT_ROUTE_TIMEOUT and action.timeout <= _MAX_DURATION_NS:
+                entry["timeout"] = nanos_text(action.timeout)
+            out.append(entry)
+        return out
+
+    def certificate_name(self, certificate: Certificate) -> str:
+        for known, name in self.certificates.items():
+            if (known.cert, known.key) == (certificate.cert, certificate.key):
+                return name
+        taken = {name.lower() for name in self.certificates.values()}
+        name = self.unique_name(certificate.name, taken, "cert")
+        self.certificates[certificate] = name
+        return name
+
+    def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
+        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON).
+        found: dict[tuple[str, tuple[Optional[str], bool, str]], list[str]] = {}
+        order: dict[str, tuple[int, int]] = {}
+        for family, plan in sorted(families.items()):
+            claimed: set[str] = set()
+            for domain, spec, source in self.tls_entries(plan):
+                found.setdefault((domain, spec), []).append(family)
+                order.setdefault(domain, (_index(_VHOST_INDEX, source.name), len(order)))
+                claimed.add(domain)
+            hcm = plan.http.hcm if plan.http else None
+            for vhost in (hcm.vhosts or []) if hcm else []:
+                routes = self.routes(vhost)
+                for domain in vhost.domains:
+                    if domain in claimed or not routes or not domain_ok(domain, tls=False):
+                        continue
+                    spec = (None, False, json.dumps(routes))
+                    found.setdefault((domain, spec), []).append(family)
+                    order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
+        grouped: dict[tuple[Any, ...], list[str]] = {}
+        for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
+            grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
+        out = []
+        for (certificate, redirect, routes, fams), domains in grouped.items():
+            item: dict[str, Any] = {"domains": domains}
+            if certificate:
+                item["tls"] = certificate
+            if redirect:
+                item["redirect_to_https"] = True
+            if list(fams) != everywhere:
+                item["families"] = list(fams)
+            item["routes"] = json.loads(routes)
+            out.append(item)
+        return out
+
+    def tls_entries(
+        self, plan: _Family
+    ) -> list[tuple[str, tuple[Optional[str], bool, str], Vhost]]:
+        """(domain, spec, original vhost) for every name the family's https listener
+        terminates: the vhost a client sending that name (as SNI and Host) reaches."""
+        listener = plan.https
+        if listener is None:
+            return []
+        out: list[tuple[str, tuple[Optional[str], bool, str], Vhost]] = []
+        seen: set[str] = set()
+        for chain in [*listener.chains, listener.default_chain]:
+            if chain is None or chain.kind != "http" or not chain.tls:
+                continue
+            if chain.certificate is None or chain.hcm is None or chain.hcm.vhosts is None:
+                continue
+            names = [d for v in chain.hcm.vhosts for d in v.domains] + list(chain.server_names)
+            for domain in dict.fromkeys(names):
+                probe = representative(domain)
+                if domain in seen or not domain_ok(domain, tls=True):
+                    continue
+                if listener.chain_for(probe, tls=True) is not chain:
+                    continue  # clients sending this name reach another chain
+                vhost = chain.hcm.vhost_for(probe)
+                routes = self.routes(vhost)
+                if vhost is None or not routes:
+                    continue
+                seen.add(domain)
+                self.served_tls.add(id(listener))
+                redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
+                spec = (self.certificate_name(chain.certificate), redirect, json.dumps(routes))
+                out.append((domain, spec, vhost))
+        return out
+
+    def same_on_http(self, plan: _Family, probe: str, routes: list[dict[str, Any]]) -> bool:
+        """Whether plain HTTP serves this name with the same routes (else the draft
+        redirects it to https: the original redirects it, or serves it otherwise)."""
+        hcm = plan.http.hcm if plan.http else None
+        vhost = hcm.vhost_for(probe) if hcm else None
+        if vhost is None or _redirects_all(vhost):
+            return False
+        modelled = [r for r in vhost.routes if isinstance(r.action, Proxy)]
+        return len(modelled) == len(vhost.routes) and self.routes(vhost) == routes
+
+    # ------------------------------------------------------------------ TLS and ports
+
+    def passthrough(self, families: dict[str, _Family], everywhere: list[str]) -> list[Any]:
+        found: dict[tuple[tuple[str, ...], str], tuple[list[str], int]] = {}
+        for family, plan in sorted(families.items()):
+            listener = plan.https
+            for chain in listener.chains if listener else []:
+                if chain.kind != "tcp" or chain.tls or not chain.server_names:
+                    continue
+                upstream = self.upstream_names.get(str(chain.cluster))
+                names = tuple(
+                    s
+                    for s in chain.server_names
+                    if s != "*"
+                    and domain_ok(s, tls=True)
+                    and listener is not None
+                    and listener.chain_for(representative(s), tls=True) is chain
+                )
+                if upstream is None or not names:
+                    continue
+                self.served_tls.add(id(listener))
+                order = _index(_PASS_INDEX, chain.name) or 0
+                entry = found.setdefault((names, upstream), ([], order * 10**6 + len(found)))
+                entry[0].append(family)
+        out = []
+        for (names, upstream), (fams, _) in sorted(found.items(), key=lambda kv: kv[1][1]):
+            item: dict[str, Any] = {"sni": list(names), "upstream": upstream}
+            if sorted(set(fams)) != everywhere:
+                item["families"] = sorted(set(fams))
+            out.append(item)
+        return out
+
+    def port_maps(
+        self, families: dict[str, _Family], kind: str, everywhere: list[str]
+    ) -> list[Any]:
+        found: dict[tuple[int, str], list[str]] = {}
+        for family, plan in sorted(families.items()):
+            for number, cluster in getattr(plan, kind):
+                found.setdefault((number, self.upstream_names[cluster]), []).append(family)
+        out = []
+        for (number, upstream), fams in sorted(found.items()):
+            item: dict[str, Any] = {"port": number, "upstream": upstream}
+            if sorted(set(fams)) != everywhere:
+                item["families"] = sorted(set(fams))
+            out.append(item)
+        return out
+
+    # ------------------------------------------------------------------ envoy
+
+    def envoy(self, referenced_dirs: list[str], access_logs: list[Any]) -> dict[str, Any]:
+        base = os.path.dirname(os.path.abspath(self.paths[0]))
+        envoy: dict[str, Any] = {"config_dir": base}
+        others = [d for d in referenced_dirs if d and os.path.isabs(d)]
+        if len(set(others)) == 1 and others[0] != base:
+            envoy["container_config_dir"] = others[0]
+        envoy["admin"] = self.admin_address()
+        if envoy["admin"] == f"127.0.0.1:{DEFAULT_ADMIN_PORT}":
+            del envoy["admin"]
+        log = self.access_log(access_logs)
+        if log != "/dev/stdout":
+            envoy["access_log"] = log
+        return envoy
+
+    def admin_address(self) -> str:
+        used = {listener.port for listener in self.config.listeners}
+        for cluster in self.config.clusters.values():
+            used.update(int(e.rsplit(":", 1)[1]) for e in cluster.endpoints)
+        wanted = None
+        if self.admin is not None:
+            host, number = self.admin
+            try:
+                if ipaddress.ip_address(host).is_loopback and number not in used:
+                    wanted = f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
+            except ValueError:
+                pass
+        number = DEFAULT_ADMIN_PORT
+        while number in used:
+            number += 1
+        return wanted or f"127.0.0.1:{number}"
+
+    def access_log(self, sites: list[tuple[str, Optional[str], bool]]) -> str:
+        """The draft's one access log: the file most chains log to (else off)."""
+        paths = Counter(path for _, path, _ in sites if path and path.startswith("/"))
+        chosen = paths.most_common(1)[0][0] if paths else "off"
+        for where, path, custom in sites:
+            if path and not path.startswith("/"):
+                self.report.note(
+                    where,
+                    f"logs to {path}, relative to Envoy's working directory; the draft "
+                    + (f"logs to {chosen}" if chosen != "off" else "does not log")
+                    + " (set envoy.access_log to an absolute path)",
+                )
+            elif (path or "off") != chosen:
+                self.report.note(
+                    where,
+                    (f"logs to {path}" if path else "does not log")
+                    + f"; the draft logs every HTTP and TCP listener to {chosen}",
+                )
+            elif custom:
+                self.report.note(where, "a custom log format: the draft logs Envoy's default")
+        return chosen
+
+
+def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:
+    """What an inventory can make of a listener: http, https, tcp or udp (None: nothing)."""
+    if listener.protocol == "udp":
+        return ("udp" if listener.udp_cluster else None), None
+    chains = [c for c in [*listener.chains, listener.default_chain] if c is not None]
+    if any(c.tls and c.kind == "http" and c.certificate for c in chains) or any(
+        c.kind == "tcp" and not c.tls and c.server_names for c in chains
+    ):
+        return "https", None
+    plain = listener.chain_for(None, tls=False)
+    if plain is None or plain.tls:
+        return None, None
+    if plain.kind == "http" and plain.hcm is not None and plain.hcm.vhosts is not None:
+        return "http", plain
+    if plain.kind == "tcp" and len(chains) == 1 and plain.transport in (None, "raw_buffer"):
+        return "tcp", plain
+    return None, None
+
+
+def _redirects_all(vhost: Vhost) -> bool:
+    first = vhost.routes[0] if vhost.routes else None
+    return (
+        first is not None
+        and first.match == "prefix"
+        and first.value == "/"
+        and isinstance(first.action, Redirect)
+        and first.action.https
+    )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _index(pattern: re.Pattern[str], name: str) -> int:
+    """xdsgen's own names keep the inventory's order (vhost3_..., https_ipv4_pass_2)."""
+    match = pattern.search(name or "")
+    return int(match.group(1)) if match else 10**6
