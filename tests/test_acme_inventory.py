@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from harness import write_inventory
 
-from xdsgen.certificates import LETSENCRYPT, LETSENCRYPT_STAGING, parse_period
 from xdsgen.errors import InventoryError
+from xdsgen.model.certificates import LETSENCRYPT, LETSENCRYPT_STAGING, parse_period
 from xdsgen.pipeline import load_model, render
 
 

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from xdsgen.acme import records, renewal, storage
 from xdsgen.acme.challenges import Dns01Challenge
 from xdsgen.acme.hook import DnsHook
-from xdsgen.certificates import LETSENCRYPT, LETSENCRYPT_STAGING, AcmeSettings, Certificate
 from xdsgen.errors import EXIT_ACME, AcmeError
+from xdsgen.model.certificates import LETSENCRYPT, LETSENCRYPT_STAGING, AcmeSettings, Certificate
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def make_pair(
 
 
 def acme_cert(tmp_path: Path, domains: tuple[str, ...], renew_before: str = "30d") -> Certificate:
-    from xdsgen.certificates import parse_period
+    from xdsgen.model.certificates import parse_period
 
     settings = AcmeSettings(
         email="a@example.com",

@@ -112,12 +112,12 @@ def test_validate_lists_every_meaning_problem_with_position_path_and_hint(tmp_pa
         f"{src}:15:21: error: http[0].routes[0].upstream: unknown upstream 'grafna' "
         "(did you mean 'grafana'?)",
         f"{src}:16:32: error: http[1].domains[1]: domain 'NAS.example.com' is already served by "
-        "http[0] on http_ipv4 (a domain may be in one vhost per listener)",
+        "http[0] on ipv4 (a domain may be in one vhost per listener)",
         f"{src}:20:5: error: http[2].tls: unknown certificate 'sitee' (did you mean 'site'?)",
         f"{src}:21:16: error: http[2].families[0]: family 'ipv6' has no entry in listen "
         "(add listen.ipv6, or remove it here)",
         f"{src}:25:12: error: tls_passthrough[0].sni[0]: SNI 'nas.example.com' is both passed "
-        "through and terminated by http[0] (Envoy can do only one of them for a name)",
+        "through and terminated by http[0] on ipv4 (Envoy can do only one of them for a name)",
         f"{src}:27:6: error: tcp[0].port: ipv4 port 8080 is already used by the http listener "
         "(line 3) (every listener of a family needs its own port)",
     ]

@@ -36,6 +36,9 @@ http:
   - domains: [app.example.com]
     routes:
       - {prefix: /, upstream: app}
+  - domains: [grafana.example.com]
+    routes:
+      - {prefix: /, upstream: grafana}
 """
 
 
@@ -162,6 +165,15 @@ def test_format_json_errors_and_warnings(tmp_path: Path) -> None:
             }
         ],
         "warnings": [
+            {  # the upstream meant on line 12, misspelt there, is used nowhere
+                "file": str(path),
+                "line": 7,
+                "column": 3,
+                "path": "upstreams.grafana",
+                "severity": "warning",
+                "message": "upstream 'grafana' is not used by any route, port map or passthrough",
+                "hint": "remove it, or route to it",
+            },
             {
                 "file": str(path),
                 "line": 12,
@@ -170,7 +182,7 @@ def test_format_json_errors_and_warnings(tmp_path: Path) -> None:
                 "severity": "warning",
                 "message": "this route can never match: routes[0] (prefix /) matches first",
                 "hint": "move it above the catch-all route",
-            }
+            },
         ],
     }
 
@@ -215,7 +227,7 @@ def _tls_inventory(tmp_path: Path, cert: Path, key: Path) -> Path:
         tmp_path,
         BASE + f"certificates:\n  site: {{cert: {cert}, key: {key}}}\n"
         "http:\n  - domains: [app.example.com]\n    tls: site\n    routes:\n"
-        "      - {prefix: /, upstream: app}\n",
+        "      - {prefix: /grafana/, upstream: grafana}\n      - {prefix: /, upstream: app}\n",
     )
 
 
@@ -279,7 +291,7 @@ def test_upstream_tls_verify_off_warns(tmp_path: Path) -> None:
             "  grafana: 127.0.0.1:3001\n",
             "  nas: {endpoints: [192.168.1.20:5001], tls: {verify: false}}\n",
         )
-        + ROUTES,
+        + ROUTES.replace("upstream: grafana", "upstream: nas"),
     )
     result = cli("validate", str(path))
     assert result.exit_code == 0

@@ -86,7 +86,11 @@ def test_a_save_with_a_pause_mid_write_is_never_applied_half_written(
         data["upstreams"] = {"a": a.endpoint, "b": b.endpoint}
         data["http"] = [
             {"domains": ["other.example"], "routes": [{"prefix": "/", "upstream": other.name}]},
-            {"domains": ["probe.example"], "routes": [{"prefix": "/", "upstream": "a"}]},
+            # the other backend, so that no upstream is unused (that would be a warning)
+            {
+                "domains": ["probe.example"],
+                "routes": [{"prefix": "/", "upstream": "b" if other.name == "a" else "a"}],
+            },
         ][: 2 if with_probe else 1]
         return yaml.safe_dump(data, sort_keys=False)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from xdsgen.acme import records, renewal, storage
-from xdsgen.certificates import Certificate
 from xdsgen.model import Model
+from xdsgen.model.certificates import Certificate
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 

@@ -170,3 +170,8 @@ HCM_SETTINGS = (
 )
 XFF_HEADER = "x-forwarded-for"
 XFF_VALUE = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
+
+# Words the templates may print unquoted (keys and enum values xdsgen itself chose, never
+# inventory text): render's `key` and `word` filters refuse anything else.
+BARE_KEYS = frozenset({"prefix", "path", XFF_HEADER, *(key for key, _ in HCM_SETTINGS)})
+BARE_WORDS = frozenset(value for _, value in HCM_SETTINGS if isinstance(value, str))

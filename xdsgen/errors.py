@@ -5,8 +5,10 @@ Exit codes (the one place they are defined; README's table is checked against th
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 EXIT_OK = 0
 EXIT_INVALID = 1  # the inventory (or a file it names) is invalid
@@ -37,6 +39,26 @@ EXIT_CODES = {
         "and the certificate files are untouched"
     ),
 }
+
+
+# Where in the inventory: ("http", 0, "routes", 2, "upstream").
+PathKey = tuple[Union[str, int], ...]
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+
+def format_path(path: PathKey) -> str:
+    """http[0].routes[2].upstream; keys that are not plain words are quoted and escaped
+    (upstreams["nas.lan"], upstreams["app\\u202e"]) so a message never carries a raw
+    control or bidi character."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
 
 
 @dataclass(frozen=True, order=True)

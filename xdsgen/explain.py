@@ -296,7 +296,7 @@ def explain(model: Model, target: Target) -> list[Hop]:
                 continue
             chain = chains[index]
             hop.chain, hop.sni_match = chain.name, how
-            if hasattr(chain, "cluster"):
+            if chain.tcp is not None:
                 hop.outcome = "passthrough"
                 hop.upstream = chain.cluster
                 hop.endpoints = _endpoints(model, chain.cluster)

@@ -23,7 +23,7 @@ import yaml
 
 from xdsgen import resources
 from xdsgen.characters import LOOKALIKE_SPACES, TYPOGRAPHIC_QUOTES, char_name, pasted_in_value
-from xdsgen.errors import InventoryError, Problem
+from xdsgen.errors import InventoryError, PathKey, Problem, format_path
 
 # A hand-written inventory is a few KB (a thousand vhosts is ~150 KB): anything near this
 # is the wrong file, and refusing it before reading keeps a router's RAM safe.
@@ -31,7 +31,6 @@ MAX_INVENTORY_BYTES = 4 * 1024 * 1024
 # Aliases can make a few lines expand to billions of values ("billion laughs").
 MAX_VALUES = 1_000_000  # ~60 000 vhosts; the 4 MB file limit comes first
 
-PathKey = tuple[Union[str, int], ...]
 
 # Characters no inventory value needs and that make text lie about itself when pasted:
 # control characters (tab and newline included: every value is one line), line and
@@ -55,23 +54,6 @@ _SUSPICIOUS_RE = re.compile(
 _CHECK_RE = re.compile(
     _SUSPICIOUS_RE.pattern + "|[" + "".join(sorted(LOOKALIKE_SPACES | TYPOGRAPHIC_QUOTES)) + "]"
 )
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
-
-
-def format_path(path: PathKey) -> str:
-    """http[0].routes[2].upstream; keys that are not plain words are quoted and escaped
-    (upstreams["nas.lan"], upstreams["app\\u202e"]) so a message never carries a raw
-    control or bidi character."""
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif not _PLAIN_KEY.fullmatch(part):
-            text += f"[{json.dumps(part)}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
 
 
 @dataclass

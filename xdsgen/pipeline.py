@@ -26,7 +26,7 @@ def load_model(path: str, check_files: bool = False, config_dir: Optional[str] =
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
     if check_files:
-        from xdsgen.certificates import missing_acme_files
+        from xdsgen.model.certificates import missing_acme_files
 
         # Checked here, after --config-dir moved their default location.
         missing = missing_acme_files(inventory, model.certificates)

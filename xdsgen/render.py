@@ -1,7 +1,8 @@
 """Render the model through the Jinja templates, then prove the output means the model.
 
 Templates only loop and print. Every printed value must pass through one of the filters
-`q` (a string as a double-quoted YAML scalar), `num` (an int) or `key` (a fixed word);
+`q` (a string as a double-quoted YAML scalar), `num` (an int), `key` (a fixed key) or `word`
+(a flag or a fixed enum word);
 `finalize` refuses anything else, so no inventory string can reach the YAML unquoted.
 After rendering, each file is parsed back and its meaning compared with the model
 (`verify`): a mismatch is an xdsgen bug and nothing is written.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from xdsgen import resources
-from xdsgen.conventions import CDS_FILE, LDS_FILE, file_version, versioned
+from xdsgen.conventions import BARE_KEYS, BARE_WORDS, CDS_FILE, LDS_FILE, file_version, versioned
 from xdsgen.errors import RenderError
 from xdsgen.model import Model
 
@@ -39,12 +40,18 @@ def yaml_int(value: object) -> _Safe:
     return _Safe(str(value))
 
 
-_KEYWORDS = frozenset({"prefix", "path"})
-
-
 def yaml_key(value: object) -> _Safe:
-    if value not in _KEYWORDS:
+    if value not in BARE_KEYS:
         raise RenderError(f"template bug: key filter got {value!r}")
+    return _Safe(str(value))
+
+
+def yaml_word(value: object) -> _Safe:
+    """A flag (true/false) or one of the enum words xdsgen itself chose (AUTO)."""
+    if isinstance(value, bool):
+        return _Safe("true" if value else "false")
+    if value not in BARE_WORDS:
+        raise RenderError(f"template bug: word filter got {value!r}")
     return _Safe(str(value))
 
 
@@ -75,7 +82,7 @@ def environment() -> Any:
             auto_reload=False,
             bytecode_cache=jinja_bytecode_cache(),  # no .pyc on OpenWrt: keep compiled templates
         )
-        env.filters.update(q=yaml_quote, num=yaml_int, key=yaml_key)
+        env.filters.update(q=yaml_quote, num=yaml_int, key=yaml_key, word=yaml_word)
         _ENV["env"] = env
     return _ENV["env"]
 

@@ -13,13 +13,13 @@ import json
 import re
 from typing import Any, Optional
 
+from xdsgen.errors import PathKey
 from xdsgen.hints import (
     inline_upstream_hint,
     looks_like_address,
     port_out_of_range,
     tls_value_message,
 )
-from xdsgen.inventory import PathKey
 
 _TYPE_NAMES = {
     "object": "a mapping (key: value)",

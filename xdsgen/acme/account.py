@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from xdsgen import __version__
-from xdsgen.certificates import AcmeSettings
 from xdsgen.errors import IOProblem
 from xdsgen.files import write_atomic
 from xdsgen.live.lock import state_dir
+from xdsgen.model.certificates import AcmeSettings
 
 ACCOUNT_KEY = "account.key"
 ACCOUNT_FILE = "account.json"

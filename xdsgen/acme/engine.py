@@ -24,8 +24,8 @@ from typing import Callable, Optional, Union
 from xdsgen.acme import order as order_mod
 from xdsgen.acme import records, renewal, storage
 from xdsgen.acme.challenges import Dns01Publisher, Http01Publisher
-from xdsgen.certificates import HTTP01, Certificate
 from xdsgen.errors import AcmeError, IOProblem, UsageProblem
+from xdsgen.model.certificates import HTTP01, Certificate
 
 Report = Callable[[str], None]
 HTTP01_NEEDS_APPLY = (

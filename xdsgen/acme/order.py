@@ -17,8 +17,8 @@ from xdsgen.acme.challenges import (
     Http01Challenge,
     Http01Publisher,
 )
-from xdsgen.certificates import DNS01, HTTP01
 from xdsgen.errors import AcmeError
+from xdsgen.model.certificates import DNS01, HTTP01
 
 ORDER_TIMEOUT = 90.0  # seconds for validation and issuance once the challenges are answered
 

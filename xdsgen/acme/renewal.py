@@ -12,7 +12,7 @@ from typing import Optional
 
 from xdsgen.acme.records import Record
 from xdsgen.acme.storage import CertInfo, PairState
-from xdsgen.certificates import Certificate
+from xdsgen.model.certificates import Certificate
 
 
 def renew_at(info: CertInfo, renew_before: float) -> datetime.datetime:

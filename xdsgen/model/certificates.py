@@ -1,10 +1,10 @@
-"""The certificates part of the model: every `certificates:` entry, with its ACME settings.
+"""Certificates: every `certificates:` entry, with its ACME settings.
 
-`build` is the one function the model's builder calls. It makes the `Secret`s Envoy is
-given (their file paths as Envoy sees them) and the `Certificate`s xdsgen itself reads and,
-for `acme:`, obtains and renews (their paths as xdsgen sees them: with Docker these differ
-for the default location under the config directory). Nothing here talks to a CA; the ACME
-engine (`xdsgen.acme`, and the `acme` library) is imported only by the code that does.
+`build` makes the `Secret`s Envoy is given (their file paths as Envoy sees them) and the
+`Certificate`s xdsgen itself reads and, for `acme:`, obtains and renews (their paths as
+xdsgen sees them: with Docker these differ for the default location under the config
+directory). Nothing here talks to a CA; the ACME engine (`xdsgen.acme`, and the `acme`
+library) is imported only by the code that does.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Protocol
+from typing import Optional
 
-from xdsgen.errors import Problem
-from xdsgen.inventory import Inventory, PathKey
+from xdsgen.errors import PathKey, Problem
+from xdsgen.inventory import Inventory
+from xdsgen.model.ir import Secret
+from xdsgen.model.problems import Problems
+from xdsgen.spec import DEFAULTS, AcmeSpec, Spec
 
-LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT = DEFAULTS["certificates.*.acme.directory"]
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DIRECTORY_WORDS = {"staging": LETSENCRYPT_STAGING}
 HTTP01 = "http-01"
 DNS01 = "dns-01"
-DEFAULT_RENEW_BEFORE = "30d"
+DEFAULT_RENEW_BEFORE = DEFAULTS["certificates.*.acme.renew_before"]
 CERTS_DIR = "certs"  # <config_dir>/certs/<name>/ when acme: gives no cert/key
 CHAIN_FILE = "fullchain.pem"
 KEY_FILE = "privkey.pem"
@@ -60,21 +64,6 @@ class Certificate:
         return "acme" if self.acme else "file"
 
 
-class Checker(Protocol):
-    """What `build` needs from the model's builder: where to report, and its file checks."""
-
-    inv: Inventory
-    data: dict[str, Any]
-
-    def error(self, path: PathKey, message: str, hint: Optional[str] = None) -> None: ...
-
-    def warn(self, path: PathKey, message: str, hint: Optional[str] = None) -> None: ...
-
-    def require_absolute(self, path: PathKey, file_path: str) -> bool: ...
-
-    def check_file(self, path: PathKey, file_path: str, is_key: bool) -> None: ...
-
-
 def parse_period(text: str) -> float:
     """Seconds in a duration such as 30d, 12h, 90m, 30s or 1.5s; ValueError if malformed."""
     match = _PERIOD_RE.match(text)
@@ -89,45 +78,42 @@ def default_paths(config_dir: str, name: str) -> tuple[str, str]:
     return posixpath.join(directory, CHAIN_FILE), posixpath.join(directory, KEY_FILE)
 
 
-def domains_by_certificate(vhosts: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+def domains_by_certificate(spec: Spec) -> dict[str, tuple[str, ...]]:
     found: dict[str, set[str]] = {}
-    for vhost in vhosts:
-        if isinstance(vhost, dict) and isinstance(vhost.get("tls"), str):
-            found.setdefault(vhost["tls"], set()).update(
-                d.lower() for d in vhost.get("domains") or [] if isinstance(d, str)
-            )
+    for vhost in spec.http:
+        if vhost.tls is not None:
+            found.setdefault(vhost.tls, set()).update(d.lower() for d in vhost.domains)
     return {name: tuple(sorted(names)) for name, names in found.items()}
 
 
 def build(
-    checker: Checker, config_dir: str, envoy_dir: str
-) -> tuple[dict[str, tuple[str, str]], tuple[Certificate, ...]]:
-    """Check `certificates:` and return, per name, the (cert, key) paths Envoy reads, and
+    spec: Spec, config_dir: str, envoy_dir: str, problems: Problems, check_files: bool
+) -> tuple[dict[str, Secret], tuple[Certificate, ...]]:
+    """Check `certificates:` and return, per name, the Secret (the paths Envoy reads), and
     every Certificate (used by a vhost or not) with the paths xdsgen reads."""
-    vhosts = checker.data.get("http") or []
-    domains = domains_by_certificate(vhosts)
-    envoy_paths: dict[str, tuple[str, str]] = {}
+    domains = domains_by_certificate(spec)
+    secrets: dict[str, Secret] = {}
     certificates = []
     lowered: dict[str, str] = {}
-    for name, spec in (checker.data.get("certificates") or {}).items():
-        path: PathKey = ("certificates", name)
+    for name, entry in spec.certificates.items():
+        path = entry.path
         if name.lower() in lowered:
-            checker.error(
+            problems.error(
                 path,
                 f"certificate {name!r} differs from {lowered[name.lower()]!r} only in case",
                 "rename one",
             )
         lowered.setdefault(name.lower(), name)
-        acme = _acme_settings(checker, name, spec.get("acme"), domains.get(name, ()), vhosts)
-        given = [which for which in ("cert", "key") if which in spec]
+        acme = _acme_settings(spec, name, entry.acme, domains.get(name, ()), problems)
+        given = [which for which in ("cert", "key") if getattr(entry, which) is not None]
         if acme is not None and not given:
             cert, key = default_paths(config_dir, name)
-            envoy_paths[name] = default_paths(envoy_dir, name)
+            secrets[name] = Secret(name, *default_paths(envoy_dir, name))
             certificates.append(Certificate(name, cert, key, domains.get(name, ()), acme, True))
             continue
         if len(given) < 2:
             missing = "key" if given == ["cert"] else "cert"
-            checker.error(
+            problems.error(
                 path,
                 f"missing {missing}: a certificate needs both cert and key"
                 + (", or neither (acme then keeps them in the config directory)" if acme else ""),
@@ -136,87 +122,113 @@ def build(
                 + ("" if acme else ", or acme: to obtain the certificate from Let's Encrypt"),
             )
             continue
-        cert, key = spec["cert"], spec["key"]
+        cert, key = str(entry.cert), str(entry.key)
         for which, file_path in (("cert", cert), ("key", key)):
             # ACME's own files are missing until the first issuance: the engine's business.
-            if checker.require_absolute((*path, which), file_path) and acme is None:
-                checker.check_file((*path, which), file_path, is_key=which == "key")
-        envoy_paths[name] = (cert, key)
+            if problems.require_absolute((*path, which), file_path) and acme is None:
+                check_file(problems, (*path, which), file_path, which == "key", check_files)
+        secrets[name] = Secret(name, cert, key)
         certificates.append(Certificate(name, cert, key, domains.get(name, ()), acme))
-    return envoy_paths, tuple(sorted(certificates, key=lambda c: c.name))
+    return secrets, tuple(sorted(certificates, key=lambda c: c.name))
+
+
+def check_file(
+    problems: Problems, path: PathKey, file_path: str, is_key: bool, check_files: bool
+) -> None:
+    """Missing files are errors for apply (Envoy would refuse the listener) and warnings
+    otherwise (rendering for another machine is normal)."""
+    problem = None
+    try:
+        info = os.stat(file_path)
+        if not stat.S_ISREG(info.st_mode):
+            problem = f"{file_path} is not a regular file"
+        elif not os.access(file_path, os.R_OK):
+            problem = f"{file_path} is not readable"
+    except FileNotFoundError:
+        problem = f"{file_path} does not exist"
+    except OSError as exc:
+        problem = f"{file_path}: {exc.strerror}"
+    except ValueError:  # a NUL in the path (the loader reports the character itself)
+        return
+    if problem:
+        if check_files:
+            problems.error(path, problem, "Envoy would refuse the listener; fix the path")
+        else:
+            problems.warn(path, problem, "fine if you render for another machine")
+        return
+    if is_key and info.st_mode & stat.S_IROTH:
+        problems.warn(path, f"private key {file_path} is readable by every user", "chmod o-r it")
 
 
 def _acme_settings(
-    checker: Checker,
+    spec: Spec,
     name: str,
-    spec: Optional[dict[str, Any]],
+    acme: Optional[AcmeSpec],
     domains: tuple[str, ...],
-    vhosts: list[dict[str, Any]],
+    problems: Problems,
 ) -> Optional[AcmeSettings]:
-    if spec is None:
+    if acme is None:
         return None
-    path: PathKey = ("certificates", name, "acme")
-    challenge = spec.get("challenge", HTTP01)
+    path = acme.path
     if not domains:
-        checker.error(
+        problems.error(
             path,
             f"no vhost uses certificate {name!r}: there is no domain to put in it",
             f"add tls: {name} to a vhost in http, or remove the certificate",
         )
     elif len(domains) > MAX_NAMES:
-        checker.error(
+        problems.error(
             path,
             f"{len(domains)} domains use certificate {name!r}; an ACME CA such as Let's "
             f"Encrypt puts at most {MAX_NAMES} names in one certificate",
             "split the vhosts over two certificates",
         )
-    if challenge == HTTP01:
-        for index, vhost in enumerate(vhosts):
-            if not isinstance(vhost, dict) or vhost.get("tls") != name:
+    if acme.challenge == HTTP01:
+        for vhost in spec.http:
+            if vhost.tls != name:
                 continue
-            for d_index, domain in enumerate(vhost.get("domains") or []):
-                if isinstance(domain, str) and domain.startswith("*."):
-                    checker.error(
-                        ("http", index, "domains", d_index),
+            for d_index, domain in enumerate(vhost.domains):
+                if domain.startswith("*."):
+                    problems.error(
+                        (*vhost.path, "domains", d_index),
                         f"wildcard {domain!r} in certificate {name!r}: a CA validates a "
                         "wildcard only through DNS (dns-01), never http-01",
                         f"set certificates.{name}.acme.challenge: dns-01 with a dns_hook, "
                         "or list the host names",
                     )
-        if "dns_hook" in spec:
-            checker.warn((*path, "dns_hook"), "dns_hook is used only with challenge: dns-01")
-    elif "dns_hook" not in spec:
-        checker.error(
+        if acme.dns_hook is not None:
+            problems.warn((*path, "dns_hook"), "dns_hook is used only with challenge: dns-01")
+    elif acme.dns_hook is None:
+        problems.error(
             (*path, "challenge"),
             "dns-01 needs dns_hook: the program that adds and removes the TXT records",
             "add dns_hook: /path/to/hook (README shows a 5-line one)",
         )
     for key in ("dns_hook", "ca_bundle"):
-        if key in spec:
-            checker.require_absolute((*path, key), spec[key])
-    renew_before = _period(checker, (*path, "renew_before"), spec, DEFAULT_RENEW_BEFORE)
-    propagation = _period(checker, (*path, "dns_propagation"), spec, "0s")
-    directory = spec.get("directory", LETSENCRYPT)
+        value = getattr(acme, key)
+        if value is not None:
+            problems.require_absolute((*path, key), value)
     return AcmeSettings(
-        email=spec.get("email", ""),
-        directory=DIRECTORY_WORDS.get(directory, directory),
-        ca_bundle=spec.get("ca_bundle"),
-        challenge=challenge,
-        dns_hook=spec.get("dns_hook"),
-        dns_propagation=propagation,
-        renew_before=renew_before,
+        email=acme.email,
+        directory=DIRECTORY_WORDS.get(acme.directory, acme.directory),
+        ca_bundle=acme.ca_bundle,
+        challenge=acme.challenge,
+        dns_hook=acme.dns_hook,
+        dns_propagation=_period((*path, "dns_propagation"), acme.dns_propagation, "0s", problems),
+        renew_before=_period(
+            (*path, "renew_before"), acme.renew_before, DEFAULT_RENEW_BEFORE, problems
+        ),
     )
 
 
-def _period(checker: Checker, path: PathKey, spec: dict[str, Any], default: str) -> float:
-    text = spec.get(str(path[-1]), default)
+def _period(path: PathKey, text: str, default: str, problems: Problems) -> float:
     try:
         seconds = parse_period(text)
     except ValueError:
-        checker.error(path, f"invalid duration {text!r}", "write a number and a unit: 30d, 12h")
+        problems.error(path, f"invalid duration {text!r}", "write a number and a unit: 30d, 12h")
         return parse_period(default)
     if path[-1] == "renew_before" and seconds <= 0:
-        checker.error(path, "must be more than 0", f"e.g. {DEFAULT_RENEW_BEFORE}")
+        problems.error(path, "must be more than 0", f"e.g. {DEFAULT_RENEW_BEFORE}")
     return seconds
 
 

@@ -1,0 +1,145 @@
+"""The model: inventory -> spec (typed, defaulted) -> model parts -> the IR templates print.
+
+Each part owns one concern and reports to one problems collector:
+  envoy.py         config directory, admin address, access log
+  families.py      the IPv4/IPv6 split (listen)
+  upstreams.py     clusters
+  certificates.py  secrets, ACME settings
+  http.py          vhosts and routes, shadowed routes, domains two vhosts claim
+  tls.py           TLS chains by SNI, passthrough, SNI clashes
+  listeners.py     the listeners of each family and the port maps
+  ports.py         the port table, the admin out of the proxy's reach
+The IR is in ir.py; single values are parsed in values.py.
+"""
+
+from __future__ import annotations
+
+from xdsgen.errors import InventoryError, Problem
+from xdsgen.inventory import Inventory
+from xdsgen.model import certificates, envoy, families, http, tls, upstreams
+from xdsgen.model.ir import (
+    AdminAddress,
+    Cluster,
+    Endpoint,
+    Envoy,
+    FilterChain,
+    HttpManager,
+    Listener,
+    Model,
+    Route,
+    RouteConfig,
+    Secret,
+    TcpProxy,
+    UpstreamTls,
+    VirtualHost,
+)
+from xdsgen.model.listeners import Listeners
+from xdsgen.model.ports import check_admin_clash
+from xdsgen.model.problems import Problems
+from xdsgen.model.values import (
+    domain_problem,
+    format_duration,
+    is_ip,
+    parse_admin,
+    parse_endpoint,
+)
+from xdsgen.spec import DEFAULTS, Spec, read
+
+DEFAULT_CONFIG_DIR = DEFAULTS["envoy.config_dir"]
+DEFAULT_CONNECT_TIMEOUT = DEFAULTS["upstreams.*.connect_timeout"]
+DEFAULT_CA = DEFAULTS["upstreams.*.tls.ca"]
+
+
+def build(inventory: Inventory, check_files: bool = False) -> Model:
+    """Build the model or raise InventoryError with every problem found.
+
+    `check_files` makes missing certificate files errors (for `apply`: Envoy would refuse
+    the listener); otherwise they are warnings (rendering for another machine is normal).
+    """
+    from xdsgen.speed import gc_paused
+
+    with gc_paused():
+        problems = Problems(inventory)
+        model = _build(read(inventory.data), inventory, problems, check_files)
+        problems.raise_errors()
+        return model
+
+
+def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bool) -> Model:
+    settings = envoy.build(spec.envoy, inventory.base_dir, problems)
+    usable = families.build(spec, problems)
+    clusters = upstreams.build(spec, problems)
+    secrets, certs = certificates.build(
+        spec, settings.config_dir, settings.envoy_dir, problems, check_files
+    )
+    http.check(spec, problems)
+    tls.check_passthrough(spec, problems)
+    built = Listeners(spec, usable, problems)
+    built.build()
+    check_admin_clash(spec, settings, usable, built.tcp_ports, clusters, problems)
+    upstreams.check_unused(spec, built.used_upstreams, problems)
+    used_secrets = {c.secret for item in built.listeners for c in item.filter_chains if c.secret}
+    return Model(
+        envoy=settings,
+        clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
+        listeners=tuple(sorted(built.listeners, key=lambda item: item.name)),
+        route_configs=tuple(sorted(built.route_configs, key=lambda r: r.name)),
+        secrets=tuple(
+            sorted((s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name)
+        ),
+        warnings=tuple(sorted(problems.warnings)),
+        certificates=certs,
+    )
+
+
+def _within(path: str, other: str) -> bool:
+    """True when key path `path` is `other` or lies below it."""
+    return path == other or (path.startswith(other) and path[len(other)] in ".[")
+
+
+def meaning_problems(
+    inventory: Inventory, check_files: bool, shape_problems: list[Problem]
+) -> list[Problem]:
+    """The meaning errors of an inventory whose shape is partly wrong, minus those about the
+    parts already reported (their values cannot be trusted). The spec leaves out what has
+    not the shape it needs, so the checks run on the rest."""
+    if any(not p.path for p in shape_problems):
+        return []
+    problems = Problems(inventory)
+    _build(read(inventory.data, tolerant=True), inventory, problems, check_files)
+    broken = [p.path for p in shape_problems]
+    return [
+        p
+        for p in problems.errors
+        if p not in shape_problems
+        and not any(_within(p.path, b) or _within(b, p.path) for b in broken)
+    ]
+
+
+__all__ = [
+    "DEFAULT_CA",
+    "DEFAULT_CONFIG_DIR",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "AdminAddress",
+    "Cluster",
+    "Endpoint",
+    "Envoy",
+    "FilterChain",
+    "HttpManager",
+    "InventoryError",
+    "Listener",
+    "Model",
+    "Route",
+    "RouteConfig",
+    "Secret",
+    "TcpProxy",
+    "UpstreamTls",
+    "VirtualHost",
+    "build",
+    "domain_problem",
+    "format_duration",
+    "is_ip",
+    "meaning_problems",
+    "parse_admin",
+    "parse_endpoint",
+]
