@@ -32,10 +32,10 @@ from xdsgen.acme.account import ACCOUNT_FILE, ACCOUNT_KEY, account_dir
 from xdsgen.acme.challenges import Http01Challenge
 from xdsgen.acme.engine import renew_certificates
 from xdsgen.certs import COLUMNS, statuses, table_rows
-from xdsgen.console import plain_table
 from xdsgen.errors import EXIT_ACME, AcmeError
 from xdsgen.model import Model
 from xdsgen.pipeline import load_model
+from xdsgen.report.console import plain_table
 
 
 @pytest.fixture(scope="module")

@@ -783,3 +783,35 @@ def test_unreachable_admin_writes_nothing_unless_no_confirm(live: Live, tmp_path
         )
     finally:
         app.close()
+
+
+def test_terminal_without_rich_shows_the_plan_and_the_result(live: Live) -> None:
+    """OpenWrt has no rich: on a terminal, apply still shows the plan and the result line
+    (a person is watching whether or not there is colour; --no-color too)."""
+    from test_console import ANSI, run_on_pty
+
+    app = HttpBackend("app")
+    (http4,) = free_ports(1)
+    try:
+        for index, extra in enumerate(([], ["--no-color"])):
+            inventory = live.inventory(
+                f"pty{index}",
+                listen={"ipv4": {"address": "127.0.0.1", "http": http4}},
+                upstreams={"app": app.endpoint},
+                http=[{"domains": ["*"], "routes": [{"prefix": f"/{index}/", "upstream": "app"}]}],
+            )
+            text = ANSI.sub(
+                "",
+                run_on_pty(
+                    ["apply", str(inventory), "--no-envoy-check", *extra],
+                    {},
+                    python_prelude="import sys\nsys.modules['rich'] = None",
+                ),
+            )
+            lines = [line.strip() for line in text.splitlines()]
+            assert any(line.split()[:3] == ["~", "route", "http_ipv4"] for line in lines), text
+            assert any(
+                line.startswith("applied: ") and "confirmed by Envoy" in line for line in lines
+            ), text
+    finally:
+        app.close()

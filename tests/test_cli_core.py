@@ -123,7 +123,7 @@ def test_validate_lists_every_meaning_problem_with_position_path_and_hint(tmp_pa
     ]
     # udp has its own port space: udp 8080 next to http 8080 is fine.
     assert "udp[0]" not in result.stderr
-    assert result.stderr.rstrip().endswith(f"{len(errors)} errors; nothing written.")
+    assert result.stderr.rstrip().endswith(f"{len(errors)} errors; invalid.")
 
 
 def test_validate_schema_problems_are_located(tmp_path: Path) -> None:
@@ -145,7 +145,7 @@ def test_validate_schema_problems_are_located(tmp_path: Path) -> None:
         f"{inventory}:7:6: error: tcp[0].port: port 70000 is outside 1-65535",
         f"{inventory}:8:6: error: tcp[1].port: port 0 is outside 1-65535",
     ]
-    assert result.stderr.rstrip().endswith("2 errors; nothing written.")
+    assert result.stderr.rstrip().endswith("2 errors; invalid.")
 
 
 def test_validate_json_format(tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_validate_never_shows_a_traceback(tmp_path: Path, content: bytes, messag
     result = run("validate", str(inventory))
     assert result.exit_code == EXIT_INVALID
     assert message in result.stderr
-    assert result.stderr.rstrip().endswith("nothing written.")
+    assert result.stderr.rstrip().endswith("invalid.")
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:
@@ -224,11 +224,14 @@ def test_render_second_run_touches_nothing_and_a_change_rewrites_only_its_file(
     before = _stat(out)
     result = run("render", str(MINIMAL), "-o", str(out))
     assert result.exit_code == EXIT_OK
-    assert result.stderr == f"wrote 0 of 3 files to {out} (the rest unchanged)\n"
+    assert result.stderr == f"{out}: all 3 files already up to date, nothing written\n"
     assert _stat(out) == before
 
     changed = minimal(tmp_path, upstreams={"app": "127.0.0.1:3001"})
-    assert run("render", str(changed), "-o", str(out)).exit_code == EXIT_OK
+    result = run("render", str(changed), "-o", str(out))
+    assert result.exit_code == EXIT_OK
+    assert result.stderr == f"wrote 1 of 3 files to {out} (2 unchanged)\n"
+    assert run("-q", "render", str(changed), "-o", str(out)).stderr == ""
     after = _stat(out)
     assert {name for name in after if after[name] != before[name]} == {"cds.yaml"}
     assert "port_value: 3001" in (out / "cds.yaml").read_text()

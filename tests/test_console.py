@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from xdsgen.console import Console, plain_table
 from xdsgen.errors import Problem
+from xdsgen.report.console import Console, plain_table
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_plan_plain_one_line_per_change_and_totals() -> None:
             ("+", "cluster", "grafana"),
             {"action": "~", "kind": "listener", "name": "http_ipv4", "detail": "port 80 -> 8080"},
             Change("-", "route", "rds_https_ipv6"),
-            ("add", "secret", "router"),
+            ("+", "secret", "router"),
         ]
     )
     assert totals == "2 to add, 1 to change, 1 to remove"

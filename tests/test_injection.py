@@ -30,11 +30,11 @@ from hypothesis import strategies as st
 from xdsgen import render as render_mod
 from xdsgen.cli import main
 from xdsgen.errors import InventoryError, RenderError
-from xdsgen.inventory import _SUSPICIOUS_RE as SUSPICIOUS
-from xdsgen.inventory import suspicious_character
 from xdsgen.model import Model
 from xdsgen.pipeline import load_model, render, write_plain
 from xdsgen.render import load_yaml, render_bootstrap
+from xdsgen.safeyaml import _SUSPICIOUS_RE as SUSPICIOUS
+from xdsgen.safeyaml import suspicious_character
 
 HERE = Path(__file__).resolve().parent
 

@@ -76,7 +76,7 @@ def test_near_miss_upstream_exact_message(tmp_path: Path) -> None:
         f"{path}:11:29: error: http[0].routes[0].upstream: unknown upstream 'grafna' "
         "(did you mean 'grafana'?)"
     ]
-    assert result.output.rstrip().endswith("1 error; nothing written.")
+    assert result.output.rstrip().endswith("1 error; invalid.")
 
 
 def test_all_errors_of_a_run_together_sorted_by_position(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_all_errors_of_a_run_together_sorted_by_position(tmp_path: Path) -> None
         f"{path}:13:22: error: http[0].routes[0].upstream: unknown upstream 'graphana' "
         "(did you mean 'grafana'?)",
     ]
-    assert "4 errors; nothing written." in result.output
+    assert "4 errors; invalid." in result.output
 
 
 def test_schema_errors_are_all_reported_with_suggestions(tmp_path: Path) -> None:

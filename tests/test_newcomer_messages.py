@@ -19,8 +19,13 @@ from click.testing import CliRunner
 from xdsgen.cli import main
 from xdsgen.errors import InventoryError
 from xdsgen.indentation import _progress, indentation_problem
-from xdsgen.inventory import _parse
-from xdsgen.syntax_errors import _compose
+from xdsgen.safeyaml import _loader_class, _parse
+
+
+def _compose(text: str) -> object:
+    """Parse as the inventory loader does (the fixes are tried with it)."""
+    return yaml.compose(text, Loader=_loader_class())
+
 
 HERE = Path(__file__).resolve().parent
 BAD = HERE / "bad"

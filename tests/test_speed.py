@@ -17,7 +17,7 @@ import pytest
 import yaml
 from harness import EXAMPLE, REPO
 
-from xdsgen import cache, inventory, speed
+from xdsgen import cache, safeyaml, speed
 from xdsgen import parsed as plan
 
 # --------------------------------------------------------------------------- template cache
@@ -204,7 +204,7 @@ def _corpus() -> list[Path]:
 @pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.name)
 def test_the_fast_resolver_composes_exactly_like_pyyaml(path: Path) -> None:
     text = path.read_bytes().decode("utf-8", errors="replace")
-    fast = inventory._loader_class()
+    fast = safeyaml._loader_class()
     assert fast is not getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     def composed(loader: type) -> str:

@@ -140,18 +140,34 @@ def test_text_table(env: dict[str, Any]) -> None:
         "endpoints",
         "health",
         "active",
-        "connections",
+        "conns",
         "requests",
         "5xx",
-        "failed",
-        "cx",
-    ]
+        "fail",
+    ]  # short names, so that a row fits 80 columns; the legend under the table says them
     broken = next(line for line in lines if line.startswith("broken "))
     cells = broken.split()
     assert cells[:3] == ["broken", "1", "healthy"]
     assert cells[5:7] == ["2", "2"]  # requests, 5xx
     cds = next(line for line in lines if line.startswith("cds.yaml "))
     assert cds.split()[-2:] == ["sync"] or cds.endswith("in sync")
+    # Not a terminal: one line per item, for scripts (the header too).
+    assert max(len(line) for line in lines[1:]) <= 80
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_status_fits_an_80_column_terminal(env: dict[str, Any], colour: bool) -> None:
+    """rich's tables and the plain ones: one row per line, the header wrapped at spaces."""
+    from test_console import ANSI, run_on_pty
+
+    args = ["status", str(env["inventory"]), *([] if colour else ["--no-color"])]
+    text = ANSI.sub("", run_on_pty(args, {"COLUMNS": "80"}))
+    lines = text.replace("\r\n", "\n").splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    rows = [line for line in lines if line.split()[:1] in (["cds.yaml"], ["lds.yaml"])]
+    assert len(rows) == 2  # each row on one line
+    head = lines[0] + " " + lines[1].strip()
+    assert f"config dir {env['config']}" in head  # wrapped at a space, the path whole
 
 
 def test_without_inventory_uses_the_bootstrap_paths(env: dict[str, Any]) -> None:
@@ -201,3 +217,14 @@ def test_drift_and_rejected_updates_show(env: dict[str, Any]) -> None:
         assert "file not applied" in text
     finally:
         write_atomic(str(cds), good)
+
+
+def test_format_json_error_when_the_admin_is_unreachable() -> None:
+    """A script asked for JSON: it gets JSON, also when Envoy cannot be reached (exit 6)."""
+    (port,) = free_ports(1)
+    for flags in (["--format", "json"], ["--json"]):
+        result = run("status", "--admin", f"127.0.0.1:{port}", *flags)
+        assert result.exit_code == 6
+        doc = json.loads(result.stdout)
+        assert doc["exit_code"] == 6
+        assert f"127.0.0.1:{port} is not reachable" in doc["error"]

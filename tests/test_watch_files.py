@@ -297,8 +297,8 @@ def test_polling_when_forced_or_when_inotify_fails(
 
 
 def test_every_line_of_the_watcher_is_timestamped() -> None:
-    from xdsgen.console import Console
     from xdsgen.errors import Problem
+    from xdsgen.report.console import Console
     from xdsgen.watch import stamped
 
     out, err = io.StringIO(), io.StringIO()
@@ -330,10 +330,10 @@ def test_failures_are_said_once_and_the_all_clear_even_when_quiet(
 ) -> None:
     """The reporting rules on their own (the real applies are in test_watch*.py): a retry
     failing the same way stays silent, the recovery is printed, with -q on stderr."""
-    from xdsgen.console import Console
     from xdsgen.errors import EnvoyRefused, InventoryError, Problem
     from xdsgen.live import orchestrate as apply_module
     from xdsgen.live.orchestrate import Options
+    from xdsgen.report.console import Console
     from xdsgen.watch import Session
 
     outcomes: list[Any] = []

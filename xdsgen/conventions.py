@@ -31,6 +31,18 @@ EMPTY_BODY = "resources: []\n"
 
 KINDS = ("cluster", "secret", "route", "listener")  # also the make-before-break order
 
+# Where an acme: certificate without cert/key lives: under the config directory, so that a
+# Docker Envoy which mounts that directory sees it too.
+ACME_CERTS_DIR = "certs"
+ACME_CHAIN_FILE = "fullchain.pem"
+ACME_KEY_FILE = "privkey.pem"
+
+
+def acme_paths(config_dir: str, name: str) -> tuple[str, str]:
+    """(chain, key) of certificate `name` obtained by xdsgen, under `config_dir`."""
+    directory = posixpath.join(config_dir, ACME_CERTS_DIR, name)
+    return posixpath.join(directory, ACME_CHAIN_FILE), posixpath.join(directory, ACME_KEY_FILE)
+
 
 def rds_file(route_config: str) -> str:
     return f"{_RDS_PREFIX}{route_config}{_SUFFIX}"

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from xdsgen.conventions import CDS_FILE, EMPTY_BODY, LDS_FILE, versioned
 from xdsgen.errors import IOProblem
 
 BACKENDS = ("blog", "shop", "api", "api_v2")
@@ -199,8 +200,8 @@ class Demo:
         self.say(f"2. A real Envoy ({envoy}) with xdsgen's bootstrap and an empty config")
         model = load_model(inventory)
         write_atomic(os.path.join(self.workdir, "bootstrap.yaml"), render_bootstrap(model))
-        for name in ("cds.yaml", "lds.yaml"):
-            write_atomic(os.path.join(config_dir, name), 'version_info: "empty"\nresources: []\n')
+        for name in (CDS_FILE, LDS_FILE):
+            write_atomic(os.path.join(config_dir, name), versioned(EMPTY_BODY))
         self.start_envoy(envoy, model)
 
         self.say(f"3. xdsgen apply {inventory}")

@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from typing import Any, Optional
 
+from xdsgen.conventions import CDS_FILE, LDS_FILE
 from xdsgen.errors import EnvoyRefused, IOProblem
 from xdsgen.model import Model
 from xdsgen.render import Rendered, load_yaml, render_bootstrap
@@ -100,7 +101,7 @@ def static_bootstrap(bootstrap: dict[str, Any], rendered: Rendered) -> dict[str,
 
     docs = {name: document(text) for name, text in rendered.files.items()}
     static = {k: copy.deepcopy(v) for k, v in bootstrap.items() if k != "dynamic_resources"}
-    listeners = _resources(docs, "lds.yaml")
+    listeners = _resources(docs, LDS_FILE)
     for listener in listeners:
         for chain in listener.get("filter_chains", []):
             for network_filter in chain.get("filters", []):
@@ -127,7 +128,7 @@ def static_bootstrap(bootstrap: dict[str, Any], rendered: Rendered) -> dict[str,
                     )["tls_certificate"]
                     for sds in context.pop("tls_certificate_sds_secret_configs")
                 ]
-    static["static_resources"] = {"clusters": _resources(docs, "cds.yaml"), "listeners": listeners}
+    static["static_resources"] = {"clusters": _resources(docs, CDS_FILE), "listeners": listeners}
     return static
 
 
@@ -291,7 +292,7 @@ def _reason(output: str, static: Optional[dict[str, Any]]) -> str:
         for kind, index in sorted(set(_STATIC_RE.findall(text))):
             items = static["static_resources"][kind]
             if int(index) < len(items):
-                file_name = "cds.yaml" if kind == "clusters" else "lds.yaml"
+                file_name = CDS_FILE if kind == "clusters" else LDS_FILE
                 names.append(f"{kind}[{index}] is {items[int(index)].get('name')!r} in {file_name}")
         if names:
             text += f" ({'; '.join(names)})"

@@ -25,7 +25,8 @@ EXIT_CODES = {
     EXIT_INVALID: "invalid inventory: every problem is listed",
     EXIT_USAGE: "usage error (unknown option, missing argument)",
     EXIT_ENVOY: (
-        "Envoy refused the config or did not confirm it in time; the previous files are restored"
+        "Envoy refused the config or did not confirm it in time; the last config Envoy "
+        "confirmed is restored"
     ),
     EXIT_LOCKED: "another apply holds the config directory's lock (--lock-timeout ran out)",
     EXIT_CHANGES: "apply --dry-run: changes would be made",
@@ -84,6 +85,12 @@ class Problem:
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+    def as_error(self) -> Problem:
+        """The same problem as an error (validate --strict)."""
+        return Problem(
+            self.line, self.column, self.path, self.message, self.hint, "error", self.source
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -91,11 +91,6 @@ def describe_all(error: Any, path: PathKey, inventory: Any = None) -> list[Descr
     return _describe(error, path, _Context(inventory))
 
 
-def describe(error: Any, path: PathKey, data: Any = None) -> Described:
-    """The first (message, hint, path) of describe_all (kept for callers that want one)."""
-    return _describe(error, path, _Context(None))[0]
-
-
 def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
     validator = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}

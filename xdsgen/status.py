@@ -114,10 +114,6 @@ class Status:
             item["state"] = resource.state
         return data
 
-    @property
-    def in_sync(self) -> bool:
-        return all(r.state == "in sync" for r in self.resources)
-
 
 # --------------------------------------------------------------------------- collect
 
@@ -250,8 +246,25 @@ def collect(
     clusters = admin.get_json("/clusters?format=json")
     dump = admin.get_json("/config_dump")
     config_dir = config_dir or _bootstrap_config_dir(dump)
-    applied = _applied_versions(dump, stats)
+    return Status(
+        admin=admin.address,
+        state=str(server.get("state", "?")),
+        envoy_version=_release(str(server.get("version", "?"))),
+        uptime=str(server.get("uptime_current_epoch", "?")),
+        config_dir=config_dir,
+        resources=_resources(stats, dump, config_dir, rendered),
+        upstreams=_upstreams(stats, clusters, inventory_clusters),
+    )
 
+
+def _resources(
+    stats: dict[str, Any],
+    dump: dict[str, Any],
+    config_dir: Optional[str],
+    rendered: Optional[dict[str, str]],
+) -> list[Resource]:
+    """Each xDS file: the inventory's version, the file's, Envoy's, and its update counts."""
+    applied = _applied_versions(dump, stats)
     names = set(applied) | set(rendered or {})
     if config_dir and os.path.isdir(config_dir):
         names |= {n for n in os.listdir(config_dir) if xds.is_config_file(n)}
@@ -279,7 +292,13 @@ def collect(
             )
         )
     resources.sort(key=lambda r: (order.get(r.kind, 9), r.name))
+    return resources
 
+
+def _upstreams(
+    stats: dict[str, Any], clusters: dict[str, Any], inventory_clusters: Optional[set[str]]
+) -> list[Upstream]:
+    """Each cluster Envoy has (and each the inventory names that Envoy lacks)."""
     upstreams = []
     for cluster in _dicts(clusters.get("cluster_statuses")):
         name = str(cluster.get("name", ""))
@@ -315,15 +334,7 @@ def collect(
         for name in sorted(inventory_clusters - present):
             upstreams.append(Upstream(name, 0, 0, "not in Envoy", 0, 0, 0, 0, 0, in_inventory=True))
     upstreams.sort(key=lambda u: u.name)
-    return Status(
-        admin=admin.address,
-        state=str(server.get("state", "?")),
-        envoy_version=_release(str(server.get("version", "?"))),
-        uptime=str(server.get("uptime_current_epoch", "?")),
-        config_dir=config_dir,
-        resources=resources,
-        upstreams=upstreams,
-    )
+    return upstreams
 
 
 def status(
@@ -352,74 +363,3 @@ def status(
         if not admin_address:
             address = model.envoy.admin
     return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters)
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _short(version: Optional[str]) -> str:
-    return "-" if version is None else version[:8]
-
-
-def print_status(result: Status, console: Any) -> None:
-    """The answer is printed even under --quiet: it is what the person asked for."""
-    console.info(
-        f"Envoy {result.envoy_version} at {result.admin}: {result.state}, up {result.uptime}"
-        + (f"; config dir {result.config_dir}" if result.config_dir else ""),
-        "bold",
-    )
-    has_inventory = any(r.inventory is not None for r in result.resources)
-    columns = [
-        "file",
-        *(["inventory"] if has_inventory else []),
-        "on disk",
-        "applied",
-        "updates",
-        "refused",
-        "state",
-    ]
-    rows, styles = [], []
-    for r in result.resources:
-        rows.append(
-            [
-                r.file,
-                *([_short(r.inventory)] if has_inventory else []),
-                _short(r.on_disk),
-                _short(r.applied),
-                r.updates,
-                r.rejected + r.failed,  # both in --json; to a person, Envoy said no
-                r.state,
-            ]
-        )
-        styles.append(
-            "green" if r.state == "in sync" and not (r.rejected or r.failed) else "yellow"
-        )
-    console.table(columns, rows, title="config", row_styles=styles, force=True)
-    columns = [
-        "upstream",
-        "endpoints",
-        "health",
-        "active",
-        "connections",
-        "requests",
-        "5xx",
-        "failed cx",
-    ]
-    rows, styles = [], []
-    for u in result.upstreams:
-        rows.append(
-            [
-                u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
-                u.endpoints,
-                u.health,
-                u.active_connections,
-                u.connections,
-                u.requests,
-                u.errors_5xx,
-                u.connect_failures,
-            ]
-        )
-        styles.append("green" if u.health == "healthy" and not u.errors_5xx else "yellow")
-    console.table(
-        columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from typing import Any, Callable
 
 from xdsgen.characters import pasted_in_line
 from xdsgen.errors import Problem
@@ -32,8 +32,11 @@ _INDENTATION_PROBLEMS = (
 _TOKEN_RE = re.compile(r"[^\s,{}\[\]\"']+")
 
 
-def syntax_problems(exc: Any, text: str, source: str) -> list[Problem]:
-    """Every problem one yaml.MarkedYAMLError stands for (usually one)."""
+def syntax_problems(
+    exc: Any, text: str, source: str, compose: Callable[[str], object]
+) -> list[Problem]:
+    """Every problem one yaml.MarkedYAMLError stands for (usually one). `compose` parses a
+    text the way the failing parse did (fixes are tried with it)."""
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
     lines = text.split("\n")
@@ -72,7 +75,7 @@ def syntax_problems(exc: Any, text: str, source: str) -> list[Problem]:
                 )
             ]
     if mark and any(text in problem for text in _INDENTATION_PROBLEMS):
-        found_indent = indentation_problem(text, line, _compose)
+        found_indent = indentation_problem(text, line, compose)
         if found_indent:
             return [
                 Problem(
@@ -85,14 +88,6 @@ def syntax_problems(exc: Any, text: str, source: str) -> list[Problem]:
                 )
             ]
     return [_worded(exc, mark, line, column, char, problem, source)]
-
-
-def _compose(text: str) -> object:
-    import yaml
-
-    from xdsgen.inventory import _loader_class
-
-    return yaml.compose(text, Loader=_loader_class())
 
 
 def _unquoted_ipv6(line: str, column: int) -> str:

@@ -18,12 +18,12 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from xdsgen.export.gateway import GATEWAY_API, GATEWAY_GROUP
+from xdsgen.export.context import GATEWAY_API, GATEWAY_GROUP
 from xdsgen.export.routes import gateway_duration
 from xdsgen.export.source import DEFAULT_CONNECT_TIMEOUT_TEXT
 
 if TYPE_CHECKING:
-    from xdsgen.export.gateway import Context
+    from xdsgen.export.context import Context
 
 EG_API = "gateway.envoyproxy.io/v1alpha1"
 # Backend.spec.endpoints[].ip.address in Envoy Gateway v1.9.0's CRD.

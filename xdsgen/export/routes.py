@@ -13,11 +13,11 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from xdsgen.errors import ExportError
-from xdsgen.export.gateway import GATEWAY_API
+from xdsgen.export.context import GATEWAY_API
 from xdsgen.export.source import Route, VirtualHost
 
 if TYPE_CHECKING:
-    from xdsgen.export.gateway import Context
+    from xdsgen.export.context import Context
 
 MAX_PARENT_REFS = 32
 MAX_HOSTNAMES = 16

@@ -18,7 +18,6 @@ from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
     PROBE_LABEL,
     Action,
-    Certificate,
     Chain,
     Config,
     Hcm,
@@ -30,10 +29,18 @@ from xdsgen.importer.semantics import (
     representative,
 )
 from xdsgen.importer.shapes import nanos_text
+from xdsgen.importer.wording import (
+    Outcome,
+    action_text,
+    certificate_text,
+    outcome_text,
+    serves_nothing,
+    tls_text,
+    topic,
+)
 
 UNKNOWN_HOST = PROBE_LABEL + ".invalid"
 Socket = tuple[str, str, int]  # family, protocol, port
-Outcome = tuple[Any, ...]
 
 
 def sockets(config: Config) -> dict[Socket, Listener]:
@@ -79,9 +86,9 @@ class Comparer:
     def run(self) -> None:
         self.compare_sockets()
         self.compare_clusters()
-        for (topic, where, what), (contexts, resource, fragment) in self.pending.items():
+        for (subject, where, what), (contexts, resource, fragment) in self.pending.items():
             message = f"{_contexts(contexts)}: {what}"
-            self.report.differ(topic, where, message, fragment, None, resource)
+            self.report.differ(subject, where, message, fragment, None, resource)
 
     def add(
         self,
@@ -200,13 +207,14 @@ class Comparer:
             here = f"{context}, {label}"
             if ours[0] != theirs[0]:
                 topic = "tls" if tls else "ports"
-                if _serves_nothing(ours, hosts) and _serves_nothing(theirs, hosts):
+                if serves_nothing(ours, hosts) and serves_nothing(theirs, hosts):
                     topic = "responses"  # refused, or 404 after the handshake
                 self.add(
                     topic,
                     where,
                     here,
-                    f"the original {_describe(ours, hosts)}; the draft {_describe(theirs, hosts)}",
+                    f"the original {outcome_text(ours, hosts)}; "
+                    f"the draft {outcome_text(theirs, hosts)}",
                     resource,
                 )
                 continue
@@ -217,8 +225,8 @@ class Comparer:
                     "certificate",
                     where,
                     here,
-                    f"the original presents {_certificate(ours[2])}; the draft "
-                    f"{_certificate(theirs[2])}",
+                    f"the original presents {certificate_text(ours[2])}; the draft "
+                    f"{certificate_text(theirs[2])}",
                     resource,
                 )
             if ours[0] == "tcp":
@@ -284,22 +292,22 @@ class Comparer:
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
-                ours_action = self.original_action(ours_route)
+                ours_action = self.originalaction_text(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
                 if ours_action == theirs_action:
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
-                    _topic(ours_action, theirs_action),
+                    topic(ours_action, theirs_action),
                     ours_route.where if ours_route else where,
                     context,
-                    f"{shown}, {what}: the original {_action(ours_action, ours_vhost)}; the "
-                    f"draft {_action(theirs_action, theirs_vhost)}",
+                    f"{shown}, {what}: the original {action_text(ours_action, ours_vhost)}; the "
+                    f"draft {action_text(theirs_action, theirs_vhost)}",
                     _route_resource(theirs_vhost, theirs_route) or resource,
                     ours_route.raw if ours_route else None,
                 )
 
-    def original_action(self, route: Optional[Route]) -> Optional[Action]:
+    def originalaction_text(self, route: Optional[Route]) -> Optional[Action]:
         if route is None:
             return None
         action = route.action
@@ -354,7 +362,8 @@ class Comparer:
                 self.report.differ(
                     "upstream",
                     cluster.where,
-                    f"TLS to the upstream: {_tls(cluster.tls)}; the draft {_tls(theirs.tls)}",
+                    f"TLS to the upstream: {tls_text(cluster.tls)}; "
+                    f"the draft {tls_text(theirs.tls)}",
                     None,
                     None,
                     resource,
@@ -413,81 +422,6 @@ def _used_clusters(config: Config) -> set[str]:
             for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
                 used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
     return used
-
-
-def _kind(action: Optional[Action]) -> str:
-    if action is None:
-        return "denied"
-    if isinstance(action, Proxy):
-        return "served"
-    if isinstance(action, Respond):
-        return "served" if 200 <= action.status < 400 else "denied"
-    return "https" if action.https and not action.other else "redirect"
-
-
-def _topic(ours: Optional[Action], theirs: Optional[Action]) -> str:
-    """How loud a changed answer is: anything that serves what was refused (or refuses
-    what was served), redirects differently or drops websockets changes who reaches what."""
-    before, after = _kind(ours), _kind(theirs)
-    if before == after:
-        if isinstance(ours, Proxy) and isinstance(theirs, Proxy):
-            if ours.websocket != theirs.websocket:
-                return "websocket"
-            if (ours.cluster, ours.rewrite) == (theirs.cluster, theirs.rewrite):
-                return "timeouts"
-            return "routing"
-        return {"served": "routing", "denied": "responses"}.get(before, "redirect")
-    if before == "denied" and after == "https":
-        return "responses"
-    neither_proxies = not isinstance(ours, Proxy) and not isinstance(theirs, Proxy)
-    if neither_proxies and not {"https", "redirect"} & {before, after}:
-        return "responses"  # Envoy's own answers (a 200 health check, a 404) differ
-    if "https" in (before, after) or "redirect" in (before, after):
-        return "redirect"
-    return "access"
-
-
-def _action(action: Optional[Action], vhost: Optional[Vhost]) -> str:
-    if action is None:
-        return "answers 404 (no route)" if vhost is not None else "answers 404 (no vhost)"
-    if isinstance(action, Proxy) and action.timeout != 15 * 10**9:
-        return action.describe() + f" (timeout {nanos_text(action.timeout)})"
-    return action.describe()
-
-
-def _serves_nothing(outcome: Outcome, hosts: Optional[list[str]]) -> bool:
-    """A refused connection, or HTTP that answers 404 to every host the probe sends."""
-    if outcome[0] == "closed":
-        return True
-    if outcome[0] != "http" or hosts is None:
-        return False
-    return all(outcome[1].vhost_for(host) is None for host in hosts)
-
-
-def _describe(outcome: Outcome, hosts: Optional[list[str]] = None) -> str:
-    if outcome[0] == "closed":
-        return "refuses the connection"
-    if outcome[0] == "tcp":
-        tls = " after terminating TLS" if outcome[2] else ""
-        return f"passes the connection to {outcome[1]!r}{tls}"
-    if outcome[0] == "http":
-        served = "answers 404 (no vhost)" if _serves_nothing(outcome, hosts) else "serves HTTP"
-        return f"terminates TLS and {served}" if outcome[2] else f"{served} in plain text"
-    return "does something xdsgen cannot read"
-
-
-def _certificate(certificate: Optional[Certificate]) -> str:
-    return f"the certificate {certificate.cert}" if certificate else "no certificate"
-
-
-def _tls(tls: Any) -> str:
-    if tls is None:
-        return "none"
-    parts = [f"sni {tls.sni}" if tls.sni else "no sni"]
-    parts.append(f"verified against {tls.ca}" if tls.ca else "not verified")
-    if tls.names:
-        parts.append("names " + ", ".join(tls.names))
-    return ", ".join(parts)
 
 
 def _route_resource(vhost: Optional[Vhost], route: Optional[Route]) -> Optional[Resource]:

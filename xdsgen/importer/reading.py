@@ -2,7 +2,7 @@
 
 Hostile files are refused with a message before they cost memory or time: the size limit
 comes before reading, FIFOs, directories and binary files are refused (all from
-xdsgen.inventory.read_text), aliases may expand to at most inventory.MAX_VALUES values,
+xdsgen.safeyaml.read_text), aliases may expand to at most safeyaml.MAX_VALUES values,
 and nesting deeper than MAX_DEPTH is refused. Otherwise the reader is as lenient as
 Envoy: JSON or YAML, anchors and aliases. It refuses what Envoy refuses too (merge keys,
 tags), because a draft of a config Envoy never loaded would describe nothing real.
@@ -18,7 +18,7 @@ import yaml
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.importer.shapes import snake_keys
-from xdsgen.inventory import MAX_VALUES, _compose, read_text
+from xdsgen.safeyaml import MAX_VALUES, _compose, read_text
 
 MAX_DEPTH = 200  # Envoy configs nest ~30 levels (RBAC rules a few more)
 MAX_REFERENCED_FILES = 200  # RDS/SDS/EDS files one import may follow

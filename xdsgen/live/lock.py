@@ -67,12 +67,7 @@ def locked(config_dir: str, timeout: float) -> Iterator[None]:
 
 def _read_holder(fd: int) -> str:
     pid = _flock_holder(fd)
-    if pid:
-        return f" (pid {pid})"
-    with contextlib.suppress(OSError, ValueError):  # a lock file an older xdsgen wrote its pid into
-        pid = int(os.pread(fd, 32, 0).decode().strip())
-        return f" (pid {pid})"
-    return ""
+    return f" (pid {pid})" if pid else ""
 
 
 def _flock_holder(fd: int) -> int:

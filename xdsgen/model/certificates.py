@@ -10,15 +10,16 @@ library) is imported only by the code that does.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 import stat
-from dataclasses import dataclass, replace
 from typing import Optional
 
+from xdsgen.conventions import ACME_CHAIN_FILE as CHAIN_FILE
+from xdsgen.conventions import ACME_KEY_FILE as KEY_FILE
+from xdsgen.conventions import acme_paths as default_paths
 from xdsgen.errors import PathKey, Problem
 from xdsgen.inventory import Inventory
-from xdsgen.model.ir import Secret
+from xdsgen.model.ir import AcmeSettings, Certificate, Secret
 from xdsgen.model.problems import Problems
 from xdsgen.spec import DEFAULTS, AcmeSpec, Spec
 
@@ -28,40 +29,10 @@ DIRECTORY_WORDS = {"staging": LETSENCRYPT_STAGING}
 HTTP01 = "http-01"
 DNS01 = "dns-01"
 DEFAULT_RENEW_BEFORE = DEFAULTS["certificates.*.acme.renew_before"]
-CERTS_DIR = "certs"  # <config_dir>/certs/<name>/ when acme: gives no cert/key
-CHAIN_FILE = "fullchain.pem"
-KEY_FILE = "privkey.pem"
 MAX_NAMES = 100  # Let's Encrypt's limit of names in one certificate
 
 _PERIOD_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?(ms|s|m|h|d)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-@dataclass(frozen=True)
-class AcmeSettings:
-    email: str
-    directory: str  # the URL (the word `staging` resolved)
-    ca_bundle: Optional[str]  # CA of the ACME server's own HTTPS certificate; None: system's
-    challenge: str  # http-01 or dns-01
-    dns_hook: Optional[str]
-    dns_propagation: float  # seconds to wait after the hook added the records
-    renew_before: float  # seconds before not-after at which a certificate is renewed
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """One `certificates:` entry as xdsgen reads (and with acme, writes) it."""
-
-    name: str
-    cert: str  # the chain file, as xdsgen sees it
-    key: str
-    domains: tuple[str, ...]  # every domain of every vhost with `tls: NAME`, sorted
-    acme: Optional[AcmeSettings] = None
-    default_paths: bool = False  # under <config_dir>/certs/<name>/: moves with --config-dir
-
-    @property
-    def source(self) -> str:
-        return "acme" if self.acme else "file"
 
 
 def parse_period(text: str) -> float:
@@ -71,11 +42,6 @@ def parse_period(text: str) -> float:
         raise ValueError(text)
     whole, fraction, unit = match.groups()
     return float(f"{whole}.{fraction or 0}") * _UNIT_SECONDS[unit]
-
-
-def default_paths(config_dir: str, name: str) -> tuple[str, str]:
-    directory = posixpath.join(config_dir, CERTS_DIR, name)
-    return posixpath.join(directory, CHAIN_FILE), posixpath.join(directory, KEY_FILE)
 
 
 def domains_by_certificate(spec: Spec) -> dict[str, tuple[str, ...]]:
@@ -230,17 +196,6 @@ def _period(path: PathKey, text: str, default: str, problems: Problems) -> float
     if path[-1] == "renew_before" and seconds <= 0:
         problems.error(path, "must be more than 0", f"e.g. {DEFAULT_RENEW_BEFORE}")
     return seconds
-
-
-def relocate(certificates: tuple[Certificate, ...], config_dir: str) -> tuple[Certificate, ...]:
-    """The certificates with the default location moved to another config directory."""
-    moved = []
-    for cert in certificates:
-        if cert.default_paths:
-            chain, key = default_paths(config_dir, cert.name)
-            cert = replace(cert, cert=chain, key=key)
-        moved.append(cert)
-    return tuple(moved)
 
 
 def missing_acme_files(

@@ -206,6 +206,33 @@ class Envoy:
 
 
 @dataclass(frozen=True)
+class AcmeSettings:
+    email: str
+    directory: str  # the URL (the word `staging` resolved)
+    ca_bundle: Optional[str]  # CA of the ACME server's own HTTPS certificate; None: system's
+    challenge: str  # http-01 or dns-01
+    dns_hook: Optional[str]
+    dns_propagation: float  # seconds to wait after the hook added the records
+    renew_before: float  # seconds before not-after at which a certificate is renewed
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """One `certificates:` entry as xdsgen reads (and with acme, writes) it."""
+
+    name: str
+    cert: str  # the chain file, as xdsgen sees it
+    key: str
+    domains: tuple[str, ...]  # every domain of every vhost with `tls: NAME`, sorted
+    acme: Optional[AcmeSettings] = None
+    default_paths: bool = False  # under <config_dir>/certs/<name>/: moves with --config-dir
+
+    @property
+    def source(self) -> str:
+        return "acme" if self.acme else "file"
+
+
+@dataclass(frozen=True)
 class Model:
     envoy: Envoy
     clusters: tuple[Cluster, ...]
@@ -214,12 +241,10 @@ class Model:
     secrets: tuple[Secret, ...]
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # Every certificate (used or not) as xdsgen reads it; acme: ones it obtains and renews.
-    certificates: tuple[Any, ...] = field(default=(), compare=False)
+    certificates: tuple[Certificate, ...] = field(default=(), compare=False)
 
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""
-        from xdsgen.model import certificates as certificates_part
-
         config_dir = os.path.abspath(config_dir)
         if envoy_dir is None:
             envoy_dir = self.envoy.envoy_dir if self.envoy.envoy_dir_fixed else config_dir
@@ -235,13 +260,17 @@ class Model:
         secrets = tuple(
             replace(s, cert=chain, key=key) if s.name in moved else s
             for s in self.secrets
-            for chain, key in [certificates_part.default_paths(envoy_dir, s.name)]
+            for chain, key in [xds.acme_paths(envoy_dir, s.name)]
         )
         return replace(
             self,
             envoy=envoy,
             secrets=secrets,
-            certificates=certificates_part.relocate(self.certificates, config_dir),
+            certificates=tuple(
+                replace(c, cert=chain, key=key) if c.default_paths else c
+                for c in self.certificates
+                for chain, key in [xds.acme_paths(config_dir, c.name)]
+            ),
         )
 
     def with_admin_socket(self, path: str) -> Model:

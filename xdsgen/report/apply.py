@@ -2,12 +2,11 @@
 
 Cron runs apply with no terminal: silence on success unless --verbose, errors and
 warnings on stderr. A person at a terminal (stdout is a TTY, coloured or not) sees the
-plan and the result line.
+plan and the result line. With --format json, one document with the same facts.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from xdsgen.errors import EXIT_CHANGES, EXIT_OK, IOProblem
@@ -27,12 +26,16 @@ def result_json(result: Result) -> dict[str, Any]:
     }
 
 
-def run_apply(inventory: str, options: Options, console: Any, output_format: str = "text") -> int:
+def _exit(options: Options, result: Result) -> int:
+    return EXIT_CHANGES if options.dry_run and not result.plan.empty else EXIT_OK
+
+
+def run_apply(inventory: str, options: Options, console: Any, out: Any) -> int:
     """`xdsgen apply` once: returns the exit code; errors propagate as XdsgenError."""
-    if output_format == "json":
-        result = apply(inventory, options)
-        console.out.write(json.dumps(result_json(result), indent=2) + "\n")
-        return EXIT_CHANGES if options.dry_run and not result.plan.empty else EXIT_OK
+    if out.format == "json":
+        result = apply(inventory, options, warn=console.warn)
+        out.document(result_json(result))
+        return _exit(options, result)
     talk = console.interactive or console.verbose
     if options.dry_run:
         result = apply(inventory, options)
@@ -44,7 +47,7 @@ def run_apply(inventory: str, options: Options, console: Any, output_format: str
         if options.diff and not result.plan.empty:
             console.out.write(result.plan.diff())
             console.out.flush()
-        return EXIT_CHANGES if not result.plan.empty else EXIT_OK
+        return _exit(options, result)
 
     def show_plan(plan: Plan) -> None:
         if talk:
@@ -67,7 +70,7 @@ def run_apply(inventory: str, options: Options, console: Any, output_format: str
 
 
 def run_rollback(
-    inventory: Optional[str], config_dir: Optional[str], options: Options, console: Any
+    inventory: Optional[str], config_dir: Optional[str], options: Options, console: Any, out: Any
 ) -> int:
     if config_dir is None:
         if inventory is None:
@@ -81,15 +84,18 @@ def run_rollback(
     talk = console.interactive or console.verbose
 
     def show_plan(plan: Plan) -> None:
-        if talk:
+        if talk and out.format == "text":
             console.plan(plan.changes)
 
     result = rollback(
         config_dir, options, progress=console.detail, warn=console.warn, show_plan=show_plan
     )
+    if out.format == "json":
+        out.document(result_json(result))
+        return _exit(options, result)
     if options.dry_run:
         console.plan(result.plan.changes, force=True)
-        return EXIT_CHANGES if not result.plan.empty else EXIT_OK
+        return _exit(options, result)
     if talk:
         console.success(
             "rolled back: " + result.line().partition(": ")[2] if result.applied else "unchanged"

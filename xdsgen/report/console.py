@@ -23,17 +23,6 @@ PLAN_ACTIONS = {
     "~": ("change", "yellow"),
     "-": ("remove", "red"),
 }
-_ACTION_ALIASES = {
-    "add": "+",
-    "create": "+",
-    "new": "+",
-    "change": "~",
-    "update": "~",
-    "modify": "~",
-    "remove": "-",
-    "delete": "-",
-    "del": "-",
-}
 MAX_EXCERPT = 160  # characters of an inventory line shown under an error
 
 
@@ -65,6 +54,7 @@ class Console:
     err: TextIO = sys.stderr
     err_color: Optional[bool] = None  # None: same as `color`
     width: Optional[int] = None  # rich's width; None: the terminal's
+    tty: bool = False  # stdout is a terminal: a person is watching
 
     @classmethod
     def detect(
@@ -84,19 +74,21 @@ class Console:
             out=out,
             err=err,
             err_color=color_wanted(err, no_color),
+            tty=_isatty(out),
         )
 
     @property
     def interactive(self) -> bool:
-        """A person is watching (progress and colour make sense)."""
-        return self.color
+        """A person is watching (stdout is a terminal, coloured or not: OpenWrt has no
+        rich, and --no-color must not silence the plan)."""
+        return self.tty
 
     def _uses_color(self, stream: TextIO) -> bool:
         if stream is self.err and self.err_color is not None:
             return self.err_color
         return self.color
 
-    def _rich(self, stream: TextIO) -> Any:
+    def rich_console(self, stream: TextIO) -> Any:
         """A rich console for `stream`, or None when rich cannot be imported."""
         try:
             from rich.console import Console as RichConsole
@@ -107,15 +99,22 @@ class Console:
         )
 
     def _emit(self, text: str, style: Optional[str], stream: TextIO) -> None:
-        rich = self._rich(stream) if self._uses_color(stream) and style else None
+        rich = self.rich_console(stream) if self._uses_color(stream) and style else None
         if rich is not None:
             rich.print(text, style=style, markup=False)
         else:
             print(text, file=stream, flush=True)
 
-    def info(self, text: str, style: Optional[str] = None) -> None:
-        if not self.quiet:
+    def info(self, text: str, style: Optional[str] = None, force: bool = False) -> None:
+        """A line of the answer on stdout; `force`: even under --quiet (the command's
+        answer itself, as for status)."""
+        if force or not self.quiet:
             self._emit(text, style, self.out)
+
+    def note(self, text: str) -> None:
+        """A line about what was done (wrote FILE) on stderr, so stdout stays the answer."""
+        if not self.quiet:
+            self._emit(text, None, self.err)
 
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
@@ -150,7 +149,7 @@ class Console:
             return
         stream = stream or self.out
         rows = [["" if cell is None else str(cell) for cell in row] for row in rows]
-        rich = self._rich(stream) if self._uses_color(stream) else None
+        rich = self.rich_console(stream) if self._uses_color(stream) else None
         if rich is None:
             if title:
                 print(title, file=stream)
@@ -196,7 +195,7 @@ class Console:
 
         Each change is an object with attributes `action`, `kind`, `name` (and optionally
         `detail`), a mapping with those keys, or a tuple (action, kind, name[, detail]).
-        `action` is "+", "~" or "-" (or add/change/remove). Plain form, one line a change:
+        `action` is "+", "~" or "-". Plain form, one line a change:
         "  + cluster  grafana  detail".
         """
         entries = [normalize_change(c) for c in changes]
@@ -206,7 +205,7 @@ class Console:
         if not entries:
             self._emit("no changes", "green", self.out)
             return totals
-        rich = self._rich(self.out) if self.color else None
+        rich = self.rich_console(self.out) if self.color else None
         has_detail = any(e[3] for e in entries)
         if rich is None:
             if title:
@@ -246,7 +245,7 @@ class Console:
         """Errors and warnings as blocks: the located message, then the inventory line
         with a caret under the column. The first line of each block is Problem.format()."""
         cache: dict[str, Optional[list[str]]] = {}
-        rich = self._rich(self.err) if self._uses_color(self.err) else None
+        rich = self.rich_console(self.err) if self._uses_color(self.err) else None
         for problem in problems:
             excerpt = source_excerpt(problem, cache) if show_source else []
             if rich is None:
@@ -269,43 +268,6 @@ class Console:
                 rich.print(Text(line, style="red" if index == len(excerpt) - 1 else "dim"))
         self.err.flush()
 
-    # ------------------------------------------------------------------ validate
-
-    def summary(self, source: str, summary: Any) -> None:
-        """validate's answer: the one-line summary, and (colour or --verbose) a table of
-        what the inventory makes per address family."""
-        if self.quiet:
-            return
-        line = f"{source}: valid: {summary.line()}"
-        rich = self._rich(self.out) if self.color else None
-        if rich is None:
-            print(line, file=self.out, flush=True)
-            if self.verbose:
-                for row in plain_table(*summary_table(summary)):
-                    print(row, file=self.out)
-            return
-        from rich.text import Text
-
-        rich.print(
-            Text(f"{source}: ", style="bold")
-            + Text("valid", style="bold green")
-            + Text(f": {summary.line()}")
-        )
-        self.table(*summary_table(summary))
-
-
-def summary_table(summary: Any) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows: per family, how many listeners of each kind and their ports."""
-    columns = ["family", "http", "https", "tcp", "udp"]
-    rows = []
-    for family, entries in sorted(summary.listeners.items()):
-        by_kind: dict[str, list[str]] = {kind: [] for kind in columns[1:]}
-        for entry in entries:
-            kind, _, port = entry.partition(" ")
-            by_kind.setdefault(kind, []).append(port)
-        rows.append([family, *(" ".join(by_kind[kind]) or "-" for kind in columns[1:])])
-    return columns, rows
-
 
 def normalize_change(change: Any) -> tuple[str, str, str, str]:
     if isinstance(change, Mapping):
@@ -315,8 +277,7 @@ def normalize_change(change: Any) -> tuple[str, str, str, str]:
     else:
         action, kind, name = change.action, change.kind, change.name
         detail = getattr(change, "detail", None)
-    action = str(getattr(action, "value", action))
-    action = _ACTION_ALIASES.get(action.lower(), action)
+    action = str(action)
     if action not in PLAN_ACTIONS:
         raise ValueError(f"unknown plan action {action!r}: use +, ~ or -")
     return action, str(kind), str(name), "" if detail is None else str(detail)
@@ -380,3 +341,33 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def terminal_width(stream: TextIO) -> Optional[int]:
+    """The terminal's width for `stream`; None for files, pipes and cron mail (no wrapping:
+    scripts read one line per item)."""
+    if not _isatty(stream):
+        return None
+    if os.environ.get("COLUMNS", "").isdigit() and int(os.environ["COLUMNS"]) > 0:
+        return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def wrap(text: str, width: Optional[int], indent: str = "") -> str:
+    """Wrap at spaces only (a path or an address is never cut in the middle), on a
+    terminal; elsewhere the text stays one line."""
+    import textwrap
+
+    if width is None:
+        return text
+
+    return textwrap.fill(
+        text,
+        width=width,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )

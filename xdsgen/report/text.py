@@ -1,0 +1,200 @@
+"""What the commands answer, for people: plain text, or rich's colours and tables on a
+terminal. Lines fit 80 columns and wrap at spaces. The plain forms are stable: scripts and
+tests may read them."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from xdsgen.errors import InventoryError, Problem, XdsgenError
+from xdsgen.report.console import Console, plain_table, terminal_width, wrap
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+class TextReporter:
+    format = "text"
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    # ------------------------------------------------------------------ the pieces
+
+    def problems(self, problems: list[Problem]) -> None:
+        if problems:
+            self.console.problems(problems)
+
+    def invalid(self, exc: InventoryError, verb: str = "nothing written") -> None:
+        """Every error (and warning) of an invalid inventory, then one count line."""
+        self.problems(exc.problems + exc.warnings)
+        self.console.error(f"{plural(len(exc.problems), 'error')}; {verb}.")
+
+    def error(self, exc: XdsgenError) -> None:
+        self.console.error(f"error: {exc}")
+
+    # ------------------------------------------------------------------ answers
+
+    def valid(self, source: str, summary: Any, warnings: list[Problem]) -> None:
+        """validate's answer: the one-line summary, and (colour or --verbose) a table of
+        what the inventory makes per address family."""
+        console = self.console
+        self.problems(warnings)
+        if console.quiet:
+            return
+        line = f"{source}: valid: {summary.line()}"
+        width = terminal_width(console.out)
+        rich = console.rich_console(console.out) if console.color else None
+        if rich is None:
+            print(wrap(line, width, "  "), file=console.out, flush=True)
+            if console.verbose:
+                for row in plain_table(*summary_table(summary)):
+                    print(row, file=console.out)
+            return
+        from rich.text import Text
+
+        rich.print(
+            Text(f"{source}: ", style="bold")
+            + Text("valid", style="bold green")
+            + Text(f": {summary.line()}")
+        )
+        console.table(*summary_table(summary))
+
+    def rendered(self, directory: str, written: int, total: int) -> None:
+        unchanged = total - written
+        if written == 0:
+            line = f"{directory}: all {total} files already up to date, nothing written"
+        else:
+            line = f"wrote {written} of {total} files to {directory}" + (
+                f" ({unchanged} unchanged)" if unchanged else ""
+            )
+        self.console.note(line)
+
+    def wrote(self, path: str) -> None:
+        self.console.note(f"wrote {path}")
+
+    def status(self, result: Any) -> None:
+        """The answer is printed even under --quiet: it is what the person asked for."""
+        console = self.console
+        head = (
+            f"Envoy {result.envoy_version} at {result.admin}: {result.state}, up {result.uptime}"
+            + (f"; config dir {result.config_dir}" if result.config_dir else "")
+        )
+        console.info(wrap(head, terminal_width(console.out), "  "), "bold", force=True)
+        has_inventory = any(r.inventory is not None for r in result.resources)
+        columns = [
+            "file",
+            *(["inventory"] if has_inventory else []),
+            "on disk",
+            "applied",
+            "updates",
+            "refused",
+            "state",
+        ]
+        rows, styles = [], []
+        for r in result.resources:
+            rows.append(
+                [
+                    r.file,
+                    *([_short(r.inventory)] if has_inventory else []),
+                    _short(r.on_disk),
+                    _short(r.applied),
+                    r.updates,
+                    r.rejected + r.failed,  # both in --format json; to a person, Envoy said no
+                    r.state,
+                ]
+            )
+            styles.append(
+                "green" if r.state == "in sync" and not (r.rejected or r.failed) else "yellow"
+            )
+        console.table(columns, rows, title="config", row_styles=styles, force=True)
+        columns = ["upstream", "endpoints", "health", "active", "conns", "requests", "5xx", "fail"]
+        rows, styles = [], []
+        for u in result.upstreams:
+            rows.append(
+                [
+                    u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
+                    u.endpoints,
+                    u.health,
+                    u.active_connections,
+                    u.connections,
+                    u.requests,
+                    u.errors_5xx,
+                    u.connect_failures,
+                ]
+            )
+            styles.append("green" if u.health == "healthy" and not u.errors_5xx else "yellow")
+        console.table(
+            columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
+        )
+        console.info("conns: connections so far; fail: connections that failed", "dim", force=True)
+
+    def explain(self, target: Any, hops: list[Any]) -> None:
+        """Rich: coloured blocks. Plain: a block per listener (wide tables wrap badly in a
+        terminal of 80 columns and in mail from cron)."""
+        console = self.console
+        title = f"explain {target.display}"
+        if not hops:
+            console.info(f"{title}: no listener serves it", force=True)
+            return
+        blocks = []
+        for hop in hops:
+            lines = []
+            if hop.sni_match:
+                lines.append(("sni", f"{hop.sni_match} -> filter chain {hop.chain}"))
+            if hop.vhost:
+                lines.append(("vhost", f"{hop.vhost} ({hop.vhost_match})"))
+            if hop.route:
+                lines.append(("route", hop.route))
+            lines.append(("result", hop.result))
+            blocks.append((f"{hop.family} {hop.kind} :{hop.port} (listener {hop.listener})", lines))
+        width = terminal_width(console.out)
+        rich = console.rich_console(console.out) if console.color else None
+        if rich is None:
+            out = [title]
+            for head, lines in blocks:
+                out.append(head)
+                out.extend(wrap(f"  {key:<7}{value}", width, " " * 9) for key, value in lines)
+            print("\n".join(out), file=console.out, flush=True)
+            return
+        from rich.text import Text
+
+        rich.print(Text(title, style="bold"))
+        for hop, (head, lines) in zip(hops, blocks):
+            rich.print(Text(head, style="bold"))
+            colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(
+                hop.outcome, "red"
+            )
+            for key, value in lines:
+                rich.print(
+                    Text.assemble(
+                        (f"  {key:<7}", "dim"), (value, colour if key == "result" else "")
+                    )
+                )
+
+    def certificates(self, found: list[Any]) -> None:
+        from xdsgen.certs import COLUMNS, table_rows
+
+        self.console.table(COLUMNS, table_rows(found), force=True)
+
+
+def _short(version: Optional[str]) -> str:
+    return "-" if version is None else version[:8]
+
+
+def summary_table(summary: Any) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows: per family, the ports of each kind of listener (runs folded)."""
+    from xdsgen.summary import port_runs
+
+    columns = ["family", "http", "https", "tcp", "udp"]
+    rows = []
+    for family, entries in sorted(summary.listeners.items()):
+        by_kind: dict[str, list[int]] = {kind: [] for kind in columns[1:]}
+        for entry in entries:
+            kind, _, port = entry.partition(" ")
+            by_kind.setdefault(kind, []).append(int(port))
+        rows.append(
+            [family, *(port_runs(by_kind[kind]).replace(", ", " ") or "-" for kind in columns[1:])]
+        )
+    return columns, rows
