@@ -41,6 +41,7 @@ REF_TYPES = {
     "vhost": "mapping",
     "passthrough": "mapping",
     "port_map": "mapping",
+    "patch": "mapping",
 }
 
 

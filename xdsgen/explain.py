@@ -64,6 +64,7 @@ class Hop:
     websocket: bool = False
     timeout: Optional[str] = None
     rewritten: bool = False
+    patches: tuple[str, ...] = ()  # "cluster grafana", ...: the user's Envoy config on the way
 
     @property
     def result(self) -> str:
@@ -303,7 +304,32 @@ def explain(model: Model, target: Target) -> list[Hop]:
                 hops.append(hop)
                 continue
         hops.append(_http_hop(model, listener, target, hop))
+    for hop in hops:
+        hop.patches = _patches_on(model, hop)
     return hops
+
+
+def _patches_on(model: Model, hop: Hop) -> tuple[str, ...]:
+    """The patches (inventory `patches`) on what this request passes through."""
+    route = None
+    if hop.vhost is not None and hop.outcome == "redirect":
+        route = f"{hop.vhost}/redirect_to_https"
+    elif hop.vhost is not None and hop.route_index is not None:
+        route = f"{hop.vhost}/{hop.route_index}"
+    on_path = {
+        "listener": hop.listener,
+        "connection_manager": hop.listener if hop.kind in ("http", "https") else None,
+        "route_config": hop.listener if hop.vhost is not None else None,
+        "vhost": hop.vhost,
+        "route": route,
+        "cluster": hop.upstream,
+    }
+    order = list(on_path)  # the way the request goes
+    return tuple(
+        f"{p.kind.replace('_', ' ')} {p.target}"
+        for p in sorted(model.patches, key=lambda p: order.index(p.kind))
+        if on_path.get(p.kind) is not None and on_path[p.kind] == p.target
+    )
 
 
 def explain_inventory(inventory: str, target_text: str) -> tuple[Target, list[Hop]]:

@@ -134,6 +134,11 @@ def _render(model: Model, check: bool) -> Rendered:
     rendered = Rendered(dict(sorted(files.items())))
     if check:
         verify(model, rendered)
+    if model.patches:
+        # The user's own Envoy config, merged last: verify checked what xdsgen decided.
+        from xdsgen.patching import apply_patches
+
+        rendered = Rendered(apply_patches(rendered.files, model.patches))
     return rendered
 
 

@@ -145,6 +145,18 @@ class PortMapSpec:
     families: Optional[tuple[str, ...]]
 
 
+PATCH_TARGETS = ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    index: int
+    path: PathKey
+    kind: str  # one of PATCH_TARGETS
+    target: str
+    merge: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Spec:
     envoy: EnvoySpec
@@ -161,6 +173,7 @@ class Spec:
     tls_passthrough: tuple[PassthroughSpec, ...]
     tcp: tuple[PortMapSpec, ...]
     udp: tuple[PortMapSpec, ...]
+    patches: tuple[PatchSpec, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
@@ -229,6 +242,7 @@ def read(data: dict[str, Any], tolerant: bool = False) -> Spec:
         tls_passthrough=tuple(each(enumerate(_items(data, "tls_passthrough")), _passthrough)),
         tcp=tuple(each(((i, v, "tcp") for i, v in enumerate(_items(data, "tcp"))), _port_map)),
         udp=tuple(each(((i, v, "udp") for i, v in enumerate(_items(data, "udp"))), _port_map)),
+        patches=tuple(each(enumerate(_items(data, "patches")), _patch)),
     )
 
 
@@ -385,4 +399,17 @@ def _port_map(index: int, data: Any, kind: str) -> PortMapSpec:
         port=_get(data, "port", int) or _missing("port"),
         upstream=_get(data, "upstream", str) or _missing("upstream"),
         families=_optional_strings(data, "families"),
+    )
+
+
+def _patch(index: int, data: Any) -> PatchSpec:
+    targets = [k for k in PATCH_TARGETS if isinstance(data, dict) and k in data]
+    if len(targets) != 1:
+        raise _Skip("patch target")
+    return PatchSpec(
+        index=index,
+        path=("patches", index),
+        kind=targets[0],
+        target=_get(data, targets[0], str) or _missing(targets[0]),
+        merge=_get(data, "merge", dict) or {},
     )

@@ -36,6 +36,9 @@ _QUOTED_KEY = re.compile(r"(\"(?:[^\"\\]|\\.)*\"):(?: (.+))?")
 _QUOTED = re.compile(r"\"((?:[^\"\\]|\\.)*)\"")
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+# Floats only as dump writes them (patches carry them): digits, a dot, digits, and an
+# exponent with its sign, which YAML 1.1 needs to read a float at all.
+_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9]+(?:e[-+][0-9]+)?")
 # What YAML 1.1 readers (PyYAML; yaml-cpp in Envoy) resolve to something other than a string.
 _NOT_STRINGS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 # Characters the q filter always escapes: raw, they would be folded or rejected by YAML.
@@ -77,7 +80,7 @@ def _quoted(text: str) -> str:
     return body
 
 
-def _scalar(text: str) -> Any:
+def _scalar(text: str, floats: bool = False) -> Any:
     first = text[0]
     if first == '"':
         return _quoted(text)
@@ -86,6 +89,8 @@ def _scalar(text: str) -> Any:
     if text == "false":
         return False
     if first == "-" or first.isdigit():
+        if floats and "." in text and _FLOAT.fullmatch(text):
+            return float(text)
         if _INT.fullmatch(text) is None or text == "-0":
             raise ValueError(f"not a plain decimal integer: {text[:60]!r}")
         return int(text)
@@ -98,8 +103,9 @@ def _scalar(text: str) -> Any:
     return text
 
 
-def parse(text: str) -> Any:
-    """The document's value; SubsetError for anything outside the subset."""
+def parse(text: str, floats: bool = False) -> Any:
+    """The document's value; SubsetError for anything outside the subset. `floats`: also
+    read floats as `dump` writes them (files with patches; templates never write one)."""
     bad = _FORBIDDEN.search(text)
     if bad is not None:
         line = text.count("\n", 0, bad.start()) + 1
@@ -108,7 +114,7 @@ def parse(text: str) -> Any:
     if lines and lines[-1] == "":
         lines.pop()
     try:
-        root = _parse_lines(lines)
+        root = _parse_lines(lines, floats)
     except _LineError as exc:
         raise SubsetError(exc.number, exc.message) from None
     if root is _MISSING:
@@ -123,7 +129,7 @@ class _LineError(Exception):
         self.message = message
 
 
-def _parse_lines(lines: list[str]) -> Any:
+def _parse_lines(lines: list[str], floats: bool = False) -> Any:
     # The open collections, innermost last: [indent, kind, container, pending]. A mapping's
     # pending is the key whose value follows on the next lines; a sequence's pending is None
     # between "- " and its item. _MISSING: nothing pending. The common case (another key of
@@ -197,7 +203,7 @@ def _parse_lines(lines: list[str]) -> Any:
                 if not dashes:
                     raise ValueError("a value outside a sequence entry or key")
                 item = values.get(rest, missing)
-                top[2].append(_value(rest, values) if item is missing else item)
+                top[2].append(_value(rest, values, floats) if item is missing else item)
                 top[3] = missing
                 continue
             if top is not None and top[0] == col and top[1] is _MAP:
@@ -225,7 +231,7 @@ def _parse_lines(lines: list[str]) -> Any:
                 top[3] = key
             else:
                 item = values.get(value, missing)
-                mapping[key] = _value(value, values) if item is missing else item
+                mapping[key] = _value(value, values, floats) if item is missing else item
         for frame in stack:
             if frame[3] is not missing:
                 raise ValueError('a key or "- " without a value')
@@ -234,7 +240,7 @@ def _parse_lines(lines: list[str]) -> Any:
     return root
 
 
-def _value(text: str, cache: dict[str, Any]) -> Any:
+def _value(text: str, cache: dict[str, Any], floats: bool = False) -> Any:
     if text == "{}":
         return {}
     if text == "[]":
@@ -248,7 +254,7 @@ def _value(text: str, cache: dict[str, Any]) -> Any:
     ):
         value: Any = text[1:-1]
     else:
-        value = _scalar(text)
+        value = _scalar(text, floats)
     cache[text] = value
     return value
 
@@ -299,11 +305,25 @@ def quote(text: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
 
 
+def _float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} cannot be written for Envoy")
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + (f"e{exponent}" if e else "")
+
+
 def _dump_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return _float(value)
     if isinstance(value, str):
         return quote(value)
     if value == {}:

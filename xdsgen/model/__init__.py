@@ -9,6 +9,7 @@ Each part owns one concern and reports to one problems collector:
   tls.py           TLS chains by SNI, passthrough, SNI clashes
   listeners.py     the listeners of each family and the port maps
   ports.py         the port table, the admin out of the proxy's reach
+  patches.py       Envoy config the inventory cannot say, on named generated resources
 The IR is in ir.py; single values are parsed in values.py.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
-from xdsgen.model import certificates, envoy, families, http, tls, upstreams
+from xdsgen.model import certificates, envoy, families, http, patches, tls, upstreams
 from xdsgen.model.ir import (
     AdminAddress,
     Cluster,
@@ -78,6 +79,7 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
     built.build()
     check_admin_clash(spec, settings, usable, built.tcp_ports, clusters, problems)
     upstreams.check_unused(spec, built.used_upstreams, problems)
+    names = patches.targets(set(clusters), built.listeners, built.route_configs)
     used_secrets = {c.secret for item in built.listeners for c in item.filter_chains if c.secret}
     return Model(
         envoy=settings,
@@ -89,6 +91,7 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
         ),
         warnings=tuple(sorted(problems.warnings)),
         certificates=certs,
+        patches=patches.build(spec, names, problems),
     )
 
 

@@ -206,6 +206,15 @@ class Envoy:
 
 
 @dataclass(frozen=True)
+class Patch:
+    """Envoy config merged into one generated resource (JSON merge patch, RFC 7386)."""
+
+    kind: str  # cluster, listener, connection_manager, route_config, vhost, route
+    target: str
+    merge: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class AcmeSettings:
     email: str
     directory: str  # the URL (the word `staging` resolved)
@@ -242,6 +251,7 @@ class Model:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # Every certificate (used or not) as xdsgen reads it; acme: ones it obtains and renews.
     certificates: tuple[Certificate, ...] = field(default=(), compare=False)
+    patches: tuple[Patch, ...] = ()
 
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""

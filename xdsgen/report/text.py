@@ -148,6 +148,8 @@ class TextReporter:
             if hop.route:
                 lines.append(("route", hop.route))
             lines.append(("result", hop.result))
+            if hop.patches:
+                lines.append(("patch", "; ".join(hop.patches)))
             blocks.append((f"{hop.family} {hop.kind} :{hop.port} (listener {hop.listener})", lines))
         width = terminal_width(console.out)
         rich = console.rich_console(console.out) if console.color else None
