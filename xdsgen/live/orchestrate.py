@@ -242,6 +242,13 @@ def apply(
             compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
         )
         _settle_journal(state, stats, result.notes)
+        if any(c.acme for c in model.certificates):  # obtain and renew first (live/acme_step.py)
+            from xdsgen.live.acme_step import certificates_step
+
+            model, rendered = certificates_step(
+                model, rendered, state, admin, options, source, progress, result.notes
+            )
+            result.model = model
         managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
         old = read_files(config_dir, managed)
         _drift_notes(state, old, source, result.notes)

@@ -16,8 +16,7 @@ import stat
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from xdsgen.errors import PathKey, Problem
-from xdsgen.inventory import Inventory
+from xdsgen.errors import PathKey
 from xdsgen.model.ir import Secret
 from xdsgen.model.problems import Problems
 from xdsgen.spec import DEFAULTS, AcmeSpec, Spec
@@ -241,28 +240,3 @@ def relocate(certificates: tuple[Certificate, ...], config_dir: str) -> tuple[Ce
             cert = replace(cert, cert=chain, key=key)
         moved.append(cert)
     return tuple(moved)
-
-
-def missing_acme_files(
-    inventory: Inventory, certificates: tuple[Certificate, ...]
-) -> list[Problem]:
-    """Errors for ACME certificates not obtained yet, for commands that hand them to Envoy
-    (Envoy refuses a listener whose certificate files are missing)."""
-    problems = []
-    for cert in certificates:
-        if cert.acme is None:
-            continue
-        missing = [p for p in (cert.cert, cert.key) if not os.path.isfile(p)]
-        if missing:
-            problems.append(
-                inventory.problem(
-                    ("certificates", cert.name, "acme"),
-                    f"certificate {cert.name!r} has not been obtained yet "
-                    f"({', '.join(missing)} missing)",
-                    f"run: xdsgen certs renew {inventory.source} {cert.name}"
-                    if cert.acme.challenge == DNS01
-                    else "xdsgen does not answer http-01 through Envoy yet: use challenge: "
-                    "dns-01, or give cert and key files obtained elsewhere",
-                )
-            )
-    return problems
