@@ -9,10 +9,14 @@ render`, `xdsgen bootstrap`, Envoy, then `xdsgen apply`.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
+import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,11 +25,14 @@ from acme_box import (
     FAMILIES,
     PEBBLE_AGENT,
     Box,
+    Traffic,
     fresh_box,
     tls_vhost,
+    wait_served,
+    wait_until_due,
 )
 from cryptography import x509
-from test_apply_helpers import wait_until
+from test_apply_helpers import XDSGEN, wait_until
 
 from xdsgen.acme import records, storage
 from xdsgen.live.state import State
@@ -186,3 +193,164 @@ def test_certs_lists_what_apply_obtained_and_renew_needs_envoy(tmp_path: Path) -
             row,
         ), row
         assert PEBBLE_AGENT  # the module's tests count Pebble's own requests by this agent
+
+
+def test_renewal_under_load_by_apply_then_by_apply_watch(tmp_path: Path) -> None:
+    """Due 10 s after issuance (renew_before: the certificate's life minus 10 s): the cron
+    apply renews it, then `apply --watch` renews it again on its recheck, while requests
+    flow on both families (https, and http's redirect) and a connection stays open."""
+    with fresh_box(tmp_path, validity=3600) as box:
+        site_inventory(box, renew_before="3590s")
+        envoy = box.start_envoy()
+        assert box.apply().returncode == 0
+        chain = box.config / "certs" / "site" / "fullchain.pem"
+        first = storage.read_certificate(str(chain))
+        listeners = {
+            name: box.counter(f"listener_manager.{name}")
+            for name in ("listener_added", "listener_modified", "listener_removed")
+        }
+        with Traffic(box, "site.example.com") as traffic:
+            wait_until_due(chain, 10)
+            renewed = box.apply()
+            assert renewed.returncode == 0, renewed.stderr
+            assert re.search(
+                r"^note: certificate site: renewed \(expires in \d+ minutes\), valid until ",
+                renewed.stderr,
+                re.M,
+            ), renewed.stderr
+            second = storage.read_certificate(str(chain))
+            assert second.serial != first.serial
+            wait_served(box, second.serial, "site.example.com")
+
+            watch = subprocess.Popen(
+                [*XDSGEN, "apply", "--watch", "--recheck", "0.5", str(box.inventory_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                wait_until(
+                    lambda: storage.read_certificate(str(chain)).serial != second.serial,
+                    40,
+                    "apply --watch to renew the certificate",
+                )
+                third = storage.read_certificate(str(chain))
+                wait_served(box, third.serial, "site.example.com")
+            finally:
+                watch.send_signal(signal.SIGTERM)
+                _, err = watch.communicate(timeout=20)
+            # Renewed when due (10 s after the last one), not before, and once.
+            assert third.not_before >= second.not_before + datetime.timedelta(seconds=9)
+            assert len(re.findall(r"note: certificate site: renewed", err)) == 1, err
+            assert watch.returncode == 0, err
+        assert traffic.failures == []
+        assert traffic.sent >= 100, traffic.sent
+        traffic.kept_still_works()
+        # RDS and SDS only: no listener was added, changed (drained) or removed.
+        assert listeners == {name: box.counter(f"listener_manager.{name}") for name in listeners}
+        assert envoy.stat("listener_manager.lds.update_rejected") == "0"
+
+
+def envoy_versions(box: Box) -> dict[str, str]:
+    assert box.envoy is not None
+    return {k: v for k, v in box.envoy.stats().items() if k.endswith(".version_text")}
+
+
+def test_refused_challenge_leaves_everything_as_it_was_and_backs_off(tmp_path: Path) -> None:
+    with fresh_box(tmp_path, validity=3600) as box:
+        site_inventory(box, renew_before="3590s")
+        box.start_envoy()
+        assert box.apply().returncode == 0
+        chain = box.config / "certs" / "site" / "fullchain.pem"
+        key = chain.parent / "privkey.pem"
+        wait_until_due(chain, 10)
+        # DNS now sends the CA to 127.0.0.2, where nothing listens: the challenge fails.
+        box.lab.dns.set_default("ipv6", "")
+        for domain in SITE:
+            box.lab.dns.add_a(domain, ["127.0.0.2"])
+            assert box.lab.dns.addresses(domain) == ["127.0.0.2"]
+        files, versions = box.config_files(), envoy_versions(box)
+        pair = {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in (chain, key)}
+        state = (box.config / ".xdsgen" / "state.json").read_text()
+        started = time.time()
+        failed = box.apply()
+        assert failed.returncode == 8, failed.stderr
+        match = re.search(
+            r"^error: certificate 'site', (\S+): the CA could not validate the challenge: "
+            r"\1: (.*) \(ACME CA (\S+)\)$",
+            failed.stderr,
+            re.M,
+        )
+        assert match, failed.stderr
+        assert match.group(1) in SITE and match.group(3) == box.lab.pebble.directory
+        assert "127.0.0.2" in match.group(2) and "[" in match.group(2)  # Pebble's words, type
+        assert "Traceback" not in failed.stderr
+        # The token routes were served and withdrawn: the same files, the same versions.
+        assert {n: v[2] for n, v in box.config_files().items()} == {
+            n: v[2] for n, v in files.items()
+        }
+        assert envoy_versions(box) == versions
+        assert {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in pair} == pair
+        assert State.load(str(box.config)).pending is None
+        assert json.loads(state)["accepted"] == State.load(str(box.config)).accepted
+        assert (
+            box.served_serial("::1", "site.example.com")
+            == storage.read_certificate(str(chain)).serial
+        )
+        record = records.load(str(box.config), "site")
+        assert record.failures == 1 and started + 600 <= record.next_attempt <= time.time() + 600
+
+        # Cron 5 minutes later: the CA is left alone (Pebble hears nothing), apply succeeds.
+        heard = box.lab.pebble.log.read_text()
+        again = box.apply()
+        assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+        assert box.lab.pebble.log.read_text() == heard
+        listed = box.run("certs", str(box.inventory_path), "--no-color")
+        assert re.search(
+            r"acme +due \(expires in \d+ minutes\); not retried before \d{4}-\d\d-\d\d "
+            r"\d\d:\d\d \(last failure: the CA could not validate",
+            listed.stdout,
+        ), listed.stdout
+        # apply --watch rechecks often, and still never asks the CA again.
+        watch = subprocess.Popen(
+            [*XDSGEN, "apply", "--watch", "--recheck", "0.2", str(box.inventory_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(3)
+        watch.send_signal(signal.SIGTERM)
+        _, err = watch.communicate(timeout=20)
+        assert watch.returncode == 0 and "error" not in err, err
+        assert box.lab.pebble.log.read_text() == heard
+        assert records.load(str(box.config), "site").failures == 1
+
+
+def test_first_issuance_refused_leaves_the_fresh_box_as_it_was(tmp_path: Path) -> None:
+    with fresh_box(tmp_path) as box:
+        site_inventory(box)
+        box.start_envoy()
+        box.lab.dns.set_default("ipv6", "")
+        box.lab.dns.set_default("ipv4", "127.0.0.2")
+        files, versions = box.config_files(), envoy_versions(box)
+        failed = box.apply()
+        assert failed.returncode == 8, failed.stderr
+        assert "the CA could not validate the challenge" in failed.stderr
+        assert {n: v[2] for n, v in box.config_files().items()} == {
+            n: v[2] for n, v in files.items()
+        }
+        assert envoy_versions(box) == versions
+        assert not (box.config / "certs" / "site").exists()
+        assert State.load(str(box.config)).pending is None
+        # The next run backs off; it applies the rest, still without the certificate.
+        again = box.apply()
+        assert again.returncode == 0, again.stderr
+        assert re.search(
+            r"^note: certificate site: no certificate yet; not retried before .*; "
+            r"`xdsgen certs renew --force` tries now$",
+            again.stderr,
+            re.M,
+        ), again.stderr
+        assert "note: certificate 'site' has not been obtained yet" in again.stderr
+        assert box.get_http("127.0.0.1", "site.example.com")[0] == 503
+        assert box.get_http("::1", "plain.example.com")[0] == 200
