@@ -284,6 +284,10 @@ def test_refused_challenge_leaves_everything_as_it_was_and_backs_off(tmp_path: P
         assert match, failed.stderr
         assert match.group(1) in SITE and match.group(3) == box.lab.pebble.directory
         assert "127.0.0.2" in match.group(2) and "[" in match.group(2)  # Pebble's words, type
+        assert (
+            "\nEnvoy answered every token on its http listeners here, so the CA did not reach"
+            in (failed.stderr)
+        )
         assert "Traceback" not in failed.stderr
         # The token routes were served and withdrawn: the same files, the same versions.
         assert {n: v[2] for n, v in box.config_files().items()} == {

@@ -48,17 +48,18 @@ def certificates_step(
     from xdsgen.acme.engine import renew_certificates
 
     live = LiveDirectory(model, state, admin, options.timeout, options.settle, source, progress)
+    publisher = EnvoyHttp01(live)
     try:
         outcomes = renew_certificates(
             model.certificates,
             model.envoy.config_dir,
-            http01=EnvoyHttp01(live),
+            http01=publisher,
             progress=progress,
             warn=lambda text: notes.append(text.replace("warning: ", "", 1)),
         )
-    except AcmeError:
+    except AcmeError as exc:
         live.back_to_base()
-        raise
+        raise publisher.explain(exc) from None
     missing = missing_certificates(model)
     for outcome in outcomes:
         if outcome.action in ("obtained", "renewed"):
@@ -111,16 +112,17 @@ def renew_now(
             progress,
             require_envoy=True,
         )
+        publisher = EnvoyHttp01(live)
         try:
             return renew_certificates(
                 model.certificates,
                 model.envoy.config_dir,
                 names=names,
                 force=force,
-                http01=EnvoyHttp01(live),
+                http01=publisher,
                 progress=progress,
                 warn=warn,
             )
-        except AcmeError:
+        except AcmeError as exc:
             live.back_to_base()
-            raise
+            raise publisher.explain(exc) from None

@@ -41,6 +41,12 @@ from xdsgen.parsed import resources_of
 Say = Callable[[str], None]
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 GET_TIMEOUT = 2.0
+UNREACHABLE_HINT = (
+    "Envoy answered every token on its http listeners here, so the CA did not reach them: "
+    "each domain's DNS must point at this box, and port 80 from the internet must reach "
+    "Envoy's http listener on every family the name has an address for (port forward, "
+    "firewall, uhttpd moved). Where the ISP blocks port 80, use challenge: dns-01."
+)
 _BODY_SHOWN = 80
 
 
@@ -120,6 +126,13 @@ class EnvoyHttp01:
 
     def __init__(self, live: LiveDirectory):
         self.live = live
+        self.answered: set[str] = set()  # certificates whose tokens Envoy answered here
+
+    def explain(self, error: AcmeError) -> AcmeError:
+        """A CA that could not validate tokens Envoy answered here could not reach Envoy."""
+        if error.certificate in self.answered and "could not validate the challenge" in str(error):
+            error.args = (f"{error}\n{UNREACHABLE_HINT}",)
+        return error
 
     def certificate_of(self, challenges: list[Http01Challenge]) -> str:
         domains = {c.domain.lower() for c in challenges}
@@ -147,6 +160,7 @@ class EnvoyHttp01:
         except AcmeError:
             live.back_to_base()
             raise
+        self.answered.add(name)
 
     def withdraw(self, challenges: list[Http01Challenge]) -> None:
         self.live.back_to_base()
