@@ -832,8 +832,6 @@ def certs_renew(inventory: str, names: tuple[str, ...], force: bool, lock_timeou
     challenges are answered by the running Envoy (exit 6 when its admin does not answer).
     A certificate still backing off after failures exits 8 unless --force.
     """
-    import os
-
     from xdsgen.errors import EXIT_ACME
     from xdsgen.live.acme_step import renew_now
     from xdsgen.pipeline import load_model
@@ -843,7 +841,6 @@ def certs_renew(inventory: str, names: tuple[str, ...], force: bool, lock_timeou
     console = get_console()
     outcomes = renew_now(
         model,
-        os.path.abspath(inventory),
         list(names),
         force,
         lock_timeout,

@@ -39,7 +39,6 @@ def certificates_step(
     state: State,
     admin: Any,
     options: Any,
-    source: str,
     progress: Say,
     notes: list[str],
 ) -> tuple[Model, Any]:
@@ -47,7 +46,7 @@ def certificates_step(
     certificates still missing left out). Runs inside apply's lock, before the plan."""
     from xdsgen.acme.engine import renew_certificates
 
-    live = LiveDirectory(model, state, admin, options.timeout, options.settle, source, progress)
+    live = LiveDirectory(model, state, admin, options.timeout, options.settle, progress)
     publisher = EnvoyHttp01(live)
     try:
         outcomes = renew_certificates(
@@ -87,7 +86,6 @@ def certificates_step(
 
 def renew_now(
     model: Model,
-    source: str,
     names: list[str],
     force: bool,
     lock_timeout: float,
@@ -108,7 +106,6 @@ def renew_now(
             Admin.for_model(model, timeout),
             timeout,
             DEFAULT_SETTLE,
-            source,
             progress,
             require_envoy=True,
         )

@@ -9,9 +9,10 @@ listener's address, loopback for 0.0.0.0 and ::, with the domain as Host) and re
 once Envoy answers the key authorization: what the CA will fetch. `withdraw` moves the
 directory back to the files it held before the first challenge (the base), the same way.
 
-While a token is served the apply is journalled as pending in the state (an apply killed
-then is known to the next one, which puts the inventory's config back); the base is never
-recorded as a new accepted config, it is what Envoy ran already.
+The state's history is left alone: a config with tokens is never one to roll back to,
+and the base is what Envoy ran already. An apply killed while a token is served leaves
+files that differ from the last confirmed config; the next apply says so and replaces
+them (restores always go to the last confirmed config, never to the files on disk).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from xdsgen import conventions as xds
 from xdsgen.acme.challenges import Http01Challenge
 from xdsgen.admin import Admin, AdminUnreachable
 from xdsgen.errors import AcmeError, IOProblem
-from xdsgen.live.certs import fingerprint
 from xdsgen.live.confirm import Confirmer
 from xdsgen.live.state import State
 from xdsgen.live.transition import read_files, transition
@@ -60,7 +60,6 @@ class LiveDirectory:
     admin: Optional[Admin]  # None: --no-confirm (the GET on each listener still checks)
     timeout: float
     settle: float
-    source: str  # the inventory, for the journal
     progress: Say
     require_envoy: bool = False  # certs renew: say so when Envoy's admin does not answer
     base: Optional[dict[str, str]] = field(default=None, init=False)
@@ -91,7 +90,7 @@ class LiveDirectory:
                 ) from None
         self.base = read_files(self.config_dir, self.managed({}))
 
-    def move_to(self, files: dict[str, str], secrets: Any) -> None:
+    def move_to(self, files: dict[str, str]) -> None:
         """Make the directory hold `files`, confirmed by Envoy (EnvoyRefused/IOProblem, the
         last confirmed config restored, when it refuses)."""
         names = self.managed(files)
@@ -99,8 +98,6 @@ class LiveDirectory:
         if now == files:
             return
         confirmed = self.state.last_confirmed()
-        certs = {s.name: fingerprint(s.cert, s.key) or "" for s in secrets}
-        self.state.begin(files, certs, self.source)
         transition(
             self.state,
             now,
@@ -115,10 +112,8 @@ class LiveDirectory:
         )
 
     def back_to_base(self) -> None:
-        if self.base is None:
-            return
-        self.move_to(self.base, self.model.secrets)
-        self.state.abandon()  # the base is what Envoy ran: nothing new to record
+        if self.base is not None:
+            self.move_to(self.base)
 
 
 class EnvoyHttp01:
@@ -154,7 +149,7 @@ class EnvoyHttp01:
             f"certificate {name}: serving {count} http-01 challenge{'s' if count != 1 else ''} "
             "through Envoy"
         )
-        live.move_to(render(serving).files, serving.secrets)
+        live.move_to(render(serving).files)
         try:
             self.check_served(serving, challenges, name)
         except AcmeError:

@@ -246,7 +246,7 @@ def apply(
             from xdsgen.live.acme_step import certificates_step
 
             model, rendered = certificates_step(
-                model, rendered, state, admin, options, source, progress, result.notes
+                model, rendered, state, admin, options, progress, result.notes
             )
             result.model = model
         managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
