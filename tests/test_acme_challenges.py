@@ -275,3 +275,36 @@ def test_a_real_envoy_answers_the_token_on_both_families(tmp_path: Path) -> None
             assert status == 301
     finally:
         envoy.stop()
+
+
+def test_apply_without_acme_imports_none_of_it(tmp_path: Path) -> None:
+    """The cron path of an inventory without acme: apply loads no ACME code, library or
+    cryptography (OpenWrt's start-up budget)."""
+    import subprocess
+    import sys
+
+    path = write_inventory(
+        tmp_path / "inventory.yaml",
+        {
+            "version": 1,
+            "envoy": {"config_dir": str(tmp_path / "config")},
+            "listen": {"ipv4": {"address": "127.0.0.1", "http": free_ports(1)[0]}},
+            "upstreams": {"app": "127.0.0.1:3000"},
+            "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        },
+    )
+    code = (
+        "import sys\n"
+        f"sys.argv = ['xdsgen', 'apply', '--no-confirm', '--settle', '0', {str(path)!r}]\n"
+        "from xdsgen.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('acme', 'josepy', 'cryptography', 'requests', 'OpenSSL')"
+        " or m.startswith(('xdsgen.acme', 'xdsgen.live.acme_step', 'xdsgen.live.http01')))\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-2:] == ["EXIT 0", "HEAVY []"]
+    assert (tmp_path / "config" / "rds_http_ipv4.yaml").exists()
