@@ -63,6 +63,9 @@ class LiveDirectory:
     progress: Say
     require_envoy: bool = False  # certs renew: say so when Envoy's admin does not answer
     base: Optional[dict[str, str]] = field(default=None, init=False)
+    # The certificates missing when the base was read: left out of every challenge config
+    # (one obtained meanwhile comes up with the apply's own plan, not between two orders).
+    pending: tuple[str, ...] = field(default=(), init=False)
 
     @property
     def config_dir(self) -> str:
@@ -89,6 +92,7 @@ class LiveDirectory:
                     "challenge: dns-01"
                 ) from None
         self.base = read_files(self.config_dir, self.managed({}))
+        self.pending = missing_certificates(self.model)
 
     def move_to(self, files: dict[str, str]) -> None:
         """Make the directory hold `files`, confirmed by Envoy (EnvoyRefused/IOProblem, the
@@ -141,8 +145,7 @@ class EnvoyHttp01:
 
         live = self.live
         live.remember_base()
-        serving = without_certificates(live.model, missing_certificates(live.model))
-        serving = with_challenges(serving, challenges)
+        serving = with_challenges(without_certificates(live.model, live.pending), challenges)
         name = self.certificate_of(challenges)
         count = len(challenges)
         live.progress(
@@ -158,6 +161,8 @@ class EnvoyHttp01:
         self.answered.add(name)
 
     def withdraw(self, challenges: list[Http01Challenge]) -> None:
+        name = self.certificate_of(challenges)
+        self.live.progress(f"certificate {name}: withdrawing the http-01 challenges")
         self.live.back_to_base()
 
     def check_served(self, model: Model, challenges: list[Http01Challenge], name: str) -> None:
