@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
-import pytest
 from acme_harness import EnvoyLab, envoy_lab
 from harness import Envoy, HttpBackend, _SniHTTPSConnection, free_ports, http_get, write_inventory
 from test_apply_helpers import run_xdsgen, wait_until
@@ -248,8 +247,3 @@ def wait_served(box: Box, serial: str, sni: str) -> None:
             15,
             f"Envoy to serve serial {serial} on {host}",
         )
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        pytest.fail(message)
