@@ -329,6 +329,8 @@ def _route_facts(model: Model, name: str) -> Any:
                         r.websocket,
                         r.https_redirect,
                         r.redirect_port,
+                        r.direct_status,
+                        r.direct_body,
                     )
                     for r in vh.routes
                 ],
@@ -347,6 +349,7 @@ def _parsed_route_facts(doc: dict[str, Any]) -> Any:
             ((kind, value),) = r["match"].items()
             action = r.get("route", {})
             redirect = r.get("redirect", {})
+            direct = r.get("direct_response", {})
             routes.append(
                 (
                     kind,
@@ -357,6 +360,8 @@ def _parsed_route_facts(doc: dict[str, Any]) -> Any:
                     bool(action.get("upgrade_configs")),
                     bool(redirect.get("https_redirect")),
                     redirect.get("port_redirect"),
+                    direct.get("status"),
+                    direct.get("body", {}).get("inline_string"),
                 )
             )
         vhosts.append((vh["name"], tuple(vh["domains"]), routes))

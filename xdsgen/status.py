@@ -355,7 +355,7 @@ def status(
     if inventory:
         from xdsgen.pipeline import load_model, render
 
-        model = load_model(inventory, config_dir=config_dir)
+        model = load_model(inventory, config_dir=config_dir, servable=True)
         files = render(model)
         rendered = {name: files.version(name) for name in files.files}
         clusters = model.cluster_names()

@@ -51,6 +51,14 @@ def export_gateway_api(source: Source, options: GatewayOptions) -> Export:
         ctx.report.access(
             key, "not exported: this xdsgen does not know how to carry it to Gateway API"
         )
+    for index, patch in enumerate(source.model.patches):
+        # A patch's Envoy config may decide who reaches what: loud, like an unknown key.
+        ctx.report.access(
+            f"patches[{index}]",
+            f"the patch on {patch.kind.replace('_', ' ')} {patch.target} is Envoy config "
+            "Gateway API has no place for",
+            "carry it with an Envoy Gateway EnvoyPatchPolicy",
+        )
     collect_listeners(ctx)
     envoy_differences(ctx)
     routes = route_objects(ctx)

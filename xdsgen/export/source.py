@@ -334,6 +334,13 @@ _KNOWN = frozenset(
                 "max_connections",
             )
         ),
+        # k8s renders the model, patches merged; gateway-api names each one it cannot carry.
+        "patches",
+        "patches[]",
+        *(
+            f"patches[].{k}"
+            for k in ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
+        ),
         "listen",
         "listen.*",
         "listen.*.address",
@@ -374,6 +381,7 @@ _KNOWN = frozenset(
     }
 )
 _NAMED = ("listen", "upstreams", "certificates")  # mappings whose keys the person chooses
+_OPAQUE = ("patches[].merge",)  # Envoy's own config, carried whole
 
 
 def unknown_keys(data: Any) -> list[str]:
@@ -381,6 +389,8 @@ def unknown_keys(data: Any) -> list[str]:
     found: list[str] = []
 
     def walk(node: Any, pattern: str, where: str) -> None:
+        if pattern in _OPAQUE:
+            return
         if pattern and pattern not in _KNOWN:
             found.append(where)
             return

@@ -5,6 +5,7 @@ Each part owns one concern and reports to one problems collector:
   families.py      the IPv4/IPv6 split (listen)
   upstreams.py     clusters
   certificates.py  secrets, ACME settings
+  challenges.py    ACME on the listeners: http-01 tokens, certificates not obtained yet
   http.py          vhosts and routes, shadowed routes, domains two vhosts claim
   tls.py           TLS chains by SNI, passthrough, SNI clashes
   listeners.py     the listeners of each family and the port maps
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
-from xdsgen.model import certificates, envoy, families, http, patches, tls, upstreams
+from xdsgen.model import certificates, challenges, envoy, families, http, patches, tls, upstreams
 from xdsgen.model.ir import (
     AdminAddress,
     Cluster,
@@ -73,6 +74,7 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
     secrets, certs = certificates.build(
         spec, settings.config_dir, settings.envoy_dir, problems, check_files
     )
+    challenges.check(spec, usable, problems)
     http.check(spec, problems)
     tls.check_passthrough(spec, problems)
     built = Listeners(spec, usable, problems)

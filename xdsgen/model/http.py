@@ -142,6 +142,7 @@ def virtual_host(vhost: VhostSpec, family: Family, for_tls: bool) -> VirtualHost
         name=f"vhost{vhost.index}_{vhost.domains[0]}".replace("*", "any"),
         domains=vhost.domains,
         routes=tuple(routes),
+        certificate=vhost.tls,
     )
 
 

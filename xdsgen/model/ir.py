@@ -50,6 +50,10 @@ class Route:
     timeout: Optional[str] = None
     https_redirect: bool = False
     redirect_port: Optional[int] = None  # None: leave the port out (https default 443)
+    # Answered by Envoy itself (no cluster): an ACME http-01 token, or a vhost whose
+    # certificate is not obtained yet (model/challenges.py). Envoy adds text/plain.
+    direct_status: Optional[int] = None
+    direct_body: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class VirtualHost:
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    certificate: Optional[str] = None  # the vhost's `tls:` (not printed; model/challenges.py)
 
 
 @dataclass(frozen=True)
