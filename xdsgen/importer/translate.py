@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from xdsgen.importer.differences import Report
+from xdsgen.importer.read_resilience import MAX_RETRIES, upstream_extras
 from xdsgen.importer.semantics import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_ROUTE_TIMEOUT,
@@ -143,6 +144,7 @@ class Translator:
                 spec["connect_timeout"] = nanos_text(timeout)
             if cluster.tls is not None:
                 spec["tls"] = self.upstream_tls(cluster.tls, cluster.endpoints)
+            spec.update(upstream_extras(cluster))
             short = list(spec) == ["endpoints"] and len(cluster.endpoints) == 1
             upstreams[name] = cluster.endpoints[0] if short else spec
         return upstreams
@@ -227,6 +229,8 @@ class Translator:
                 entry["websocket"] = True
             if action.timeout != DEFAULT_ROUTE_TIMEOUT and action.timeout <= _MAX_DURATION_NS:
                 entry["timeout"] = nanos_text(action.timeout)
+            if action.retry is not None and 0 < action.retry.retries <= MAX_RETRIES:
+                entry["retries"] = action.retry.retries
             out.append(entry)
         return out
 
@@ -240,8 +244,9 @@ class Translator:
         return name
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
-        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON).
-        found: dict[tuple[str, tuple[Optional[str], bool, str]], list[str]] = {}
+        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON,
+        # compressed).
+        found: dict[tuple[str, tuple[Optional[str], bool, str, bool]], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
             claimed: set[str] = set()
@@ -255,19 +260,21 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    spec = (None, False, json.dumps(routes))
+                    spec = (None, False, json.dumps(routes), bool(vhost.compression))
                     found.setdefault((domain, spec), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
         for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
             grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
         out = []
-        for (certificate, redirect, routes, fams), domains in grouped.items():
+        for (certificate, redirect, routes, compress, fams), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
             if certificate:
                 item["tls"] = certificate
             if redirect:
                 item["redirect_to_https"] = True
+            if compress:
+                item["compress"] = True
             if list(fams) != everywhere:
                 item["families"] = list(fams)
             item["routes"] = json.loads(routes)
@@ -276,13 +283,13 @@ class Translator:
 
     def tls_entries(
         self, plan: _Family
-    ) -> list[tuple[str, tuple[Optional[str], bool, str], Vhost]]:
+    ) -> list[tuple[str, tuple[Optional[str], bool, str, bool], Vhost]]:
         """(domain, spec, original vhost) for every name the family's https listener
         terminates: the vhost a client sending that name (as SNI and Host) reaches."""
         listener = plan.https
         if listener is None:
             return []
-        out: list[tuple[str, tuple[Optional[str], bool, str], Vhost]] = []
+        out: list[tuple[str, tuple[Optional[str], bool, str, bool], Vhost]] = []
         seen: set[str] = set()
         for chain in [*listener.chains, listener.default_chain]:
             if chain is None or chain.kind != "http" or not chain.tls:
@@ -303,7 +310,12 @@ class Translator:
                 seen.add(domain)
                 self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
-                spec = (self.certificate_name(chain.certificate), redirect, json.dumps(routes))
+                spec = (
+                    self.certificate_name(chain.certificate),
+                    redirect,
+                    json.dumps(routes),
+                    bool(vhost.compression),
+                )
                 out.append((domain, spec, vhost))
         return out
 
