@@ -20,8 +20,13 @@ from xdsgen.pipeline import load_model, render, write_plain
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "import_cases"
+# Golden cases whose features import does not read back (each is a named difference):
+# error pages live in files import cannot recreate, HTTP/3 listeners are not read yet.
+NOT_IMPORTED = {"error-pages", "http3"}
 GOLDEN = sorted(
-    p / "inventory.yaml" for p in (HERE / "cases").iterdir() if (p / "inventory.yaml").is_file()
+    p / "inventory.yaml"
+    for p in (HERE / "cases").iterdir()
+    if (p / "inventory.yaml").is_file() and p.name not in NOT_IMPORTED
 )
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"

@@ -115,7 +115,7 @@ def parsed_route(r: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def vhost(vh: VirtualHost) -> tuple[Any, ...]:
-    page = vh.error_page
+    page = None if vh.maintenance else vh.error_page
     return (None if page is None else (page.body, page.content_type), vh.compressors)
 
 

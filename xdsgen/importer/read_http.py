@@ -9,7 +9,7 @@ original answers); everything else is a difference, as loud as the route's own a
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from xdsgen.importer import read_resilience
 from xdsgen.importer.inputs import Context
@@ -100,7 +100,7 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
 def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
     """Record where a connection manager or TCP proxy logs (the draft has one log for all)."""
     path: Optional[str] = None
-    custom = False
+    custom: Union[bool, str] = False  # True: a format the draft cannot say
     for entry in as_list(config.get("access_log")):
         kind, log, _ = extension(entry)
         if "filter" in as_map(entry):
@@ -113,7 +113,10 @@ def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
             ctx.report.note(where, f"access logger {kind} is not carried over")
             continue
         formats = {"format", "json_format", "typed_json_format", "log_format"}
-        custom = custom or bool(formats & set(log))
+        if formats & set(log):
+            from xdsgen.model.logformat import recognise
+
+            custom = recognise(log.get("log_format")) or True
     ctx.access_logs.append((where, path, custom))
 
 

@@ -80,10 +80,11 @@ def read_cluster(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> set[st
         if isinstance(panic, (int, float)) and not isinstance(panic, bool):
             cluster.panic_threshold = float(panic)
         read.add("common_lb_config")
-    options = as_map(data.get("typed_extension_protocol_options"))
-    if set(options) == {_HTTP_OPTIONS}:
-        explicit = as_map(unwrap(options[_HTTP_OPTIONS]).get("explicit_http_config"))
-        extra = set(unwrap(options[_HTTP_OPTIONS])) - {"@type", "explicit_http_config"}
+    # Known by the message's type: the key (its name) may have been read as camelCase.
+    options = list(as_map(data.get("typed_extension_protocol_options")).values())
+    if len(options) == 1 and type_url(unwrap(options[0])) == _HTTP_OPTIONS:
+        explicit = as_map(unwrap(options[0]).get("explicit_http_config"))
+        extra = set(unwrap(options[0])) - {"@type", "explicit_http_config"}
         if set(explicit) == {"http2_protocol_options"} and not extra:
             cluster.http2 = True
             read.add("typed_extension_protocol_options")

@@ -250,7 +250,9 @@ class HealthCheck:
 
     def describe(self) -> str:
         what = f"GET {self.http_path}" if self.http_path is not None else "TCP connect"
-        text = f"{what} every {self.interval / 10**9:g}s"
+        text = f"{what}" + (f" (Host {self.host})" if self.host is not None else "")
+        text += " over HTTP/2" if self.http2 else ""
+        text += f" every {self.interval / 10**9:g}s"
         if self.no_traffic_interval != self.interval:
             text += f" ({self.no_traffic_interval / 10**9:g}s without traffic)"
         text += f", {self.unhealthy_threshold} down / {self.healthy_threshold} up"

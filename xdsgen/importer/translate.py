@@ -14,7 +14,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from xdsgen.importer.differences import Report
 from xdsgen.importer.read_resilience import MAX_RETRIES, upstream_extras
@@ -387,9 +387,11 @@ class Translator:
         envoy["admin"] = self.admin_address()
         if envoy["admin"] == f"127.0.0.1:{DEFAULT_ADMIN_PORT}":
             del envoy["admin"]
-        log = self.access_log(access_logs)
+        log, log_format = self.access_log(access_logs)
         if log != "/dev/stdout":
             envoy["access_log"] = log
+        if log_format is not None:
+            envoy["access_log_format"] = log_format
         return envoy
 
     def admin_address(self) -> str:
@@ -409,10 +411,16 @@ class Translator:
             number += 1
         return wanted or f"127.0.0.1:{number}"
 
-    def access_log(self, sites: list[tuple[str, Optional[str], bool]]) -> str:
-        """The draft's one access log: the file most chains log to (else off)."""
+    def access_log(
+        self, sites: list[tuple[str, Optional[str], Union[bool, str]]]
+    ) -> tuple[str, Optional[str]]:
+        """The draft's one access log: the file most chains log to (else off), and its
+        line format when every logging chain uses the same one xdsgen can say."""
         paths = Counter(path for _, path, _ in sites if path and path.startswith("/"))
         chosen = paths.most_common(1)[0][0] if paths else "off"
+        kinds = {custom for _, path, custom in sites if path}
+        said = kinds.pop() if len(kinds) == 1 else None
+        log_format = said if isinstance(said, str) else None
         for where, path, custom in sites:
             if path and not path.startswith("/"):
                 self.report.note(
@@ -427,9 +435,13 @@ class Translator:
                     (f"logs to {path}" if path else "does not log")
                     + f"; the draft logs every HTTP and TCP listener to {chosen}",
                 )
-            elif custom:
-                self.report.note(where, "a custom log format: the draft logs Envoy's default")
-        return chosen
+            elif custom and custom != log_format:
+                self.report.note(
+                    where,
+                    "a custom log format: the draft logs "
+                    + (f"the {log_format} format" if log_format else "Envoy's default"),
+                )
+        return chosen, log_format
 
 
 def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:

@@ -112,6 +112,7 @@ class VirtualHost:
     routes: tuple[Route, ...]
     error_page: Optional[ErrorPage] = None
     compressors: tuple[str, ...] = ()  # the compressor filters the vhost enables
+    maintenance: bool = False  # every route answers the page itself (error_page unused)
     index: int = field(default=-1, compare=False)  # the vhost's place in `http`
 
 
@@ -128,6 +129,11 @@ class RouteConfig:
     @property
     def file_name(self) -> str:
         return xds.rds_file(self.name)
+
+    @property
+    def error_pages(self) -> bool:
+        """Whether a vhost answers Envoy's own upstream failures with its page."""
+        return any(vh.error_page and not vh.maintenance for vh in self.virtual_hosts)
 
 
 @dataclass(frozen=True)

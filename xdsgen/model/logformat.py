@@ -14,6 +14,7 @@ follows the user agent; GoAccess reads it with
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Optional
 
 from xdsgen.model.ir import AccessLogFormat, FilterChain, Listener, map_chains
 
@@ -65,3 +66,22 @@ def apply(kind: str, listeners: list[Listener]) -> list[Listener]:
         return chain
 
     return map_chains(listeners, change)
+
+
+def recognise(log_format: Any) -> Optional[str]:
+    """combined or json when an access logger's log_format is xdsgen's (for import), else
+    None. The listener name in it may be any."""
+    if not isinstance(log_format, dict):
+        return None
+    source = log_format.get("text_format_source")
+    text = source.get("inline_string") if isinstance(source, dict) else None
+    if isinstance(text, str):
+        head, _, tail = _COMBINED.partition("{name}")
+        if text.startswith(head) and text.endswith(tail) and text != head + tail:
+            name = text[len(head) : len(text) - len(tail)]
+            return "combined" if name.replace("_", "").isalnum() else None
+    fields = log_format.get("json_format")
+    if isinstance(fields, dict) and isinstance(fields.get("listener"), str):
+        rest = {k: v for k, v in fields.items() if k != "listener"}
+        return "json" if rest == dict(_JSON) else None
+    return None

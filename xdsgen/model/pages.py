@@ -138,6 +138,7 @@ def _vhost(vh: VirtualHost, spec: VhostSpec, page: Optional[ErrorPage]) -> Virtu
     shown = page or BUILTIN_MAINTENANCE
     return replace(
         vh,
+        maintenance=True,
         routes=(
             Route(
                 name=MAINTENANCE_ROUTE,
@@ -155,9 +156,7 @@ def _vhost(vh: VirtualHost, spec: VhostSpec, page: Optional[ErrorPage]) -> Virtu
 def filters(listeners: list[Listener], route_configs: list[RouteConfig]) -> list[Listener]:
     """Each connection manager with the custom_response filter where a vhost of its route
     table has an error page (the pages themselves are in the route file)."""
-    needed = {
-        rc.name for rc in route_configs if any(vh.error_page is not None for vh in rc.virtual_hosts)
-    }
+    needed = {rc.name for rc in route_configs if rc.error_pages}
 
     def change(chain: FilterChain) -> FilterChain:
         if chain.http is None or chain.http.route_config not in needed:
