@@ -225,3 +225,32 @@ class KeepAlive:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def stoppable(backend: Any) -> Any:
+    """`backend` (harness.HttpBackend) with stop(): close its port AND the connections
+    Envoy keeps open to it, as a process that dies does (close() alone leaves the
+    keep-alive connections answering)."""
+    import contextlib
+
+    server = backend.server
+    sockets: list[socket.socket] = []
+    accept = server.get_request
+
+    def get_request() -> Any:
+        sock, address = accept()
+        sockets.append(sock)
+        return sock, address
+
+    server.get_request = get_request
+
+    def stop() -> None:
+        backend.close()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    backend.stop = stop
+    return backend

@@ -187,5 +187,5 @@ def size(count: int) -> str:
 def traffic(upstream: Upstream) -> tuple[str, str]:
     """The sent and received columns: datagrams for UDP, bytes otherwise."""
     if upstream.udp:
-        return f"{upstream.datagrams_sent} dgr", f"{upstream.datagrams_received} dgr"
+        return f"{upstream.datagrams_sent} dgrams", f"{upstream.datagrams_received} dgrams"
     return size(upstream.bytes_sent), size(upstream.bytes_received)
