@@ -132,8 +132,10 @@ class RouteConfig:
 
     @property
     def error_pages(self) -> bool:
-        """Whether a vhost answers Envoy's own upstream failures with its page."""
-        return any(vh.error_page and not vh.maintenance for vh in self.virtual_hosts)
+        """Whether a vhost has an error page: its listener's managers then carry the
+        custom_response filter, in maintenance too, so that switching maintenance on and
+        off changes the route file only (no listener drain)."""
+        return any(vh.error_page for vh in self.virtual_hosts)
 
 
 @dataclass(frozen=True)
