@@ -396,3 +396,18 @@ def test_render_of_every_feature_is_verified(tmp_path: Path) -> None:
         broken = type(rendered)({**rendered.files, "cds.yaml": cds.replace(good, bad, 1)})
         with pytest.raises(RenderError):
             verify(model, broken)
+
+
+def test_an_upstream_key_moved_right_is_the_line_named(tmp_path: Path) -> None:
+    """Upstream blocks grow several keys (backup, health_check, h2): the first key moved
+    right reads as a null beside its own block; the hint names that line, not the next."""
+    path = tmp_path / "inventory.yaml"
+    path.write_text(
+        "version: 1\nlisten:\n  ipv4: {address: 0.0.0.0, http: 80}\nupstreams:\n"
+        "    app:\n    endpoints: [10.0.0.1:80]\n    backup: [10.0.0.2:80]\n"
+        "  grpc: 10.0.0.3:80\nhttp: []\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:5:5: error: YAML syntax error: line 5 is indented 4 spaces" in result.stderr
+    assert "(move line 5 2 spaces to the left" in result.stderr

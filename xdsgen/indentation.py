@@ -269,7 +269,7 @@ def _check(lines: list[_Line], error_line: int) -> list[IndentProblem]:
             return [
                 found,
                 *_first_of_block(open_levels, line, _step(lines)),
-                *_empty_opener(open_levels, line),
+                *_empty_opener(open_levels, line, _step(lines)),
             ]
         if (
             levels[-1].entries == 1
@@ -329,7 +329,7 @@ def _first_of_block(levels: list[_Level], line: _Line, step: int) -> list[Indent
     return readings
 
 
-def _empty_opener(levels: list[_Level], line: _Line) -> list[IndentProblem]:
+def _empty_opener(levels: list[_Level], line: _Line, step: int) -> list[IndentProblem]:
     """Readings in which the first key of a deeper level was moved right: its block, at
     its own column, then read as its siblings, and `line` is where the key belongs."""
     readings = []
@@ -349,6 +349,7 @@ def _empty_opener(levels: list[_Level], line: _Line) -> list[IndentProblem]:
                 f"move line {level.first} {_spaces(-delta)} to the left, to line "
                 f"'{level.first_label}' up with '{line.label}' on line {line.number}",
                 ((level.first, delta),),
+                keeps_step=line.indent == (parent + step if parent >= 0 else 0),
             )
         )
     return readings
