@@ -79,6 +79,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         try:
             yield {
                 "envoy": envoy,
+                "data": data,
+                "inventory": inventory,
                 "certs": certs,
                 "http": v4_http,
                 "https": v4_https,
@@ -310,3 +312,29 @@ def test_combined_log_lines_are_read_by_crowdsec_and_goaccess(
     )
     vhosts = {item["data"]: item["hits"]["count"] for item in doc["vhosts"]["data"]}
     assert vhosts == {"app.test": 2, "plain.test": 1}
+
+
+def test_apply_switches_http3_off_and_on(env: dict[str, Any]) -> None:
+    """apply adds and removes the QUIC listener like any other (confirmed by Envoy)."""
+    from test_apply_helpers import run_xdsgen
+
+    def apply(http3: bool) -> None:
+        data = json.loads(json.dumps(env["data"]))
+        data["listen"]["ipv4"]["http3"] = http3
+        write_inventory(env["inventory"], data)
+        result = run_xdsgen("apply", str(env["inventory"]))
+        assert result.returncode == 0, result.stderr
+
+    try:
+        apply(False)
+        _, headers, _ = https_get(env, "/off")
+        assert "alt-svc" not in headers
+        with pytest.raises(Exception):  # noqa: B017 - nothing answers QUIC now
+            http3_get(
+                "127.0.0.1", env["https"], "app.test", "/", ca=env["certs"].ca_path, timeout=2
+            )
+    finally:
+        apply(True)
+    status, _, _ = http3_get("127.0.0.1", env["https"], "app.test", "/on", ca=env["certs"].ca_path)
+    assert status == 200
+    assert "alt-svc" in https_get(env, "/on")[1]

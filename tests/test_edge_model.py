@@ -218,12 +218,17 @@ def test_maintenance_without_a_page_has_a_built_in_one(tmp_path: Path) -> None:
         (lambda p: p.write_text("  \n"), "is empty"),
         (lambda p: p.write_bytes(b"\xff\xfe<h1>"), "is not UTF-8 text"),
         (lambda p: p.write_bytes(b"<h1>\x00</h1>"), "holds NUL bytes"),
+        (lambda p: None, "cannot be read (Not a directory)"),
     ],
 )
 def test_page_mistakes_are_clear_errors(tmp_path: Path, make: Any, message: str) -> None:
     page = tmp_path / "page.html"
     make(page)
-    found = errors(inventory(tmp_path, http=vhost(error_page="page.html")))
+    name = "page.html"
+    if "Not a directory" in message:
+        (tmp_path / "file").write_text("x")
+        name = "file/page.html"
+    found = errors(inventory(tmp_path, http=vhost(error_page=name)))
     assert any(line.startswith("http[0].error_page: ") and message in line for line in found), found
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "inventory.yaml")])
     assert result.exit_code == 1 and "Traceback" not in result.output
