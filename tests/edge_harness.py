@@ -94,7 +94,8 @@ class H2cBackend:
     """An HTTP/2-only backend (prior knowledge h2c, as Envoy speaks it with h2: true):
     answers JSON naming itself and the protocol it was spoken to in."""
 
-    def __init__(self, name: str, host: str = "127.0.0.1"):
+    def __init__(self, name: str, host: str = "127.0.0.1", tls: Optional[tuple[Path, Path]] = None):
+        """`tls`: (certificate, key) to speak h2 over TLS, offered by ALPN."""
         try:
             import h2.config
             import h2.connection
@@ -103,10 +104,14 @@ class H2cBackend:
             pytest.fail("h2 is not installed: pip install -e '.[test]'")
         self.name = name
         self.requests = 0
+        self.alpn: list[Optional[str]] = []  # what each TLS connection negotiated
         backend = self
 
         class Protocol(asyncio.Protocol):
             def connection_made(self, transport: Any) -> None:
+                tls_object = transport.get_extra_info("ssl_object")
+                if tls_object is not None:
+                    backend.alpn.append(tls_object.selected_alpn_protocol())
                 config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
                 self.conn = h2.connection.H2Connection(config)
                 self.transport = transport
@@ -146,7 +151,14 @@ class H2cBackend:
         sock.bind((host, 0))
         self.host = host
         self.port = int(sock.getsockname()[1])
-        self.server = self.loop.run_until_complete(self.loop.create_server(Protocol, sock=sock))
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            context.set_alpn_protocols(["h2"])
+        self.server = self.loop.run_until_complete(
+            self.loop.create_server(Protocol, sock=sock, ssl=context)
+        )
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 

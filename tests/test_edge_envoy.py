@@ -30,6 +30,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     certs = Certs(tmp / "certs")
     cert, key = certs.issue("site", "app.test", "plain.test")
     app, h2c = HttpBackend("app"), H2cBackend("h2c")
+    h2tls = H2cBackend("h2tls", tls=certs.issue("backend", "backend.test"))
     v4_http, v4_https, v6_https = free_ports(3)
     log = tmp / "access.log"
     data = {
@@ -55,6 +56,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "h2": True,
                 "health_check": {"path": "/healthz", "interval": "1s"},
             },
+            "h2tls": {
+                "endpoints": [h2tls.endpoint],
+                "h2": True,
+                "tls": {"sni": "backend.test", "ca": str(certs.ca_path)},
+            },
         },
         "http": [
             {
@@ -62,6 +68,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "tls": "site",
                 "compress": True,
                 "routes": [
+                    {"prefix": "/h2tls", "upstream": "h2tls"},
                     {"prefix": "/h2", "upstream": "h2c"},
                     {"prefix": "/ws", "upstream": "app", "websocket": True},
                     {"prefix": "/", "upstream": "app"},
@@ -87,10 +94,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "https6": v6_https,
                 "log": log,
                 "h2c": h2c,
+                "h2tls": h2tls,
             }
         finally:
             app.close()
             h2c.close()
+            h2tls.close()
 
 
 def https_get(env: dict[str, Any], path: str, host: str = "app.test", **headers: str) -> Any:
@@ -181,6 +190,13 @@ def test_an_http2_only_backend_is_spoken_http2(env: dict[str, Any]) -> None:
     # Its health check speaks HTTP/2 as well (an HTTP/1.1 check would fail on it).
     assert int(env["envoy"].stat("cluster.h2c.health_check.success")) >= 1
     assert env["envoy"].stat("cluster.h2c.health_check.failure") in ("", "0")
+
+
+def test_h2_over_tls_is_offered_by_alpn(env: dict[str, Any]) -> None:
+    status, _, body = https_get(env, "/h2tls/x")
+    assert status == 200, body
+    assert json.loads(body) == {"backend": "h2tls", "protocol": "HTTP/2", "path": "/h2tls/x"}
+    assert env["h2tls"].alpn and set(env["h2tls"].alpn) == {"h2"}
 
 
 def test_text_is_compressed_as_the_client_prefers(env: dict[str, Any]) -> None:
