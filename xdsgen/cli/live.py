@@ -241,7 +241,8 @@ def status(
 
     One table compares the cds/lds/rds/sds versions the inventory renders, the files on
     disk and what Envoy applied, with rejected and failed update counts; another shows per
-    upstream: endpoints, health, active connections, requests and 5xx since Envoy started.
+    upstream: health ("no check" without active checks), active connections, requests, 5xx,
+    bytes or datagrams since Envoy started; a third each endpoint's health.
     Exit 6 when Envoy's admin interface cannot be reached.
     """
     from xdsgen.status import status as collect_status

@@ -37,6 +37,7 @@ __all__ = ["GATEWAY_API", "GATEWAY_GROUP", "GatewayOptions", "export_gateway_api
 
 def export_gateway_api(source: Source, options: GatewayOptions) -> Export:
     from xdsgen.export.backends import backend_objects, envoy_differences, policy_objects
+    from xdsgen.export.edge import gateway_differences
     from xdsgen.export.routes import route_objects
 
     gateway = dns_name(options.name or source.envoy.node_id, 63)
@@ -61,6 +62,7 @@ def export_gateway_api(source: Source, options: GatewayOptions) -> Export:
         )
     collect_listeners(ctx)
     envoy_differences(ctx)
+    gateway_differences(ctx)
     routes = route_objects(ctx)
     gateway_object, secrets = gateway_objects(ctx)
     backends = backend_objects(ctx)
@@ -90,6 +92,8 @@ def collect_listeners(ctx: Context) -> None:
     for item in ctx.source.listeners:
         if item.kind == "http":
             add(item, "HTTP", None, None)
+        elif item.kind == "http3":
+            continue  # the Gateway's implementation serves HTTP/3 its own way (not exported)
         elif item.kind == "https":
             for chain in item.tls_chains:
                 for name in chain.server_names:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+from xdsgen.export.edge import KEYS as EDGE_KEYS
 from xdsgen.model import DEFAULT_CA, DEFAULT_CONNECT_TIMEOUT, Model, format_duration
 
 FAMILIES = ("ipv4", "ipv6")
@@ -378,6 +379,7 @@ _KNOWN = frozenset(
             )
             for suffix in ("", "[]", *(f"[].{k}" for k in keys), *(f"[].{k}[]" for k in keys))
         ),
+        *EDGE_KEYS,
     }
 )
 _NAMED = ("listen", "upstreams", "certificates")  # mappings whose keys the person chooses

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from xdsgen.importer.compare_resilience import compare_cluster, compare_compression
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
     PROBE_LABEL,
@@ -289,6 +290,7 @@ class Comparer:
             shown = "any other host" if host == UNKNOWN_HOST else f"host {shown}"
             resource = Resource("vhost", theirs_vhost.name if theirs_vhost else None)
             where = (ours_vhost or ours).where
+            compare_compression(self.report, ours_vhost, theirs_vhost, shown, context, resource)
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
@@ -314,11 +316,22 @@ class Comparer:
         if isinstance(action, Proxy):
             if action.cluster not in self.original.clusters:
                 return Respond(503, f"cluster {action.cluster!r} is not in the files given")
+            idle = action.idle_timeout
+            if idle is None and (action.websocket or action.timeout == 0):
+                # xdsgen's streaming-safe default, not a choice of the original: said once.
+                idle = 0
+                self.report.note(
+                    route.where,
+                    "the draft never cuts this route's silent streams (WebSocket, long "
+                    "polling); the original's 5-minute stream idle timeout did",
+                )
             return Proxy(
                 self.mapped(action.cluster) or "",
                 action.rewrite,
                 action.timeout,
                 action.websocket,
+                action.retry,
+                idle,
             )
         return action
 
@@ -358,6 +371,7 @@ class Comparer:
                     None,
                     resource,
                 )
+            compare_cluster(self.report, cluster, theirs, resource)
             if cluster.tls != theirs.tls:
                 self.report.differ(
                     "upstream",

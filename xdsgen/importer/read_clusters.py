@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from xdsgen.importer import read_resilience
 from xdsgen.importer.inputs import Context, Item
 from xdsgen.importer.semantics import DEFAULT_CONNECT_TIMEOUT, Cluster, UpstreamTls
 from xdsgen.importer.shapes import (
@@ -76,7 +77,8 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
             cluster,
         )
     cluster.tls = _upstream_tls(ctx, cluster, data)
-    for key in sorted(set(data) - CLUSTER_READ):
+    read = read_resilience.read_cluster(ctx, cluster, data)
+    for key in sorted(set(data) - CLUSTER_READ - read):
         topic, message = CLUSTER_TOPICS.get(key, ("other", f"{key} is not carried over"))
         if key == "typed_extension_protocol_options":
             topic, message = _protocol_options(data[key])
@@ -121,7 +123,12 @@ def _endpoints(
     out = []
     weights = set()
     groups = maps(assignment.get("endpoints"))
+    policy = as_map(assignment.get("policy"))
+    if "policy" in assignment and set(policy) <= {"overprovisioning_factor"}:
+        cluster.overprovisioning = integer(policy.get("overprovisioning_factor"))
     for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
+        if key == "policy" and set(policy) <= {"overprovisioning_factor"}:
+            continue
         ctx.report.differ(
             "routing",
             where,
@@ -131,6 +138,13 @@ def _endpoints(
         )
     for group in groups:
         priority = integer(group.get("priority")) or 0
+        if priority == 1:
+            found = [
+                _address(as_map(as_map(lb.get("endpoint")).get("address")))
+                for lb in maps(group.get("lb_endpoints"))
+            ]
+            read_resilience.priority_group(1, cluster, [e for e in found if e is not None])
+            continue
         if priority > 0:
             ctx.report.differ(
                 "routing",

@@ -9,8 +9,9 @@ original answers); everything else is a difference, as loud as the route's own a
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from xdsgen.importer import read_resilience
 from xdsgen.importer.inputs import Context
 from xdsgen.importer.semantics import (
     DEFAULT_ROUTE_TIMEOUT,
@@ -99,7 +100,7 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
 def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
     """Record where a connection manager or TCP proxy logs (the draft has one log for all)."""
     path: Optional[str] = None
-    custom = False
+    custom: Union[bool, str] = False  # True: a format the draft cannot say
     for entry in as_list(config.get("access_log")):
         kind, log, _ = extension(entry)
         if "filter" in as_map(entry):
@@ -112,7 +113,10 @@ def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
             ctx.report.note(where, f"access logger {kind} is not carried over")
             continue
         formats = {"format", "json_format", "typed_json_format", "log_format"}
-        custom = custom or bool(formats & set(log))
+        if formats & set(log):
+            from xdsgen.model.logformat import recognise
+
+            custom = recognise(log.get("log_format")) or True
     ctx.access_logs.append((where, path, custom))
 
 
@@ -123,6 +127,21 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
         if kind == "Router":
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
+            continue
+        compressor = read_resilience.compressor_filter(entry)
+        if compressor is not None:
+            name, library, disabled, settings = compressor
+            hcm.compressors.append((name, library, disabled))
+            if not settings:
+                continue  # Envoy's defaults, which the draft's compression keeps
+            ctx.report.differ(
+                "tuning",
+                where,
+                f"compressor {name or library} settings ({', '.join(settings)}) are not "
+                "carried over: the draft compresses with Envoy's defaults",
+                fragment=entry,
+                anchor=hcm,
+            )
             continue
         package = package_name(type_url(unwrap(as_map(entry).get("typed_config"))))
         topic = HTTP_FILTERS.get(kind) or HTTP_FILTER_PACKAGES.get(package, "access")
@@ -182,27 +201,38 @@ def read_route_config(
     for index, entry in enumerate(as_list(data.get("virtual_hosts"))):
         if not isinstance(entry, dict):
             continue
-        vhost = _vhost(ctx, entry, f"{where} virtual_hosts[{index}]", websocket, tls)
+        vhost = _vhost(ctx, entry, f"{where} virtual_hosts[{index}]", websocket, tls, hcm)
         vhost.hcm = hcm
         vhosts.append(vhost)
     return vhosts
 
 
-def _vhost(ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool) -> Vhost:
+def _vhost(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
+) -> Vhost:
     name = text(data.get("name")) or ""
     where = f"{where} ({name!r})" if name else where
     domains = tuple(dict.fromkeys(d.lower() for d in texts(data.get("domains"))))
     vhost = Vhost(name, domains, [], where=where, raw=data)
+    vhost.compression = read_resilience.vhost_compression(hcm, vhost, data)
+    compressors = {name for name, _, _ in hcm.compressors}
+    per_filter = as_map(data.get("typed_per_filter_config"))
+    others = {k: v for k, v in per_filter.items() if k not in compressors}
     quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
+    if not others:
+        quiet.add("typed_per_filter_config")  # only the compressors, read above
     for key in sorted(set(data) - quiet):
         topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
-            topic = "access"
+            # An error page (custom_response) changes answers; anything else may refuse.
+            pages = set(others) == {"envoy.filters.http.custom_response"}
+            topic = "responses" if pages else "access"
         elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
             topic = "routing"
         elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
             topic = "tuning"
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: data[key]}, vhost)
+        value = others if key == "typed_per_filter_config" else data[key]
+        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value}, vhost)
     require = enum(data.get("require_tls"), "NONE")
     if require not in ("NONE", "0") and not tls:
         # Every plain-HTTP request is redirected to https, whatever the routes say.
@@ -340,7 +370,10 @@ def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> O
                 "other", where, f"{entry.get('upgrade_type')} upgrade not carried over"
             )
     timeout = duration_ns(action.get("timeout"))
-    for key in sorted(set(action) - ROUTE_ACTION_READ - {"weighted_clusters"}):
+    idle = duration_ns(action.get("idle_timeout"))
+    for key in sorted(
+        set(action) - ROUTE_ACTION_READ - {"weighted_clusters", "retry_policy", "idle_timeout"}
+    ):
         topic = ROUTE_ACTION_TOPICS.get(key, "other")
         ctx.report.differ(topic, where, f"route.{key} is not carried over", {key: action[key]})
     rewrite = action.get("prefix_rewrite")
@@ -349,6 +382,8 @@ def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> O
         rewrite=rewrite if isinstance(rewrite, str) else None,
         timeout=timeout if timeout is not None and timeout >= 0 else DEFAULT_ROUTE_TIMEOUT,
         websocket=websocket if upgrade is None else upgrade,
+        retry=read_resilience.read_retry(action.get("retry_policy")),
+        idle_timeout=idle if idle is not None and idle >= 0 else None,
     )
 
 

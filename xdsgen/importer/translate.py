@@ -14,9 +14,10 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from xdsgen.importer.differences import Report
+from xdsgen.importer.read_resilience import MAX_RETRIES, upstream_extras
 from xdsgen.importer.semantics import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_ROUTE_TIMEOUT,
@@ -143,6 +144,7 @@ class Translator:
                 spec["connect_timeout"] = nanos_text(timeout)
             if cluster.tls is not None:
                 spec["tls"] = self.upstream_tls(cluster.tls, cluster.endpoints)
+            spec.update(upstream_extras(cluster))
             short = list(spec) == ["endpoints"] and len(cluster.endpoints) == 1
             upstreams[name] = cluster.endpoints[0] if short else spec
         return upstreams
@@ -227,6 +229,8 @@ class Translator:
                 entry["websocket"] = True
             if action.timeout != DEFAULT_ROUTE_TIMEOUT and action.timeout <= _MAX_DURATION_NS:
                 entry["timeout"] = nanos_text(action.timeout)
+            if action.retry is not None and 0 < action.retry.retries <= MAX_RETRIES:
+                entry["retries"] = action.retry.retries
             out.append(entry)
         return out
 
@@ -240,8 +244,9 @@ class Translator:
         return name
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
-        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON).
-        found: dict[tuple[str, tuple[Optional[str], bool, str]], list[str]] = {}
+        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON,
+        # compressed).
+        found: dict[tuple[str, tuple[Optional[str], bool, str, bool]], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
             claimed: set[str] = set()
@@ -255,19 +260,21 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    spec = (None, False, json.dumps(routes))
+                    spec = (None, False, json.dumps(routes), bool(vhost.compression))
                     found.setdefault((domain, spec), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
         for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
             grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
         out = []
-        for (certificate, redirect, routes, fams), domains in grouped.items():
+        for (certificate, redirect, routes, compress, fams), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
             if certificate:
                 item["tls"] = certificate
             if redirect:
                 item["redirect_to_https"] = True
+            if compress:
+                item["compress"] = True
             if list(fams) != everywhere:
                 item["families"] = list(fams)
             item["routes"] = json.loads(routes)
@@ -276,13 +283,13 @@ class Translator:
 
     def tls_entries(
         self, plan: _Family
-    ) -> list[tuple[str, tuple[Optional[str], bool, str], Vhost]]:
+    ) -> list[tuple[str, tuple[Optional[str], bool, str, bool], Vhost]]:
         """(domain, spec, original vhost) for every name the family's https listener
         terminates: the vhost a client sending that name (as SNI and Host) reaches."""
         listener = plan.https
         if listener is None:
             return []
-        out: list[tuple[str, tuple[Optional[str], bool, str], Vhost]] = []
+        out: list[tuple[str, tuple[Optional[str], bool, str, bool], Vhost]] = []
         seen: set[str] = set()
         for chain in [*listener.chains, listener.default_chain]:
             if chain is None or chain.kind != "http" or not chain.tls:
@@ -303,7 +310,12 @@ class Translator:
                 seen.add(domain)
                 self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
-                spec = (self.certificate_name(chain.certificate), redirect, json.dumps(routes))
+                spec = (
+                    self.certificate_name(chain.certificate),
+                    redirect,
+                    json.dumps(routes),
+                    bool(vhost.compression),
+                )
                 out.append((domain, spec, vhost))
         return out
 
@@ -375,9 +387,11 @@ class Translator:
         envoy["admin"] = self.admin_address()
         if envoy["admin"] == f"127.0.0.1:{DEFAULT_ADMIN_PORT}":
             del envoy["admin"]
-        log = self.access_log(access_logs)
+        log, log_format = self.access_log(access_logs)
         if log != "/dev/stdout":
             envoy["access_log"] = log
+        if log_format is not None:
+            envoy["access_log_format"] = log_format
         return envoy
 
     def admin_address(self) -> str:
@@ -397,10 +411,16 @@ class Translator:
             number += 1
         return wanted or f"127.0.0.1:{number}"
 
-    def access_log(self, sites: list[tuple[str, Optional[str], bool]]) -> str:
-        """The draft's one access log: the file most chains log to (else off)."""
+    def access_log(
+        self, sites: list[tuple[str, Optional[str], Union[bool, str]]]
+    ) -> tuple[str, Optional[str]]:
+        """The draft's one access log: the file most chains log to (else off), and its
+        line format when every logging chain uses the same one xdsgen can say."""
         paths = Counter(path for _, path, _ in sites if path and path.startswith("/"))
         chosen = paths.most_common(1)[0][0] if paths else "off"
+        kinds = {custom for _, path, custom in sites if path}
+        said = kinds.pop() if len(kinds) == 1 else None
+        log_format = said if isinstance(said, str) else None
         for where, path, custom in sites:
             if path and not path.startswith("/"):
                 self.report.note(
@@ -415,9 +435,13 @@ class Translator:
                     (f"logs to {path}" if path else "does not log")
                     + f"; the draft logs every HTTP and TCP listener to {chosen}",
                 )
-            elif custom:
-                self.report.note(where, "a custom log format: the draft logs Envoy's default")
-        return chosen
+            elif custom and custom != log_format:
+                self.report.note(
+                    where,
+                    "a custom log format: the draft logs "
+                    + (f"the {log_format} format" if log_format else "Envoy's default"),
+                )
+        return chosen, log_format
 
 
 def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:
