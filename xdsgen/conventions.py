@@ -163,15 +163,39 @@ def cluster_stat(cluster: str, name: str) -> str:
 HCM_SETTINGS = (
     ("codec_type", "AUTO"),
     ("use_remote_address", True),
-    # A Host header with a port (name:8443) must still match the vhost's name.
-    ("strip_any_host_port", True),
+    # A Host header with a port (name:8443) must still match the vhost's name: the route
+    # configuration ignores the port when matching (ignore_port_in_host_matching), so the
+    # backend still gets the Host the client sent (strip_any_host_port would cut it).
     ("normalize_path", True),
     ("merge_slashes", True),
 )
 XFF_HEADER = "x-forwarded-for"
 XFF_VALUE = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
 
+# What every HTTP backend is told about the client (issue 14), set by the route
+# configuration of each listener, replacing whatever the client sent.
+REAL_IP_HEADER = "x-real-ip"
+PROTO_HEADER = "x-forwarded-proto"
+PORT_HEADER = "x-forwarded-port"
+PORT_VALUE = "%DOWNSTREAM_LOCAL_PORT%"  # the port the client connected to
+CLIENT_HEADERS = (XFF_HEADER, REAL_IP_HEADER, PROTO_HEADER, PORT_HEADER)
+# How a header is set: replacing a value, or only where the response has none.
+OVERWRITE = "OVERWRITE_IF_EXISTS_OR_ADD"
+ADD_IF_ABSENT = "ADD_IF_ABSENT"
+# Who an RBAC policy asks about: the connection's peer, or the client behind trusted proxies.
+PRINCIPALS = ("direct_remote_ip", "remote_ip")
+
 # Words the templates may print unquoted (keys and enum values xdsgen itself chose, never
 # inventory text): render's `key` and `word` filters refuse anything else.
-BARE_KEYS = frozenset({"prefix", "path", XFF_HEADER, *(key for key, _ in HCM_SETTINGS)})
-BARE_WORDS = frozenset(value for _, value in HCM_SETTINGS if isinstance(value, str))
+BARE_KEYS = frozenset(
+    {"prefix", "path", XFF_HEADER, *CLIENT_HEADERS, *PRINCIPALS, *(key for key, _ in HCM_SETTINGS)}
+)
+BARE_WORDS = frozenset(
+    {
+        OVERWRITE,
+        ADD_IF_ABSENT,
+        "V1",
+        "V2",
+        *(value for _, value in HCM_SETTINGS if isinstance(value, str)),
+    }
+)

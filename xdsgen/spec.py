@@ -10,7 +10,7 @@ the meaning checks run on the rest and never trip over a wrong type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from xdsgen.errors import PathKey
@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "certificates.*.acme.renew_before": "30d",
     "http[].redirect_to_https": False,
     "http[].routes[].websocket": False,
+    "http[].security_headers": False,
 }
 
 
@@ -104,6 +105,41 @@ class CertificateSpec:
 
 
 @dataclass(frozen=True)
+class HeaderChangesSpec:
+    set: tuple[tuple[str, str], ...]  # (name as written, value)
+    remove: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeadersSpec:
+    path: PathKey
+    request: HeaderChangesSpec
+    response: HeaderChangesSpec
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    path: PathKey
+    cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForwardAuthSpec:
+    path: PathKey
+    url: str
+    headers_to_upstream: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    name: str
+    path: PathKey
+    basic: Optional[str]  # the htpasswd file
+    forward: Optional[ForwardAuthSpec]
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     index: int
     path: PathKey
@@ -113,6 +149,10 @@ class RouteSpec:
     rewrite: Optional[str]
     websocket: bool
     timeout: Optional[str]
+    # Access (issue 14): None when the route does not say (the vhost's applies).
+    allow: Optional[tuple[str, ...]] = None
+    auth: Optional[str] = None
+    headers: Optional[HeadersSpec] = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +164,11 @@ class VhostSpec:
     redirect_to_https: bool
     families: Optional[tuple[str, ...]]
     routes: tuple[RouteSpec, ...]
+    allow: Optional[tuple[str, ...]] = None
+    auth: Optional[str] = None
+    hsts: Union[bool, int, None] = None
+    security_headers: bool = False
+    headers: Optional[HeadersSpec] = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +178,8 @@ class PassthroughSpec:
     sni: tuple[str, ...]
     upstream: str
     families: Optional[tuple[str, ...]]
+    allow: Optional[tuple[str, ...]] = None
+    proxy_protocol: Optional[str] = None  # v1 or v2
 
 
 @dataclass(frozen=True)
@@ -143,6 +190,8 @@ class PortMapSpec:
     port: int
     upstream: str
     families: Optional[tuple[str, ...]]
+    allow: Optional[tuple[str, ...]] = None
+    proxy_protocol: Optional[str] = None  # tcp only: v1 or v2
 
 
 @dataclass(frozen=True)
@@ -161,6 +210,12 @@ class Spec:
     tls_passthrough: tuple[PassthroughSpec, ...]
     tcp: tuple[PortMapSpec, ...]
     udp: tuple[PortMapSpec, ...]
+    # Access (issue 14)
+    networks: dict[str, NetworkSpec] = field(default_factory=dict)
+    network_names: frozenset[str] = frozenset()
+    auth: dict[str, AuthSpec] = field(default_factory=dict)
+    auth_names: frozenset[str] = frozenset()
+    trusted_proxies: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
@@ -229,6 +284,11 @@ def read(data: dict[str, Any], tolerant: bool = False) -> Spec:
         tls_passthrough=tuple(each(enumerate(_items(data, "tls_passthrough")), _passthrough)),
         tcp=tuple(each(((i, v, "tcp") for i, v in enumerate(_items(data, "tcp"))), _port_map)),
         udp=tuple(each(((i, v, "udp") for i, v in enumerate(_items(data, "udp"))), _port_map)),
+        networks={n.name: n for n in each(_mapping(data, "networks").items(), _network)},
+        network_names=frozenset(_mapping(data, "networks")),
+        auth={a.name: a for a in each(_mapping(data, "auth").items(), _authenticator)},
+        auth_names=frozenset(_mapping(data, "auth")),
+        trusted_proxies=tuple(each(((v,) for v in _items(data, "trusted_proxies")), _string)),
     )
 
 
@@ -343,6 +403,9 @@ def _route(vhost_path: PathKey, index: int, data: Any) -> RouteSpec:
         rewrite=_get(data, "rewrite", str),
         websocket=_get(data, "websocket", bool, DEFAULTS["http[].routes[].websocket"]),
         timeout=_get(data, "timeout", str),
+        allow=_optional_strings(data, "allow"),
+        auth=_get(data, "auth", str),
+        headers=_headers(data, path),
     )
 
 
@@ -360,6 +423,11 @@ def _vhost(index: int, data: Any) -> VhostSpec:
         ),
         families=_optional_strings(data, "families"),
         routes=tuple(_route(path, i, r) for i, r in enumerate(_items(data, "routes"))),
+        allow=_optional_strings(data, "allow"),
+        auth=_get(data, "auth", str),
+        hsts=_hsts(data),
+        security_headers=_get(data, "security_headers", bool, DEFAULTS["http[].security_headers"]),
+        headers=_headers(data, path),
     )
 
 
@@ -372,6 +440,8 @@ def _passthrough(index: int, data: Any) -> PassthroughSpec:
         sni=_strings(data.get("sni")),
         upstream=_get(data, "upstream", str) or _missing("upstream"),
         families=_optional_strings(data, "families"),
+        allow=_optional_strings(data, "allow"),
+        proxy_protocol=_get(data, "proxy_protocol", str),
     )
 
 
@@ -385,4 +455,62 @@ def _port_map(index: int, data: Any, kind: str) -> PortMapSpec:
         port=_get(data, "port", int) or _missing("port"),
         upstream=_get(data, "upstream", str) or _missing("upstream"),
         families=_optional_strings(data, "families"),
+        allow=_optional_strings(data, "allow"),
+        proxy_protocol=_get(data, "proxy_protocol", str),
+    )
+
+
+# --------------------------------------------------------------------------- access (issue 14)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Skip("string")
+    return value
+
+
+def _network(name: str, value: Any) -> NetworkSpec:
+    return NetworkSpec(name, ("networks", name), _strings(value))
+
+
+def _authenticator(name: str, value: Any) -> AuthSpec:
+    path: PathKey = ("auth", name)
+    if not isinstance(value, dict):
+        raise _Skip(name)
+    forward_data = _get(value, "forward", dict)
+    forward = None
+    if forward_data is not None:
+        forward = ForwardAuthSpec(
+            path=(*path, "forward"),
+            url=_get(forward_data, "url", str) or _missing("url"),
+            headers_to_upstream=_optional_strings(forward_data, "headers_to_upstream") or (),
+        )
+    return AuthSpec(name, path, _get(value, "basic", str), forward)
+
+
+def _hsts(data: dict[str, Any]) -> Union[bool, int, None]:
+    value = data.get("hsts")
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    raise _Skip("hsts")
+
+
+def _header_changes(data: Any) -> HeaderChangesSpec:
+    set_data = _get(data, "set", dict) or {}
+    if not all(isinstance(v, str) for v in set_data.values()):
+        raise _Skip("set")
+    return HeaderChangesSpec(
+        set=tuple((str(k), v) for k, v in set_data.items()),
+        remove=_optional_strings(data, "remove") or (),
+    )
+
+
+def _headers(data: Any, path: PathKey) -> Optional[HeadersSpec]:
+    headers = _get(data, "headers", dict)
+    if headers is None:
+        return None
+    return HeadersSpec(
+        path=(*path, "headers"),
+        request=_header_changes(_get(headers, "request", dict) or {}),
+        response=_header_changes(_get(headers, "response", dict) or {}),
     )

@@ -9,6 +9,8 @@ Each part owns one concern and reports to one problems collector:
   tls.py           TLS chains by SNI, passthrough, SNI clashes
   listeners.py     the listeners of each family and the port maps
   ports.py         the port table, the admin out of the proxy's reach
+  access.py        who may reach what: allow lists, auth, trusted proxies, PROXY protocol
+  headers.py       what backends are told about the client; hsts, security and other headers
 The IR is in ir.py; single values are parsed in values.py.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
-from xdsgen.model import certificates, envoy, families, http, tls, upstreams
+from xdsgen.model import access, certificates, envoy, families, http, tls, upstreams
 from xdsgen.model.ir import (
     AdminAddress,
     Cluster,
@@ -78,17 +80,24 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
     built.build()
     check_admin_clash(spec, settings, usable, built.tcp_ports, clusters, problems)
     upstreams.check_unused(spec, built.used_upstreams, problems)
-    used_secrets = {c.secret for item in built.listeners for c in item.filter_chains if c.secret}
+    # Who may reach what (issue 14): decorates what the parts above built.
+    access_part = access.Access(spec, clusters, problems, check_files)
+    access_part.build()
+    listeners, route_configs, access_clusters = access_part.apply(
+        built.listeners, built.route_configs
+    )
+    used_secrets = {c.secret for item in listeners for c in item.filter_chains if c.secret}
     return Model(
         envoy=settings,
-        clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
-        listeners=tuple(sorted(built.listeners, key=lambda item: item.name)),
-        route_configs=tuple(sorted(built.route_configs, key=lambda r: r.name)),
+        clusters=tuple(sorted([*clusters.values(), *access_clusters], key=lambda c: c.name)),
+        listeners=tuple(sorted(listeners, key=lambda item: item.name)),
+        route_configs=tuple(sorted(route_configs, key=lambda r: r.name)),
         secrets=tuple(
             sorted((s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name)
         ),
         warnings=tuple(sorted(problems.warnings)),
         certificates=certs,
+        user_files=tuple(sorted(access_part.user_files)),
     )
 
 

@@ -37,6 +37,75 @@ class Cluster:
     tls: Optional[UpstreamTls]
     # A router's LAN names often have only an A record; prefer it over a missing AAAA.
     dns_lookup_family: Optional[str] = None
+    # Access (issue 14): V1 or V2 for a copy of an upstream that sends the client's address
+    # first (PROXY protocol). `derived_from` is set on clusters xdsgen adds itself: the
+    # upstream a PROXY protocol copy copies, or "auth.NAME" for a forward auth service.
+    proxy_protocol: Optional[str] = None
+    derived_from: Optional[str] = None
+
+
+# --------------------------------------------------------------------------- access (issue 14)
+
+
+@dataclass(frozen=True)
+class Cidr:
+    address: str  # the network's first address
+    prefix_len: int
+
+    def __str__(self) -> str:
+        return f"{self.address}/{self.prefix_len}"
+
+
+@dataclass(frozen=True)
+class HeaderValue:
+    key: str  # lower case
+    value: str  # Envoy's header value format: a literal % is written %%
+    action: str  # OVERWRITE_IF_EXISTS_OR_ADD or ADD_IF_ABSENT
+
+
+@dataclass(frozen=True)
+class HeaderRules:
+    request_add: tuple[HeaderValue, ...] = ()
+    request_remove: tuple[str, ...] = ()
+    response_add: tuple[HeaderValue, ...] = ()
+    response_remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PerFilter:
+    """A route's setting for one HTTP filter of its connection manager."""
+
+    filter: str  # the filter's name in http_filters
+    kind: str  # allow, basic, forward (turn it on), off, strip
+    cidrs: tuple[Cidr, ...] = ()  # allow
+    principal: str = "direct_remote_ip"  # allow: or remote_ip behind trusted proxies
+    users: str = ""  # basic: the htpasswd file Envoy reads
+    users_version: str = ""  # basic: its content's hash, so a changed file changes the RDS
+    headers: tuple[str, ...] = ()  # strip: request headers removed before the auth check
+    label: str = ""  # for people: the networks or the authenticator, as the inventory says
+
+
+@dataclass(frozen=True)
+class ForwardAuth:
+    """An ext_authz HTTP service (Authelia, Authentik, oauth2-proxy)."""
+
+    name: str  # the authenticator's name
+    cluster: str
+    uri: str
+    path_prefix: str
+    timeout: str
+    headers_to_upstream: tuple[str, ...]  # lower case
+
+
+@dataclass(frozen=True)
+class HttpFilter:
+    """An HTTP filter before the router; basic and forward are off unless a route turns
+    them on (PerFilter)."""
+
+    name: str
+    kind: str  # rbac, strip, basic, forward
+    forward: Optional[ForwardAuth] = None
+    scheme: str = "http"  # forward: X-Forwarded-Proto told to the auth service
 
 
 @dataclass(frozen=True)
@@ -50,6 +119,10 @@ class Route:
     timeout: Optional[str] = None
     https_redirect: bool = False
     redirect_port: Optional[int] = None  # None: leave the port out (https default 443)
+    # Access (issue 14): the route's own settings for its connection manager's filters,
+    # the vhost's already merged in (model/access.py), and its header changes.
+    filters: tuple[PerFilter, ...] = ()
+    headers: Optional[HeaderRules] = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +138,7 @@ class RouteConfig:
     virtual_hosts: tuple[VirtualHost, ...]
     # An edge proxy trusts no hop in front of it: X-Forwarded-For is overwritten.
     request_headers: tuple[tuple[str, str], ...] = ((xds.XFF_HEADER, xds.XFF_VALUE),)
+    # Set for every listener by model/access.py: the client's address, scheme and port.
 
     @property
     def file_name(self) -> str:
@@ -95,6 +169,10 @@ class HttpManager:
     stat_prefix: str
     route_config: str
     settings: tuple[tuple[str, Any], ...] = xds.HCM_SETTINGS
+    # Access (issue 14): HTTP filters before the router, and the proxies whose
+    # X-Forwarded-For is believed (then use_remote_address is off in `settings`).
+    filters: tuple[HttpFilter, ...] = ()
+    trusted_proxies: tuple[Cidr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +185,9 @@ class FilterChain:
     secret: Optional[str] = None
     tcp: Optional[TcpProxy] = None
     http: Optional[HttpManager] = None
+    # Access (issue 14): only connections from these networks match the chain; others
+    # match none and are closed before any byte reaches the upstream.
+    sources: tuple[Cidr, ...] = ()
 
     @property
     def cluster(self) -> Optional[str]:
@@ -129,6 +210,8 @@ class Listener:
     filter_chains: tuple[FilterChain, ...] = ()
     udp_cluster: Optional[str] = None  # a UDP listener's udp_proxy route
     tls_inspector: bool = False  # chains chosen by SNI need the ClientHello read first
+    # Access (issue 14): a UDP map's datagrams from elsewhere are dropped.
+    udp_sources: tuple[Cidr, ...] = ()
 
     @property
     def protocol(self) -> str:
@@ -215,6 +298,8 @@ class Model:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
     # Every certificate (used or not) as xdsgen reads it; acme: ones it obtains and renews.
     certificates: tuple[Any, ...] = field(default=(), compare=False)
+    # htpasswd files Envoy reads (auth basic): a change must reach Envoy like a renewal.
+    user_files: tuple[str, ...] = field(default=(), compare=False)
 
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""
@@ -280,4 +365,6 @@ class Model:
         return {c.name for c in self.clusters}
 
     def secret_files(self) -> set[str]:
-        return {path for s in self.secrets for path in (s.cert, s.key)}
+        """Every file Envoy reads whose change must be applied (apply --watch watches
+        them): certificates, keys and htpasswd files."""
+        return {path for s in self.secrets for path in (s.cert, s.key)} | set(self.user_files)
