@@ -571,6 +571,31 @@ def firewall(inventory: str, fmt: str, zone: str, output: Optional[str]) -> None
         click.echo(text, nl=False)
 
 
+@main.command()
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("user", metavar="USER")
+@handle_errors
+def passwd(file: str, user: str) -> None:
+    """Add USER to the htpasswd FILE, or change their password, for `auth: {basic: FILE}`.
+
+    Writes a {SHA} entry, the only kind Envoy's basic auth reads. On a terminal the
+    password is asked twice; otherwise it is the first line of stdin (`echo "$PW" | xdsgen
+    passwd FILE USER`). A new FILE is made 0640; an existing one keeps its mode, owner and
+    group (Envoy must go on reading it). The next `xdsgen apply` hands the change to Envoy.
+    """
+    from xdsgen.passwd import check_user, set_password
+
+    check_user(user)
+    if sys.stdin.isatty():
+        password = click.prompt(
+            f"password for {user}", hide_input=True, confirmation_prompt="again"
+        )
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    what = set_password(file, user, password)
+    click.echo(f"{what} user {user} in {file}", err=True)
+
+
 @main.command("import")
 @click.argument(
     # No checks by click: the reader refuses unusable files with its own messages (exit 1).
