@@ -293,12 +293,15 @@ def test_loud_differences_come_first_and_every_one_names_its_resource() -> None:
     assert all(d.resource is not None for d in result.differences)
 
 
-def test_route_config_headers_are_named() -> None:
+def test_route_config_headers_are_named_on_each_route_they_change() -> None:
+    """A route configuration's header changes apply to every route; one an inventory cannot
+    say (appending to the backend's own header) is named on the routes it changes."""
     result = import_files(pair("route-headers"))
     (difference,) = result.differences
     assert difference.topic == "headers" and not difference.loud
-    assert difference.resource is not None and difference.resource.kind == "route_config"
-    assert difference.resource.name == "http_ipv4"
+    assert "the original appends content-security-policy" in difference.message
+    assert difference.resource is not None and difference.resource.kind == "route"
+    assert difference.resource.name == "vhost0_any/0"
 
 
 def test_eds_files_are_followed(tmp_path: Path) -> None:

@@ -66,12 +66,14 @@ class Comparer:
         names: dict[str, str],
         report: Report,
         reasons: Optional[dict[int, str]] = None,
+        auth_clusters: Optional[dict[str, str]] = None,
     ):
         self.original = original
         self.draft = draft
         self.names = names
         self.report = report
         self.reasons = reasons or {}
+        self.auth_clusters = auth_clusters or {}  # an auth service -> the draft's cluster
         # (topic, where, what) -> contexts it was seen in, and its resource and fragment
         self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
         self.hosts_shown: dict[str, str] = {}
@@ -166,6 +168,15 @@ class Comparer:
                         f"datagrams go to {ours_cluster!r}; in the draft to {draft.udp_cluster!r}",
                         resource,
                     )
+                if _sources(original.udp_sources) != _sources(draft.udp_sources):
+                    self.add(
+                        "access",
+                        original.where,
+                        context,
+                        f"the original takes datagrams from {_who(original.udp_sources)}; the "
+                        f"draft from {_who(draft.udp_sources)}",
+                        resource,
+                    )
             else:
                 self.compare_chains(original, draft, context, resource)
 
@@ -230,6 +241,16 @@ class Comparer:
                         f"the original passes it to {ours[1]!r}; the draft to {theirs[1]!r}",
                         resource,
                     )
+                assert ours_chain is not None and theirs_chain is not None
+                if _sources(ours_chain.sources) != _sources(theirs_chain.sources):
+                    self.add(
+                        "access",
+                        where,
+                        here,
+                        f"the original accepts it from {_who(ours_chain.sources)}; the draft "
+                        f"from {_who(theirs_chain.sources)}",
+                        resource,
+                    )
             else:
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
 
@@ -268,6 +289,15 @@ class Comparer:
     # ------------------------------------------------------------------ HTTP
 
     def compare_hcm(self, ours: Hcm, theirs: Hcm, context: str, hosts: Optional[list[str]]) -> None:
+        if ours.trusted != theirs.trusted:
+            self.add(
+                "headers",
+                ours.where,
+                context,
+                "the client's address is taken from X-Forwarded-For on connections from "
+                f"{', '.join(ours.trusted) or 'no proxy'}; in the draft from "
+                f"{', '.join(theirs.trusted) or 'no proxy'}",
+            )
         if hosts is None:
             domains = [d for h in (ours, theirs) for v in h.vhosts or [] for d in v.domains]
             hosts = []
@@ -287,6 +317,8 @@ class Comparer:
                 ours_action = self.original_action(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
                 if ours_action == theirs_action:
+                    if ours_route is not None and theirs_route is not None:
+                        self.compare_access(ours_route, theirs_route, context, shown, path)
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
@@ -298,6 +330,69 @@ class Comparer:
                     _route_resource(theirs_vhost, theirs_route) or resource,
                     ours_route.raw if ours_route else None,
                 )
+
+    def compare_access(
+        self, ours: Route, theirs: Route, context: str, shown: str, path: str
+    ) -> None:
+        """Who may use the route, who must log in first, and its header changes (issue 14)."""
+        a, b = ours.access, theirs.access
+        what = f"{shown}, {_where_in_vhost(ours, theirs, path)}"
+        where = ours.where
+        resource = _route_resource(theirs.vhost, theirs)
+        if (_sources(a.allow), a.client) != (_sources(b.allow), b.client):
+            self.add(
+                "access",
+                where,
+                context,
+                f"{what}: the original allows {_allowed(a)}; the draft {_allowed(b)}",
+                resource,
+                ours.raw,
+            )
+        if not isinstance(ours.action, Proxy):
+            return
+        mine, draft = self.mapped_auth(a.auth), _auth_key(b.auth)
+        if mine != draft:
+            self.add(
+                "auth",
+                where,
+                context,
+                f"{what}: the original asks {_auth_words(mine)}; the draft {_auth_words(draft)}",
+                resource,
+                ours.raw,
+            )
+        for side, ours_headers, theirs_headers in (
+            ("request", a.request_headers, b.request_headers),
+            ("response", a.response_headers, b.response_headers),
+        ):
+            if ours_headers != theirs_headers:
+                self.add(
+                    "headers",
+                    where,
+                    context,
+                    f"{what}: the {side} headers it changes differ: the original "
+                    f"{_headers(ours_headers)}; the draft {_headers(theirs_headers)}",
+                    resource,
+                    ours.raw,
+                )
+        if a.strip != b.strip:
+            self.add(
+                "headers",
+                where,
+                context,
+                f"{what}: before the auth check the original removes "
+                f"{', '.join(a.strip) or 'nothing'}; the draft {', '.join(b.strip) or 'nothing'}",
+                resource,
+                ours.raw,
+            )
+
+    def mapped_auth(self, auth: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+        key = _auth_key(auth)
+        if key is None or key[0] != "forward":
+            return key
+        cluster = self.auth_clusters.get(key[1]) or self.names.get(
+            key[1], f"{key[1]} (not in the draft)"
+        )
+        return (key[0], cluster, *key[2:])
 
     def original_action(self, route: Optional[Route]) -> Optional[Action]:
         if route is None:
@@ -320,6 +415,8 @@ class Comparer:
         used = _used_clusters(self.original)
         for name, cluster in self.original.clusters.items():
             theirs = self.draft.clusters.get(self.names.get(name, ""))
+            if theirs is None and name in self.auth_clusters:
+                theirs = self.draft.clusters.get(self.auth_clusters[name])
             resource = Resource("cluster", theirs.name if theirs else None)
             if theirs is None:
                 why = cluster.problem or "it has no endpoints"
@@ -346,6 +443,16 @@ class Comparer:
                     cluster.where,
                     f"connect timeout {nanos_text(cluster.connect_timeout)}; the draft "
                     f"{nanos_text(theirs.connect_timeout)}",
+                    None,
+                    None,
+                    resource,
+                )
+            if cluster.proxy_protocol != theirs.proxy_protocol:
+                self.report.differ(
+                    "upstream",
+                    cluster.where,
+                    f"PROXY protocol to the upstream: {cluster.proxy_protocol or 'none'}; the "
+                    f"draft {theirs.proxy_protocol or 'none'}",
                     None,
                     None,
                     resource,
@@ -412,7 +519,58 @@ def _used_clusters(config: Config) -> set[str]:
                 used.add(chain.cluster)
             for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
                 used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
+                used.update(
+                    r.access.auth[1]
+                    for r in vhost.routes
+                    if r.access.auth and r.access.auth[0] == "forward"
+                )
     return used
+
+
+def _sources(cidrs: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+    return None if cidrs is None or {"0.0.0.0/0", "::/0"} <= set(cidrs) else cidrs
+
+
+def _who(cidrs: Optional[tuple[str, ...]]) -> str:
+    found = _sources(cidrs)
+    return "everyone" if found is None else "only " + ", ".join(found)
+
+
+def _allowed(access: Any) -> str:
+    if _sources(access.allow) is None:
+        return "everyone"
+    behind = " (the client behind trusted proxies)" if access.client else ""
+    return "only " + ", ".join(access.allow) + behind
+
+
+def _auth_key(auth: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+    """An authenticator as compared: the uri of an auth service is only its label."""
+    if auth is None or auth[0] != "forward":
+        return auth
+    return (auth[0], auth[1], *auth[3:])
+
+
+def _auth_words(auth: Optional[tuple[str, ...]]) -> str:
+    if auth is None:
+        return "no one"
+    if auth[0] == "basic":
+        return f"for the users of {auth[1]} (basic auth)"
+    headers = f", copying {auth[3]}" if len(auth) > 3 and auth[3] else ""
+    return f"auth service {auth[1]!r} at {auth[2] or '/'}{headers}"
+
+
+def _headers(effects: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    if not effects:
+        return "none"
+    words = []
+    for name, effect in effects:
+        if effect[0] == "removed":
+            words.append(f"removes {name}")
+        elif effect[0] == "default":
+            words.append(f"adds {name}: {effect[1]} where absent")
+        else:
+            words.append(f"{effect[0]}s {name}: {effect[-1]}")
+    return ", ".join(words)
 
 
 def _kind(action: Optional[Action]) -> str:

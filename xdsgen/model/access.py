@@ -182,8 +182,7 @@ class Access:
                     suggest(entry, names)
                     or (f"networks: {', '.join(names)}" if names else "add it under networks"),
                 )
-        unique = sorted(set(cidrs), key=lambda c: (":" in c.address, c.address, c.prefix_len))
-        return tuple(unique)
+        return tuple(sorted(set(cidrs), key=_cidr_order))
 
     def _check_references(self) -> None:
         spec = self.spec
@@ -295,7 +294,7 @@ class Access:
             if isinstance(found, str):
                 return None
             cidrs.append(found)
-        return tuple(cidrs)
+        return tuple(sorted(set(cidrs), key=_cidr_order))
 
     # ------------------------------------------------------------------ authenticators
 
@@ -420,7 +419,7 @@ class Access:
             uri=url,
             path_prefix=parts.path.rstrip("/"),
             timeout=AUTH_TIMEOUT,
-            headers_to_upstream=tuple(headers),
+            headers_to_upstream=tuple(sorted(set(headers))),
         )
         return Authenticator(auth.name, "forward", forward=forward, cluster=cluster)
 
@@ -482,7 +481,7 @@ class Access:
                     PerFilter(
                         RBAC_FILTER,
                         "allow",
-                        cidrs=tuple(sorted(set(cidrs), key=_cidr_order)),
+                        cidrs=cidrs,
                         principal="remote_ip" if self.trusted else "direct_remote_ip",
                         label=", ".join(allow or ()),
                     )
@@ -603,8 +602,9 @@ def _has_no_port(netloc: str) -> bool:
     return not re.search(r":[0-9]+$", netloc)
 
 
-def _cidr_order(cidr: Cidr) -> tuple[bool, str, int]:
-    return (":" in cidr.address, cidr.address, cidr.prefix_len)
+def _cidr_order(cidr: Cidr) -> tuple[int, int, int]:
+    address = ipaddress.ip_address(cidr.address)
+    return (address.version, int(address), cidr.prefix_len)
 
 
 def proxy_cluster_name(upstream: str, version: str) -> str:
