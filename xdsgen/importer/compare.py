@@ -374,7 +374,15 @@ class Comparer:
                     resource,
                     ours.raw,
                 )
-        if a.strip != b.strip:
+        if a.strip != b.strip and set(a.strip) <= set(b.strip):
+            more = ", ".join(sorted(set(b.strip) - set(a.strip)))
+            self.report.note(
+                where,
+                f"{context}: {what}: the draft removes {more} "
+                "that a client sends before asking the auth service (the original lets the "
+                "client's own reach the backend when the auth service does not answer with it)",
+            )
+        elif a.strip != b.strip:
             self.add(
                 "headers",
                 where,
