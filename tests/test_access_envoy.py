@@ -427,3 +427,48 @@ def test_a_host_with_its_port_still_picks_the_vhost(env: dict[str, Any]) -> None
         assert answer.status == 200 and answer.json()["backend"] == "web6", host
         got = {k.lower(): v for k, v in answer.json()["headers"].items()}
         assert got["host"] == host  # as the client sent it
+
+
+# --------------------------------------------------------------------------- explain --from
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "source", "status"),
+    [
+        ("router.example.com", "/x", OUTSIDE, 403),
+        ("router.example.com", "/x", INSIDE, 200),
+        ("router.example.com", "/open/x", OUTSIDE, 200),
+        ("app.example.com", "/admin/x", OUTSIDE, 403),
+        ("app.example.com", "/admin/x", INSIDE, 200),
+        ("app.example.com", "/x", OUTSIDE, 200),
+    ],
+)
+def test_explain_from_agrees_with_envoy(
+    env: dict[str, Any], host: str, path: str, source: str, status: int
+) -> None:
+    from xdsgen.explain import explain, parse_target
+    from xdsgen.pipeline import load_model
+
+    model = load_model(str(env["inventory"]))
+    hops = explain(model, parse_target(f"http://{host}:{env['http']}{path}"), source)
+    (hop,) = [h for h in hops if h.family == "ipv4"]
+    assert (hop.allowed is not False) == (status == 200)
+    assert fetch(env["http"], path, host, source=source).status == status
+
+
+def test_explain_from_on_a_tcp_map_and_the_auth_line(env: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from xdsgen.cli import main
+
+    inventory = str(env["inventory"])
+    result = CliRunner().invoke(
+        main, ["explain", inventory, f"127.0.0.1:{env['ssh']}", "--from", OUTSIDE]
+    )
+    assert result.exit_code == 0, result.output
+    assert "allow  only 127.0.0.1/32, ::1/128: 127.0.0.2 is not in it" in result.output
+    assert "refused: 127.0.0.2 is not allowed here: the connection is closed" in result.output
+    result = CliRunner().invoke(main, ["explain", inventory, "photos.example.com/"])
+    assert "auth   family: basic auth with the users of" in result.output
+    result = CliRunner().invoke(main, ["explain", inventory, "photos.example.com/share/"])
+    assert "auth" not in result.output.replace("photos", "")  # auth: none there

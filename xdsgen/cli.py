@@ -513,18 +513,25 @@ def rollback(
 @inventory_argument
 @click.argument("target", metavar="HOST[/PATH]")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@click.option(
+    "--from",
+    "source",
+    metavar="ADDRESS",
+    help="The client's IP address: say whether allow lets it through (403, closed, dropped).",
+)
 @output_options
 @handle_errors
-def explain(inventory: str, target: str, as_json: bool) -> None:
+def explain(inventory: str, target: str, as_json: bool, source: Optional[str]) -> None:
     """Show which listener, vhost, route and upstream a request would hit, per family.
 
     HOST[/PATH] may also be HOST:PORT/PATH or a URL (http://... or https://...) to look at
     one listener. Envoy's order is followed: exact domain, then *.suffix (longest first),
-    then prefix*, then "*"; routes in order, the first match wins.
+    then prefix*, then "*"; routes in order, the first match wins. Each answer names who
+    may reach it (allow) and the authenticator asked first (auth).
     """
     from xdsgen.explain import explain_inventory, print_explanation
 
-    parsed, hops = explain_inventory(inventory, target)
+    parsed, hops = explain_inventory(inventory, target, source)
     if as_json:
         click.echo(
             json.dumps({"target": parsed.display, "hops": [h.as_dict() for h in hops]}, indent=2)

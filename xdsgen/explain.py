@@ -7,14 +7,18 @@ does with the files xdsgen renders (tests send the same requests through a real 
   suffix (*.b.example.com before *.example.com); no match closes the connection;
 - virtual host: exact domain, then suffix wildcards (longest first; "*.example.com"
   matches any non-empty text before ".example.com"), then prefix wildcards ("foo.*"),
-  then "*"; the Host header is lower-cased and its port dropped (strip_any_host_port);
-  no match answers 404;
+  then "*"; the Host header is lower-cased and its port ignored
+  (ignore_port_in_host_matching); no match answers 404;
 - routes in order, first match wins; the path is normalized first (normalize_path,
-  merge_slashes) and the query string takes no part; no match answers 404.
+  merge_slashes) and the query string takes no part; no match answers 404;
+- access (issue 14): the route's (or port map's, passthrough's) allow list decides with
+  `--from ADDRESS` whether a client there gets through (403, closed, dropped), and the
+  route's authenticator is named.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import asdict, dataclass
@@ -64,13 +68,36 @@ class Hop:
     websocket: bool = False
     timeout: Optional[str] = None
     rewritten: bool = False
+    allow: Optional[str] = None  # who may: the networks or CIDRs (None: everyone)
+    allowed: Optional[bool] = None  # with --from: whether that address gets through
+    auth: Optional[str] = None  # the authenticator asked first
+    source: Optional[str] = None  # --from
+    proxy_protocol: Optional[str] = None  # v1/v2: the client's address is sent first
 
     @property
     def result(self) -> str:
+        if self.allowed is False:
+            refused = {
+                "udp": "datagrams are dropped",
+                "tcp": "the connection is closed",
+            }.get(
+                self.kind if self.outcome != "passthrough" else "tcp", "403 (RBAC: access denied)"
+            )
+            return f"refused: {self.source} is not allowed here: {refused}"
+        return self.routing_result
+
+    @property
+    def routing_result(self) -> str:
+        proxy = (
+            f", after a PROXY protocol {self.proxy_protocol} header with the client's address"
+            if self.proxy_protocol
+            else ""
+        )
         if self.outcome == "upstream" and self.kind == "tcp":
             return (
                 f"TCP port map: the connection goes to upstream {self.upstream} "
-                f"({', '.join(self.endpoints)}) as it is (no HTTP routing, TLS not terminated)"
+                f"({', '.join(self.endpoints)}) as it is (no HTTP routing, TLS not "
+                f"terminated){proxy}"
             )
         if self.outcome == "upstream" and self.kind == "udp":
             return (
@@ -88,7 +115,10 @@ class Hop:
             return text
         if self.outcome == "passthrough":
             endpoints = ", ".join(self.endpoints)
-            return f"TLS passed through, not terminated, to upstream {self.upstream} ({endpoints})"
+            return (
+                f"TLS passed through, not terminated, to upstream {self.upstream} "
+                f"({endpoints}){proxy}"
+            )
         if self.outcome == "redirect":
             return f"redirect 301 to {self.location}"
         if self.outcome == "closed":
@@ -197,6 +227,15 @@ def match_virtual_host(
     return None, None
 
 
+def _upstream(model: Model, hop: Hop, cluster: Optional[str]) -> Optional[str]:
+    """An upstream as the inventory names it (a PROXY protocol copy by its upstream)."""
+    found = next((c for c in model.clusters if c.name == cluster), None)
+    if found is not None and found.proxy_protocol and found.derived_from:
+        hop.proxy_protocol = found.proxy_protocol.lower()
+        return found.derived_from
+    return cluster
+
+
 def _endpoints(model: Model, cluster: str) -> tuple[str, ...]:
     for c in model.clusters:
         if c.name == cluster:
@@ -234,10 +273,12 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
             hop.location = f"https://{host}{port}{path}" + (
                 f"?{query}" if query is not None else ""
             )
+            _route_access(hop, route)
             return hop
         hop.outcome = "upstream"
         hop.upstream = route.cluster
         hop.endpoints = _endpoints(model, route.cluster or "")
+        _route_access(hop, route)
         rest = path[len(route.value) :] if route.match == "prefix" else ""
         hop.path_sent = (route.prefix_rewrite + rest) if route.prefix_rewrite is not None else path
         hop.rewritten = route.prefix_rewrite is not None
@@ -263,30 +304,78 @@ def _port_map_takes(listener: Listener, target: Target) -> bool:
     return port == listener.port
 
 
-def explain(model: Model, target: Target) -> list[Hop]:
-    """Every listener the target can reach, per family, and where each sends it."""
+def _route_access(hop: Hop, route: Any) -> None:
+    for item in route.filters:
+        if item.kind == "allow":
+            hop.allow = f"{item.label} ({', '.join(str(c) for c in item.cidrs)})"
+            hop.allowed = _decide(hop.source, item.cidrs)
+        elif item.kind == "basic":
+            hop.auth = f"{item.label}: basic auth with the users of {item.users} (401 without)"
+        elif item.kind == "forward":
+            hop.auth = f"{item.label}: the auth service decides (its redirect or 401/403 otherwise)"
+
+
+def _source_access(hop: Hop, cidrs: tuple[Any, ...]) -> None:
+    if cidrs:
+        hop.allow = ", ".join(str(c) for c in cidrs)
+        hop.allowed = _decide(hop.source, cidrs)
+
+
+def _decide(source: Optional[str], cidrs: tuple[Any, ...]) -> Optional[bool]:
+    if source is None:
+        return None
+    address = ipaddress.ip_address(source)
+    return any(
+        address.version == ipaddress.ip_address(c.address).version
+        and address in ipaddress.ip_network(str(c))
+        for c in cidrs
+    )
+
+
+def parse_source(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        raise ExplainUsage(
+            f"--from {text!r}: write the client's IP address (203.0.113.5, 2001:db8::1)"
+        ) from None
+
+
+def explain(model: Model, target: Target, source: Optional[str] = None) -> list[Hop]:
+    """Every listener the target can reach, per family, and where each sends it; with
+    `source`, whether a client at that address gets through."""
+    return _explain(model, target, source)
+
+
+def _explain(model: Model, target: Target, source: Optional[str]) -> list[Hop]:
     hops = []
     for listener in sorted(model.listeners, key=lambda lst: (lst.family, lst.port, lst.kind)):
         if listener.kind in ("tcp", "udp"):
             if not _port_map_takes(listener, target):
                 continue
-            hops.append(
-                Hop(
-                    listener.family,
-                    listener.name,
-                    listener.kind,
-                    listener.port,
-                    "upstream",
-                    upstream=listener.cluster,
-                    endpoints=_endpoints(model, listener.cluster or ""),
-                )
+            hop = Hop(
+                listener.family,
+                listener.name,
+                listener.kind,
+                listener.port,
+                "upstream",
+                endpoints=_endpoints(model, listener.cluster or ""),
+                source=source,
             )
+            hop.upstream = _upstream(model, hop, listener.cluster)
+            chain = listener.filter_chains[0] if listener.filter_chains else None
+            _source_access(hop, listener.udp_sources or (chain.sources if chain else ()))
+            hops.append(hop)
             continue
         if target.port is not None and listener.port != target.port:
             continue
         if target.scheme and listener.kind != target.scheme:
             continue
-        hop = Hop(listener.family, listener.name, listener.kind, listener.port, "closed")
+        hop = Hop(
+            listener.family, listener.name, listener.kind, listener.port, "closed", source=source
+        )
         if listener.kind == "https":
             sni = target.host.strip("[]")
             chains: list[Any] = [*listener.passthrough, *listener.http_chains]
@@ -298,19 +387,22 @@ def explain(model: Model, target: Target) -> list[Hop]:
             hop.chain, hop.sni_match = chain.name, how
             if chain.tcp is not None:
                 hop.outcome = "passthrough"
-                hop.upstream = chain.cluster
+                hop.upstream = _upstream(model, hop, chain.cluster)
                 hop.endpoints = _endpoints(model, chain.cluster)
+                _source_access(hop, chain.sources)
                 hops.append(hop)
                 continue
         hops.append(_http_hop(model, listener, target, hop))
     return hops
 
 
-def explain_inventory(inventory: str, target_text: str) -> tuple[Target, list[Hop]]:
+def explain_inventory(
+    inventory: str, target_text: str, source: Optional[str] = None
+) -> tuple[Target, list[Hop]]:
     from xdsgen.pipeline import load_model
 
     target = parse_target(target_text)
-    return target, explain(load_model(inventory), target)
+    return target, explain(load_model(inventory), target, parse_source(source))
 
 
 # --------------------------------------------------------------------------- output
@@ -332,6 +424,15 @@ def print_explanation(target: Target, hops: list[Hop], console: Any) -> None:
             lines.append(("vhost", f"{hop.vhost} ({hop.vhost_match})"))
         if hop.route:
             lines.append(("route", hop.route))
+        if hop.allow:
+            verdict = ""
+            if hop.allowed is not None:
+                verdict = f": {hop.source} is " + ("in it" if hop.allowed else "not in it")
+            lines.append(("allow", f"only {hop.allow}{verdict}"))
+        elif hop.source is not None and hop.outcome in ("upstream", "passthrough", "redirect"):
+            lines.append(("allow", "everyone"))
+        if hop.auth and hop.allowed is not False:
+            lines.append(("auth", hop.auth))
         lines.append(("result", hop.result))
         blocks.append((f"{hop.family} {hop.kind} :{hop.port} (listener {hop.listener})", lines))
     rich = console._rich(console.out) if console.color else None
@@ -350,6 +451,8 @@ def print_explanation(target: Target, hops: list[Hop], console: Any) -> None:
         colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(
             hop.outcome, "red"
         )
+        if hop.allowed is False:
+            colour = "red"
         for key, value in lines:
             rich.print(
                 Text.assemble((f"  {key:<7}", "dim"), (value, colour if key == "result" else ""))

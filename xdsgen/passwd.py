@@ -23,7 +23,7 @@ _USER_FORBIDDEN = set(":#") | {chr(c) for c in range(33)} | {"\x7f"}
 
 def sha_entry(user: str, password: str) -> str:
     """One htpasswd line: USER:{SHA}base64(sha1(password)), as `htpasswd -s` writes it."""
-    digest = hashlib.sha1(password.encode("utf-8")).digest()  # noqa: S324 - Envoy's format
+    digest = hashlib.sha1(password.encode("utf-8")).digest()
     return f"{user}:{{SHA}}{base64.b64encode(digest).decode('ascii')}"
 
 
