@@ -472,3 +472,26 @@ def test_explain_from_on_a_tcp_map_and_the_auth_line(env: dict[str, Any]) -> Non
     assert "auth   family: basic auth with the users of" in result.output
     result = CliRunner().invoke(main, ["explain", inventory, "photos.example.com/share/"])
     assert "auth" not in result.output.replace("photos", "")  # auth: none there
+
+
+def test_status_counts_who_was_turned_away(env: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from xdsgen.cli import main
+
+    assert fetch(env["http"], "/", "router.example.com", source=OUTSIDE).status == 403
+    assert fetch(env["http"], "/", "photos.example.com", source=OUTSIDE).status == 401
+    inventory = env["inventory"]
+    args = ["status", str(inventory), "--config-dir", str(inventory.parent / "config")]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["listener"]: row for row in json.loads(result.output)["access"]}
+    http = rows["http_ipv4"]
+    assert http["allow"] == "3/11 routes" and http["auth"] == "down, famil..."
+    assert http["not_allowed"] >= 1 and http["auth_refused"] >= 1
+    assert rows[f"tcp_{env['ssh']}_ipv4"]["allow"] == "127.0.0.1/32, ::1/128"
+    assert f"tcp_{env['ssh_open']}_ipv4" not in rows  # open to everyone: not listed
+    text = CliRunner().invoke(main, [*args, "--no-color"]).output
+    table = text.split("access (refused since Envoy started)\n", 1)[1]
+    assert "https_ipv4" in table and "0/3 routes, 1 passthrough" in table
+    assert max(len(line) for line in table.splitlines()) <= 80, table

@@ -107,6 +107,7 @@ class Status:
     config_dir: Optional[str]
     resources: list[Resource] = field(default_factory=list)
     upstreams: list[Upstream] = field(default_factory=list)
+    access: list[Any] = field(default_factory=list)  # status_access.AccessRow (issue 14)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -240,6 +241,7 @@ def collect(
     config_dir: Optional[str] = None,
     rendered: Optional[dict[str, str]] = None,
     inventory_clusters: Optional[set[str]] = None,
+    model: Any = None,
 ) -> Status:
     """Ask Envoy, read the files, and put them side by side.
 
@@ -323,7 +325,16 @@ def collect(
         config_dir=config_dir,
         resources=resources,
         upstreams=upstreams,
+        access=_access_rows(model, stats),
     )
+
+
+def _access_rows(model: Any, stats: dict[str, Any]) -> list[Any]:
+    if model is None:
+        return []
+    from xdsgen.status_access import rows
+
+    return rows(model, stats)
 
 
 def status(
@@ -335,6 +346,7 @@ def status(
 
     rendered = None
     clusters = None
+    model = None
     address = AdminAddress(path=xds.envoy_path(config_dir or DEFAULT_CONFIG_DIR, xds.ADMIN_SOCKET))
     if admin_address:
         try:
@@ -351,7 +363,7 @@ def status(
         config_dir = model.envoy.config_dir
         if not admin_address:
             address = model.envoy.admin
-    return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters)
+    return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters, model)
 
 
 # --------------------------------------------------------------------------- output
@@ -423,3 +435,13 @@ def print_status(result: Status, console: Any) -> None:
     console.table(
         columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
     )
+    if result.access:
+        console.table(
+            ["listener", "allow", "auth", "refused", "auth fail"],
+            [
+                [a.listener, a.allow, a.auth or "-", a.not_allowed, a.auth_refused]
+                for a in result.access
+            ],
+            title="access (refused since Envoy started)",
+            force=True,
+        )
