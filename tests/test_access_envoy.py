@@ -487,7 +487,7 @@ def test_status_counts_who_was_turned_away(env: dict[str, Any]) -> None:
     assert result.exit_code == 0, result.output
     rows = {row["listener"]: row for row in json.loads(result.output)["access"]}
     http = rows["http_ipv4"]
-    assert http["allow"] == "3/11 routes" and http["auth"] == "down, famil..."
+    assert http["allow"] == "3/11 routes" and http["auth"] == "down, fam..."
     assert http["not_allowed"] >= 1 and http["auth_refused"] >= 1
     assert rows[f"tcp_{env['ssh']}_ipv4"]["allow"] == "127.0.0.1/32, ::1/128"
     assert f"tcp_{env['ssh_open']}_ipv4" not in rows  # open to everyone: not listed

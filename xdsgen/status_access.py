@@ -8,8 +8,8 @@ from typing import Any
 
 from xdsgen.model import Listener, Model
 
-ALLOW_WIDTH = 24  # the table stays within 80 columns
-AUTH_WIDTH = 14
+ALLOW_WIDTH = 26  # the table stays within 80 columns
+AUTH_WIDTH = 12
 
 
 @dataclass
