@@ -196,6 +196,7 @@ class Access:
             self.allowed(item.allow, item.path)
             self._proxy_protocol(item)
         self._family_coverage()
+        self._basic_in_clear()
         for name, auth in spec.auth.items():
             if name not in self.used_auth:
                 self.problems.warn(
@@ -225,8 +226,8 @@ class Access:
 
     def _proxy_protocol(self, item: Union[PassthroughSpec, PortMapSpec]) -> None:
         version = item.proxy_protocol
-        if version is None:
-            return
+        if version not in PROXY_VERSIONS:
+            return  # none, or a value the schema check reported
         upstream = self.spec.upstreams.get(item.upstream)
         if upstream is not None and upstream.tls is not None:
             self.problems.error(
@@ -253,6 +254,27 @@ class Access:
                 proxy_protocol=PROXY_VERSIONS[version],
                 derived_from=cluster.name,
             )
+
+    def _basic_in_clear(self) -> None:
+        """Basic auth sends the password with every request: over plain HTTP, in clear."""
+        basic = {name for name, auth in self.spec.auth.items() if auth.basic is not None}
+        for vhost in self.spec.http:
+            if vhost.tls is not None and vhost.redirect_to_https:
+                continue
+            plain = [
+                f
+                for f in (vhost.families or sorted(self.spec.listen))
+                if f in self.spec.listen and self.spec.listen[f].http is not None
+            ]
+            uses = [(vhost.path, vhost.auth)] + [(r.path, r.auth) for r in vhost.routes]
+            for path, name in uses:
+                if plain and name in basic:
+                    self.problems.warn(
+                        (*path, "auth"),
+                        f"basic auth on plain http ({', '.join(plain)}): the password crosses "
+                        "the network in clear text with every request",
+                        "add tls: and redirect_to_https: true to the vhost",
+                    )
 
     def _family_coverage(self) -> None:
         """An allow list without an address of a family refuses everyone on that family:
@@ -354,7 +376,7 @@ class Access:
             self.problems.error(
                 path,
                 f"{url!r} is not an http:// or https:// URL",
-                "http://127.0.0.1:9091/api/authz/ext-authz/",
+                "write the auth service's check URL: http://127.0.0.1:9091/api/authz/ext-authz/",
             )
             return None
         if parts.query or parts.fragment or "@" in parts.netloc:
