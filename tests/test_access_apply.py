@@ -148,3 +148,51 @@ def test_trusted_proxies_name_the_client_only_for_their_connections(tmp_path: Pa
             assert ask("app.example.com", INSIDE, "").status == 403
     finally:
         web.close()
+
+
+def test_apply_watch_applies_an_edited_htpasswd_file(tmp_path: Path) -> None:
+    """`xdsgen passwd` on the running router: the watcher sees the file change and Envoy
+    takes the new password without an edit of the inventory."""
+    from test_watch_helpers import Watcher
+
+    from xdsgen.filewatch import certificate_paths
+
+    web = HttpBackend("web")
+    users = tmp_path / "users.htpasswd"
+    assert passwd(users, "alice", "first").returncode == 0
+    (http,) = free_ports(1)
+    config = tmp_path / "config"
+    inventory = write_inventory(
+        tmp_path / "inventory.yaml",
+        {
+            "version": 1,
+            "envoy": {"config_dir": str(config), "access_log": "off"},
+            "listen": {"ipv4": {"address": "127.0.0.1", "http": http}},
+            "auth": {"family": {"basic": str(users)}},
+            "upstreams": {"web": web.endpoint},
+            "http": [
+                {"domains": ["*"], "auth": "family", "routes": [{"prefix": "/", "upstream": "web"}]}
+            ],
+        },
+    )
+    assert certificate_paths(str(inventory)) == {str(users)}
+    watcher = None
+    try:
+        with running_envoy(inventory, tmp_path):
+            watcher = Watcher(inventory)
+            watcher.wait_line("watching")
+            assert fetch(http, "/", headers=basic("alice", "first")).status == 200
+            assert passwd(users, "alice", "second").returncode == 0
+            wait_until_status(http, basic("alice", "second"), 200)
+            watcher.wait_line("applied")
+            assert fetch(http, "/", headers=basic("alice", "first")).status == 401
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        web.close()
+
+
+def wait_until_status(port: int, headers: dict[str, str], status: int) -> None:
+    from test_apply_helpers import wait_until
+
+    wait_until(lambda: fetch(port, "/", headers=headers).status == status, 10, f"{status}")
