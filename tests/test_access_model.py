@@ -333,3 +333,35 @@ def test_passwd_keeps_other_users_and_the_file_mode(tmp_path: Path) -> None:
     assert lines == [sha_entry("alice", "three"), sha_entry("bob", "two")]
     assert oct(users.stat().st_mode & 0o777) == "0o600"  # kept
     assert access_part.htpasswd_problems(users.read_bytes()) == []
+
+
+@pytest.mark.parametrize(
+    ("file_name", "old", "new"),
+    [
+        ("lds.yaml", 'address_prefix: "192.168.1.0"', 'address_prefix: "0.0.0.0"'),  # a chain
+        ("rds_http_ipv4.yaml", "prefix_len: 24", "prefix_len: 16"),  # a route's allow
+        ("lds.yaml", "failure_mode_allow: false", "failure_mode_allow: true"),
+        ("cds.yaml", "version: V2", "version: V1"),
+        ("rds_http_ipv4.yaml", "ADD_IF_ABSENT", "OVERWRITE_IF_EXISTS_OR_ADD"),
+    ],
+)
+def test_verify_refuses_a_render_that_says_other_access(
+    tmp_path: Path, file_name: str, old: str, new: str
+) -> None:
+    """render.verify reads access back from every file: a template that printed it wrong
+    would be an xdsgen bug, never written."""
+    from xdsgen.errors import RenderError
+    from xdsgen.render import Rendered, verify
+
+    found = model(
+        tmp_path,
+        networks={"lan": ["192.168.1.0/24"]},
+        auth={"sso": {"forward": {"url": "http://127.0.0.1:9091/"}}},
+        http=[vhost(allow=["lan"], auth="sso", security_headers=True)],
+        tcp=[{"port": 2222, "upstream": "ssh", "allow": ["lan"], "proxy_protocol": "v2"}],
+    )
+    files = dict(render(found).files)
+    assert old in files[file_name]
+    files[file_name] = files[file_name].replace(old, new, 1)
+    with pytest.raises(RenderError, match="xdsgen bug"):
+        verify(found, Rendered(files))

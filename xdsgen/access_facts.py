@@ -177,6 +177,18 @@ def _rules(rules: HeaderRules | None) -> Any:
     )
 
 
+_NOTHING: Any = ([], [], ([], [], [], []))  # a route without access settings
+_ROUTE_KEYS = (
+    "typed_per_filter_config",
+    "metadata",
+    *(
+        f"{side}_headers_to_{action}"
+        for side in ("request", "response")
+        for action in ("add", "remove")
+    ),
+)
+
+
 def expected_routes(model: Model, name: str) -> Any:
     rc = next(r for r in model.route_configs if r.file_name == name)
     routes = [
@@ -195,6 +207,8 @@ def expected_routes(model: Model, name: str) -> Any:
             sorted({f.users_version for f in route.filters if f.users_version}),
             _rules(route.headers),
         )
+        if route.filters or route.headers is not None
+        else _NOTHING
         for vhost in rc.virtual_hosts
         for route in vhost.routes
     ]
@@ -237,6 +251,9 @@ def parsed_routes(doc: dict[str, Any]) -> Any:
     routes = []
     for vhost in rc["virtual_hosts"]:
         for route in vhost["routes"]:
+            if not any(key in route for key in _ROUTE_KEYS):
+                routes.append(_NOTHING)
+                continue
             per_filter = route.get("typed_per_filter_config") or {}
             metadata = ((route.get("metadata") or {}).get("filter_metadata") or {}).get("xdsgen")
             routes.append(

@@ -486,6 +486,8 @@ class Access:
         )
 
     def _vhost(self, vhost: VirtualHost, spec: VhostSpec, scheme: str) -> VirtualHost:
+        if not _has_access(spec):
+            return vhost  # the common case, kept cheap for thousands of vhosts
         redirect_only = all(r.https_redirect for r in vhost.routes)
         routes_by_name = {str(r.index): r for r in spec.routes}
         forward_headers: set[str] = set()
@@ -618,6 +620,17 @@ class Access:
         return replace(
             manager, filters=tuple(filters), settings=settings, trusted_proxies=self.trusted
         )
+
+
+def _has_access(vhost: VhostSpec) -> bool:
+    """Whether a vhost or one of its routes says anything about access or headers."""
+    if vhost.allow is not None or vhost.auth is not None or vhost.headers is not None:
+        return True
+    if vhost.hsts not in (None, False) or vhost.security_headers:
+        return True
+    return any(
+        r.allow is not None or r.auth is not None or r.headers is not None for r in vhost.routes
+    )
 
 
 def _has_no_port(netloc: str) -> bool:
