@@ -14,6 +14,7 @@ from harness import write_inventory
 
 from xdsgen.errors import InventoryError
 from xdsgen.model import access as access_part
+from xdsgen.model.auth import htpasswd_problems
 from xdsgen.model.ir import Model
 from xdsgen.passwd import set_password, sha_entry
 from xdsgen.pipeline import load_model, render
@@ -332,7 +333,7 @@ def test_passwd_keeps_other_users_and_the_file_mode(tmp_path: Path) -> None:
     lines = users.read_text().splitlines()
     assert lines == [sha_entry("alice", "three"), sha_entry("bob", "two")]
     assert oct(users.stat().st_mode & 0o777) == "0o600"  # kept
-    assert access_part.htpasswd_problems(users.read_bytes()) == []
+    assert htpasswd_problems(users.read_bytes()) == []
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ Each part owns one concern and reports to one problems collector:
   tls.py           TLS chains by SNI, passthrough, SNI clashes
   listeners.py     the listeners of each family and the port maps
   ports.py         the port table, the admin out of the proxy's reach
-  access.py        who may reach what: allow lists, auth, trusted proxies, PROXY protocol
+  access.py        who may reach what: allow lists, trusted proxies, PROXY protocol
+  auth.py          authenticators: htpasswd files, forward auth services
   headers.py       what backends are told about the client; hsts, security and other headers
 The IR is in ir.py; single values are parsed in values.py.
 """

@@ -30,70 +30,39 @@ decorates them, finding each item's inventory entry by the names they gave it.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import os
 import re
-import stat
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Optional, Union
-from urllib.parse import urlsplit
 
-from xdsgen import conventions as xds
 from xdsgen.errors import PathKey
 from xdsgen.model import headers as header_part
+from xdsgen.model.auth import (
+    BASIC_FILTER,
+    NO_AUTH,
+    AuthBuilder,
+    Authenticator,
+)
 from xdsgen.model.ir import (
     Cidr,
     Cluster,
     FilterChain,
-    ForwardAuth,
     HttpFilter,
     HttpManager,
     Listener,
     PerFilter,
     RouteConfig,
     TcpProxy,
-    UpstreamTls,
     VirtualHost,
 )
 from xdsgen.model.problems import Problems
-from xdsgen.model.values import is_ip, parse_endpoint
 from xdsgen.schema_errors import suggest
-from xdsgen.spec import DEFAULTS, AuthSpec, PassthroughSpec, PortMapSpec, Spec, VhostSpec
+from xdsgen.spec import PassthroughSpec, PortMapSpec, Spec, VhostSpec
 
 RBAC_FILTER = "envoy.filters.http.rbac"
 STRIP_FILTER = "envoy.filters.http.header_mutation"
-BASIC_FILTER = "envoy.filters.http.basic_auth"
-FORWARD_FILTER_PREFIX = "envoy.filters.http.ext_authz."
-NO_AUTH = "none"
-AUTH_TIMEOUT = "1s"  # an auth service answering slower is down: fail closed (403)
 PROXY_VERSIONS = {"v1": "V1", "v2": "V2"}
-# What a forward auth service needs of the original request, besides the Host, method
-# and path Envoy always sends (Authelia's Envoy guide; Authentik and oauth2-proxy read
-# the X-Forwarded-* ones).
-FORWARDED_TO_AUTH = ("authorization", "proxy-authorization", "accept", "cookie")
-_HTPASSWD_SHA = re.compile(r"^\{SHA\}[A-Za-z0-9+/]{27}=$")
 _VHOST_INDEX = re.compile(r"^vhost([0-9]+)_")
-
-
-@dataclass(frozen=True)
-class Authenticator:
-    name: str
-    kind: str  # basic or forward
-    users: str = ""  # basic: the htpasswd file
-    users_version: str = ""  # basic: sha256 of its content ("" when unreadable here)
-    forward: Optional[ForwardAuth] = None
-    cluster: Optional[Cluster] = None  # forward: the auth service
-
-    @property
-    def filter(self) -> str:
-        return BASIC_FILTER if self.kind == "basic" else FORWARD_FILTER_PREFIX + self.name
-
-    @property
-    def label(self) -> str:
-        if self.kind == "basic":
-            return f"{self.name} (basic, {self.users})"
-        return f"{self.name} (forward to {self.forward.uri if self.forward else '?'})"
 
 
 def parse_cidr(text: str) -> Union[Cidr, str]:
@@ -142,10 +111,12 @@ class Access:
             if found is not None:
                 trusted.append(found)
         self.trusted = tuple(trusted)
+        builder = AuthBuilder(self.spec, self.problems, self.check_files)
         for auth in self.spec.auth.values():
-            built = self._authenticator(auth)
+            built = builder.build(auth)
             if built is not None:
                 self.authenticators[auth.name] = built
+        self.user_files = builder.user_files
         header_part.check(self.spec, self.problems)
         self._check_references()
 
@@ -317,133 +288,6 @@ class Access:
                 return None
             cidrs.append(found)
         return tuple(sorted(set(cidrs), key=_cidr_order))
-
-    # ------------------------------------------------------------------ authenticators
-
-    def _authenticator(self, auth: AuthSpec) -> Optional[Authenticator]:
-        if auth.basic is not None:
-            if not self.problems.require_absolute((*auth.path, "basic"), auth.basic):
-                return None
-            self.user_files.add(auth.basic)
-            version = self._htpasswd(auth.basic, (*auth.path, "basic"))
-            return Authenticator(auth.name, "basic", users=auth.basic, users_version=version)
-        if auth.forward is None:
-            return None
-        return self._forward(auth)
-
-    def _htpasswd(self, file_path: str, path: PathKey) -> str:
-        """The file's content hash, after the checks Envoy makes when it loads it."""
-        problem = None
-        try:
-            info = os.stat(file_path)
-            with open(file_path, "rb") as handle:
-                data = handle.read(1 << 20)
-        except FileNotFoundError:
-            problem = f"{file_path} does not exist"
-        except OSError as exc:
-            problem = f"{file_path}: {exc.strerror}"
-        except ValueError:
-            return ""
-        if problem:
-            if self.check_files:
-                self.problems.error(
-                    path, problem, "Envoy would refuse the routes; xdsgen passwd FILE USER makes it"
-                )
-            else:
-                self.problems.warn(path, problem, "fine if you render for another machine")
-            return ""
-        for line_no, message in htpasswd_problems(data):
-            self.problems.error(
-                path,
-                f"{file_path} line {line_no}: {message}",
-                "xdsgen passwd FILE USER writes a {SHA} entry",
-            )
-        if info.st_mode & stat.S_IROTH:
-            self.problems.warn(
-                path,
-                f"{file_path} is readable by every user: its unsalted SHA-1 hashes are easy to "
-                "crack",
-                "chmod o-r it (Envoy's user or group must still read it)",
-            )
-        return hashlib.sha256(data).hexdigest()[:16]
-
-    def _forward(self, auth: AuthSpec) -> Optional[Authenticator]:
-        assert auth.forward is not None
-        path = (*auth.forward.path, "url")
-        url = auth.forward.url
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.problems.error(
-                path,
-                f"{url!r} is not an http:// or https:// URL",
-                "write the auth service's check URL: http://127.0.0.1:9091/api/authz/ext-authz/",
-            )
-            return None
-        if parts.query or parts.fragment or "@" in parts.netloc:
-            self.problems.error(
-                path, f"{url!r}: write scheme://host:port/path, without user, query or fragment"
-            )
-            return None
-        netloc = parts.netloc
-        if _has_no_port(netloc):
-            netloc += ":443" if parts.scheme == "https" else ":80"
-        endpoint = parse_endpoint(netloc)
-        if isinstance(endpoint, str):
-            self.problems.error(path, endpoint)
-            return None
-        name = auth_cluster_name(auth.name)
-        if name in self.spec.upstream_names:
-            self.problems.error(
-                auth.path,
-                f"the auth service of {auth.name!r} is a cluster named {name!r}, and an "
-                "upstream has that name",
-                f"rename upstream {name!r}",
-            )
-            return None
-        static = is_ip(endpoint.host)
-        tls = None
-        if parts.scheme == "https":
-            tls = UpstreamTls(
-                sni=None if static else endpoint.host,
-                verify=True,
-                ca=DEFAULTS["upstreams.*.tls.ca"],
-            )
-            if static:
-                self.problems.error(
-                    path,
-                    "https to an IP address: xdsgen cannot check the auth service's certificate "
-                    "without its name",
-                    "use its host name, or http:// on loopback",
-                )
-                return None
-        cluster = Cluster(
-            name=name,
-            discovery="STATIC" if static else "STRICT_DNS",
-            endpoints=(endpoint,),
-            connect_timeout=AUTH_TIMEOUT,
-            tls=tls,
-            dns_lookup_family=None if static else "V4_PREFERRED",
-            derived_from=f"auth.{auth.name}",
-        )
-        headers = []
-        for index, header in enumerate(auth.forward.headers_to_upstream):
-            lowered = header.lower()
-            if lowered in xds.CLIENT_HEADERS:
-                self.problems.error(
-                    (*auth.forward.path, "headers_to_upstream", index),
-                    f"{lowered} is set by xdsgen on every request",
-                )
-                continue
-            headers.append(lowered)
-        forward = ForwardAuth(
-            name=auth.name,
-            cluster=name,
-            uri=url,
-            path_prefix=parts.path.rstrip("/"),
-            timeout=AUTH_TIMEOUT,
-            headers_to_upstream=tuple(sorted(set(headers))),
-        )
-        return Authenticator(auth.name, "forward", forward=forward, cluster=cluster)
 
     # ------------------------------------------------------------------ decoration
 
@@ -633,10 +477,6 @@ def _has_access(vhost: VhostSpec) -> bool:
     )
 
 
-def _has_no_port(netloc: str) -> bool:
-    return not re.search(r":[0-9]+$", netloc)
-
-
 def _cidr_order(cidr: Cidr) -> tuple[int, int, int]:
     address = ipaddress.ip_address(cidr.address)
     return (address.version, int(address), cidr.prefix_len)
@@ -646,39 +486,3 @@ def proxy_cluster_name(upstream: str, version: str) -> str:
     """The cluster a map with proxy_protocol uses: a copy of the upstream's, so the shared
     one (other maps, HTTP routes) never gets a PROXY header."""
     return f"{upstream}_proxy_{version}"
-
-
-def auth_cluster_name(name: str) -> str:
-    return f"{name}_auth"
-
-
-def htpasswd_problems(data: bytes) -> list[tuple[int, str]]:
-    """What Envoy's basic_auth filter would refuse in an htpasswd file (its readHtpasswd):
-    (line, message) pairs."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return [(1, "not UTF-8 text")]
-    found: list[tuple[int, str]] = []
-    seen: set[str] = set()
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line or line.startswith("#"):
-            continue
-        user, colon, hashed = line.partition(":")
-        if not colon:
-            found.append((number, "expected USER:{SHA}HASH"))
-        elif not user or not hashed:
-            found.append((number, "an empty user name or password hash"))
-        elif user in seen:
-            found.append((number, f"user {user!r} is listed twice"))
-        elif not hashed.startswith("{SHA}"):
-            found.append(
-                (
-                    number,
-                    f"user {user!r}: Envoy reads only {{SHA}} hashes (not bcrypt, MD5 or crypt)",
-                )
-            )
-        elif not _HTPASSWD_SHA.match(hashed):
-            found.append((number, f"user {user!r}: a {{SHA}} hash is 28 base64 characters"))
-        seen.add(user)
-    return found
