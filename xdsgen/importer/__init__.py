@@ -61,7 +61,9 @@ def import_files(paths: list[str]) -> ImportResult:
     problems = make_valid(draft.inventory, report, load_model)
     if not problems:
         rendered = read_render(_render(draft.inventory))
-        Comparer(original, rendered, draft.upstream_names, report, draft.reasons).run()
+        Comparer(
+            original, rendered, draft.upstream_names, report, draft.reasons, draft.auth_clusters
+        ).run()
         resolve(report, original, rendered, draft.upstream_names)
     if ctx.v2:
         report.notes.insert(

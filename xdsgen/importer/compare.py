@@ -14,6 +14,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from xdsgen.importer.compare_access import (
+    _route_resource,
+    _sources,
+    _where_in_vhost,
+    compare_route,
+)
 from xdsgen.importer.compare_resilience import compare_cluster, compare_compression
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
@@ -74,12 +80,14 @@ class Comparer:
         names: dict[str, str],
         report: Report,
         reasons: Optional[dict[int, str]] = None,
+        auth_clusters: Optional[dict[str, str]] = None,
     ):
         self.original = original
         self.draft = draft
         self.names = names
         self.report = report
         self.reasons = reasons or {}
+        self.auth_clusters = auth_clusters or {}  # an auth service -> the draft's cluster
         # (topic, where, what) -> contexts it was seen in, and its resource and fragment
         self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
         self.hosts_shown: dict[str, str] = {}
@@ -174,6 +182,15 @@ class Comparer:
                         f"datagrams go to {ours_cluster!r}; in the draft to {draft.udp_cluster!r}",
                         resource,
                     )
+                if _sources(original.udp_sources) != _sources(draft.udp_sources):
+                    self.add(
+                        "access",
+                        original.where,
+                        context,
+                        f"the original takes datagrams from {_who(original.udp_sources)}; the "
+                        f"draft from {_who(draft.udp_sources)}",
+                        resource,
+                    )
             else:
                 self.compare_chains(original, draft, context, resource)
 
@@ -239,6 +256,16 @@ class Comparer:
                         f"the original passes it to {ours[1]!r}; the draft to {theirs[1]!r}",
                         resource,
                     )
+                assert ours_chain is not None and theirs_chain is not None
+                if _sources(ours_chain.sources) != _sources(theirs_chain.sources):
+                    self.add(
+                        "access",
+                        where,
+                        here,
+                        f"the original accepts it from {_who(ours_chain.sources)}; the draft "
+                        f"from {_who(theirs_chain.sources)}",
+                        resource,
+                    )
             else:
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
 
@@ -277,6 +304,15 @@ class Comparer:
     # ------------------------------------------------------------------ HTTP
 
     def compare_hcm(self, ours: Hcm, theirs: Hcm, context: str, hosts: Optional[list[str]]) -> None:
+        if ours.trusted != theirs.trusted:
+            self.add(
+                "headers",
+                ours.where,
+                context,
+                "the client's address is taken from X-Forwarded-For on connections from "
+                f"{', '.join(ours.trusted) or 'no proxy'}; in the draft from "
+                f"{', '.join(theirs.trusted) or 'no proxy'}",
+            )
         if hosts is None:
             domains = [d for h in (ours, theirs) for v in h.vhosts or [] for d in v.domains]
             hosts = []
@@ -294,9 +330,11 @@ class Comparer:
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
-                ours_action = self.originalaction_text(ours_route)
+                ours_action = self.original_action(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
                 if ours_action == theirs_action:
+                    if ours_route is not None and theirs_route is not None:
+                        self.compare_access(ours_route, theirs_route, context, shown, path)
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
@@ -309,7 +347,12 @@ class Comparer:
                     ours_route.raw if ours_route else None,
                 )
 
-    def originalaction_text(self, route: Optional[Route]) -> Optional[Action]:
+    def compare_access(
+        self, ours: Route, theirs: Route, context: str, shown: str, path: str
+    ) -> None:
+        compare_route(self, ours, theirs, context, shown, path)
+
+    def original_action(self, route: Optional[Route]) -> Optional[Action]:
         if route is None:
             return None
         action = route.action
@@ -341,6 +384,8 @@ class Comparer:
         used = _used_clusters(self.original)
         for name, cluster in self.original.clusters.items():
             theirs = self.draft.clusters.get(self.names.get(name, ""))
+            if theirs is None and name in self.auth_clusters:
+                theirs = self.draft.clusters.get(self.auth_clusters[name])
             resource = Resource("cluster", theirs.name if theirs else None)
             if theirs is None:
                 why = cluster.problem or "it has no endpoints"
@@ -372,6 +417,16 @@ class Comparer:
                     resource,
                 )
             compare_cluster(self.report, cluster, theirs, resource)
+            if cluster.proxy_protocol != theirs.proxy_protocol:
+                self.report.differ(
+                    "upstream",
+                    cluster.where,
+                    f"PROXY protocol to the upstream: {cluster.proxy_protocol or 'none'}; the "
+                    f"draft {theirs.proxy_protocol or 'none'}",
+                    None,
+                    None,
+                    resource,
+                )
             if cluster.tls != theirs.tls:
                 self.report.differ(
                     "upstream",
@@ -408,16 +463,6 @@ def _paths(ours: Optional[Vhost], theirs: Optional[Vhost]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _where_in_vhost(ours: Optional[Route], theirs: Optional[Route], path: str) -> str:
-    """Which requests: the original's route, and the draft's when it is narrower."""
-    if ours is None:
-        return theirs.describe() if theirs else f"path {path}"
-    narrower = theirs is not None and theirs.value.startswith(ours.value)
-    if theirs is not None and narrower and theirs.describe() != ours.describe():
-        return f"{ours.describe()}, within it {theirs.describe()}"
-    return ours.describe()
-
-
 def _sni_like(name: str) -> bool:
     """A name a client may send as SNI (a vhost's domain may hold a port or a prefix *)."""
     return name != "*" and ":" not in name and not name.endswith("*")
@@ -435,13 +480,17 @@ def _used_clusters(config: Config) -> set[str]:
                 used.add(chain.cluster)
             for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
                 used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
+                used.update(
+                    r.access.auth[1]
+                    for r in vhost.routes
+                    if r.access.auth and r.access.auth[0] == "forward"
+                )
     return used
 
 
-def _route_resource(vhost: Optional[Vhost], route: Optional[Route]) -> Optional[Resource]:
-    if vhost is None or route is None:
-        return None
-    return Resource("route", f"{vhost.name}/{route.name}")
+def _who(cidrs: Optional[tuple[str, ...]]) -> str:
+    found = _sources(cidrs)
+    return "everyone" if found is None else "only " + ", ".join(found)
 
 
 def _ip(address: str) -> Any:

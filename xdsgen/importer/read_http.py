@@ -13,6 +13,12 @@ from typing import Any, Optional, Union
 
 from xdsgen.importer import read_resilience
 from xdsgen.importer.inputs import Context
+from xdsgen.importer.read_access import (
+    HEADER_LISTS,
+    read_http_filter,
+    read_route_access,
+    read_trusted,
+)
 from xdsgen.importer.semantics import (
     DEFAULT_ROUTE_TIMEOUT,
     Action,
@@ -48,7 +54,6 @@ from xdsgen.importer.topics import (
     HTTP_FILTERS,
     ROUTE_ACTION_READ,
     ROUTE_ACTION_TOPICS,
-    XFF_HEADER,
 )
 
 
@@ -58,7 +63,8 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     hcm.strip_port = flag(config.get("strip_any_host_port")) or flag(
         config.get("strip_matching_host_port")
     )
-    for key in sorted(set(config) - HCM_QUIET):
+    trusted = {"original_ip_detection_extensions"} if read_trusted(config, hcm) else set()
+    for key in sorted(set(config) - HCM_QUIET - trusted):
         topic = HCM_TOPICS.get(key, "other")
         ctx.report.differ(
             topic,
@@ -94,6 +100,7 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
             else (f"{source}: route configuration {hcm.route_config!r}")
         )
         hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
+        read_route_access(ctx, hcm)
     return hcm
 
 
@@ -124,7 +131,7 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
     for index, entry in enumerate(as_list(config.get("http_filters"))):
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
-        if kind == "Router":
+        if kind == "Router" or read_http_filter(ctx, entry, hcm):
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
             continue
@@ -186,10 +193,11 @@ def _route_config(
 def read_route_config(
     ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
 ) -> list[Vhost]:
+    hcm.route_headers = data  # its header changes apply to every route (read_access)
     for key in sorted(set(data) - {"@type", "name", "virtual_hosts", "validate_clusters"}):
         value = data[key]
-        if key == "request_headers_to_add" and as_list(value) == [XFF_HEADER]:
-            continue  # what every xdsgen route configuration does
+        if key in HEADER_LISTS:
+            continue  # per route, with xdsgen's own client headers left out (read_access)
         if key in ("most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"):
             continue
         topic = "headers" if key in HEADER_KEYS else "other"
@@ -215,24 +223,17 @@ def _vhost(
     domains = tuple(dict.fromkeys(d.lower() for d in texts(data.get("domains"))))
     vhost = Vhost(name, domains, [], where=where, raw=data)
     vhost.compression = read_resilience.vhost_compression(hcm, vhost, data)
-    compressors = {name for name, _, _ in hcm.compressors}
-    per_filter = as_map(data.get("typed_per_filter_config"))
-    others = {k: v for k, v in per_filter.items() if k not in compressors}
+    # Per-filter configs and header changes are read per route (read_access), which leaves
+    # the compressors (read above) to read_resilience.
     quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
-    if not others:
-        quiet.add("typed_per_filter_config")  # only the compressors, read above
+    quiet |= {"typed_per_filter_config", *HEADER_LISTS}
     for key in sorted(set(data) - quiet):
         topic = "headers" if key in HEADER_KEYS else "other"
-        if key == "typed_per_filter_config":
-            # An error page (custom_response) changes answers; anything else may refuse.
-            pages = set(others) == {"envoy.filters.http.custom_response"}
-            topic = "responses" if pages else "access"
-        elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
+        if key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
             topic = "routing"
         elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
             topic = "tuning"
-        value = others if key == "typed_per_filter_config" else data[key]
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value}, vhost)
+        ctx.report.differ(topic, where, f"{key} is not carried over", {key: data[key]}, vhost)
     require = enum(data.get("require_tls"), "NONE")
     if require not in ("NONE", "0") and not tls:
         # Every plain-HTTP request is redirected to https, whatever the routes say.
@@ -298,8 +299,8 @@ def _route(
     for key in sorted(
         set(data) - {"match", "route", "redirect", "direct_response", "name", "use_websocket"}
     ):
-        if key == "metadata":
-            continue
+        if key in ("metadata", "typed_per_filter_config", *HEADER_LISTS):
+            continue  # read per route (read_access)
         key_topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
             key_topic = "access"
