@@ -220,10 +220,10 @@ class Session:
 
 
 def envoy_uptime(model: Any, admin_override: Optional[str]) -> Optional[float]:
-    """Seconds the running Envoy process has been up (its server.uptime), None when its
-    admin does not answer. The watcher's one admin read: the admin's address is moving to
-    a Unix socket, and this is the place that follows it. (/server_info has the same
-    number in a 100 KB answer; the filtered stat is a few bytes.)"""
+    """Seconds the running Envoy process has been up, None when its admin does not answer.
+    The watcher's one admin read, once a second: from /server_info, whose cost does not
+    grow with the config (a filtered /stats walks every stat: ~110 ms of Envoy's main
+    thread each second at 10 000 vhosts; /server_info ~2 ms)."""
     from xdsgen.admin import AdminUnreachable
     from xdsgen.live.orchestrate import resolve_admin
 
@@ -235,8 +235,8 @@ def envoy_uptime(model: Any, admin_override: Optional[str]) -> Optional[float]:
     if admin is None:
         return None
     try:
-        return float(admin.stats(r"^server\.uptime$")["server.uptime"])
-    except (AdminUnreachable, ValueError, KeyError):
+        return admin.uptime()
+    except AdminUnreachable:
         return None
 
 

@@ -18,8 +18,9 @@ listener before its rds_/sds_ files exist would leave it warming or refused.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 from xdsgen.conventions import (
     CDS_FILE,
@@ -36,6 +37,8 @@ from xdsgen.live.certs import CertReload
 from xdsgen.parsed import resources_of
 
 ACTIONS = ("+", "~", "-")
+# The clusters of the last confirmed config, or a function that reads them when needed.
+Previous = Union[None, list[dict[str, Any]], Callable[[], Optional[list[dict[str, Any]]]]]
 
 
 def named_resources(files: dict[str, str]) -> tuple[dict[tuple[str, str], Any], set[str]]:
@@ -254,15 +257,16 @@ def union_cds(
     old_text: Optional[str],
     new_text: str,
     referenced: Optional[set[str]] = None,
-    previous: Optional[list[dict[str, Any]]] = None,
+    previous: Previous = None,
 ) -> Optional[str]:
     """cds.yaml with every new cluster plus the old ones the new config drops that the
     running config still uses (`referenced`; None: all of them), or None when there is no
     such cluster (then the new file itself is the first step). `previous`: the clusters
-    Envoy runs when the file on disk cannot tell (it does not parse)."""
+    Envoy runs when the file on disk cannot tell (it does not parse), or a function that
+    reads them (only called then)."""
     old = resources_of(old_text)
     if old is None:
-        old = previous
+        old = previous() if callable(previous) else previous
     new = resources_of(new_text)
     if not old or new is None:
         return None
@@ -288,10 +292,10 @@ def _changed_names(old_text: Optional[str], new_text: str) -> frozenset[str]:
 
 def plan_steps(
     old_files: dict[str, str],
-    new_files: dict[str, str],
+    new_files: Mapping[str, str],
     reloads: tuple[CertReload, ...] = (),
     stale: tuple[str, ...] = (),
-    previous_clusters: Optional[list[dict[str, Any]]] = None,
+    previous_clusters: Previous = None,
 ) -> list[Step]:
     """The ordered steps from the files on disk to the new ones (see the module doc);
     `stale` files are written even though their content is unchanged."""
