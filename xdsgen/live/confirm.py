@@ -9,6 +9,7 @@ it asked Envoy to re-read is served (same serial and expiry as the file).
 from __future__ import annotations
 
 import posixpath
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -155,10 +156,26 @@ class Confirmer:
             return
         expects = self.expectations(step, files)
         identities = {r.secret: certificate_identity(r.cert) for r in step.reloads}
-        started = time.monotonic()
-        deadline = started + self.timeout
-        next_full = started  # the first poll is a whole check (nothing to wait for: done)
-        told = Told(self.status, started)
+        deadline = time.monotonic() + self.timeout
+        everything = [e.file or e.prefix for e in expects]
+        everything += [f"certificate {r.secret}" for r in step.reloads]
+        told = Told(self.status, everything or [step.what])
+        try:
+            self._wait(step, base, expects, identities, deadline, told)
+        finally:
+            told.stop()
+
+    def _wait(
+        self,
+        step: Step,
+        base: dict[str, str],
+        expects: list[Expect],
+        identities: dict[str, Any],
+        deadline: float,
+        told: Told,
+    ) -> None:
+        assert self.admin is not None
+        next_full = time.monotonic()  # the first poll is a whole check (nothing to wait for: done)
         poll = Poll()
         while True:
             asked = time.monotonic()
@@ -304,18 +321,32 @@ class Confirmer:
 
 
 class Told:
-    """The status lines of one step's wait: the first after STATUS_AFTER, another only when
-    what is waited for changed (a file confirmed) and STATUS_AFTER passed again."""
+    """The status lines of one step's wait, from a timer thread (the wait itself may be one
+    admin read that Envoy answers only when its load is over): after STATUS_AFTER, what is
+    still waited for; again each STATUS_AFTER when that changed (a file confirmed)."""
 
-    def __init__(self, status: Callable[[str], None], started: float):
+    def __init__(self, status: Callable[[str], None], names: list[str]):
         self.status = status
-        self.last_time = started
-        self.last: list[str] = []
+        self.names = names
+        self.said: list[str] = []
+        self.done = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        if status is not quiet and names:
+            self.thread = threading.Thread(target=self._run, name="confirm-status", daemon=True)
+            self.thread.start()
 
     def waiting(self, names: list[str]) -> None:
-        now = time.monotonic()
-        if now - self.last_time < STATUS_AFTER or names == self.last:
-            return
-        self.last_time, self.last = now, names
-        shown = [n[: -len(".yaml")] if n.endswith(".yaml") else n for n in names]
-        self.status(f"waiting for Envoy to confirm {', '.join(shown)}…")
+        self.names = names
+
+    def _run(self) -> None:
+        while not self.done.wait(STATUS_AFTER):
+            names = list(self.names)
+            if names and names != self.said:
+                self.said = names
+                shown = [n[: -len(".yaml")] if n.endswith(".yaml") else n for n in names]
+                self.status(f"waiting for Envoy to confirm {', '.join(shown)}…")
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
