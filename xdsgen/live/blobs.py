@@ -56,14 +56,17 @@ class BlobStore:
             except OSError as exc:
                 path = self._path(key, compressed)
                 raise IOProblem(f"cannot read {path}: {exc.strerror}") from None
+            zlib = _zlib()
+            damage: tuple[type[BaseException], ...] = (ValueError, UnicodeDecodeError)
+            if zlib is not None:
+                damage += (zlib.error,)
             try:
                 if compressed:
-                    zlib = _zlib()
                     if zlib is None:
                         raise ValueError("this Python has no zlib")
                     data = zlib.decompress(data)
                 text = data.decode("utf-8")
-            except (ValueError, UnicodeDecodeError) as exc:
+            except damage as exc:
                 raise IOProblem(f"{self._path(key, compressed)} is damaged ({exc})") from None
             if digest(text) != key:
                 raise IOProblem(f"{self._path(key, compressed)} is damaged (its hash differs)")
