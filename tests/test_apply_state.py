@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,10 @@ def files(n: int) -> dict[str, str]:
 
 
 def blobs(config: Path) -> list[str]:
+    """The stored texts (not their route digests)."""
     directory = config / ".xdsgen" / "files"
-    return sorted(os.listdir(directory)) if directory.is_dir() else []
+    names = os.listdir(directory) if directory.is_dir() else []
+    return sorted(n for n in names if not n.endswith(".idx"))
 
 
 def test_each_text_is_stored_once_and_state_json_names_hashes(tmp_path: Path) -> None:
@@ -131,3 +134,84 @@ def test_without_zlib_texts_are_stored_as_they_are(
     store.write([(digest("hello"), "hello")])
     assert (tmp_path / "files" / digest("hello")).read_text() == "hello"
     assert store.read(digest("hello")) == "hello"
+
+
+# --------------------------------------------------------------------------- route digests
+
+
+def _sites(tmp_path: Path, name: str, hosts: list[tuple[str, str]]) -> dict[str, str]:
+    from harness import write_inventory
+
+    from xdsgen.pipeline import load_model, render
+
+    data = {
+        "version": 1,
+        "envoy": {"config_dir": str(tmp_path / "config")},
+        "listen": {"ipv4": {"address": "127.0.0.1", "http": 8080}},
+        "upstreams": {"a": "127.0.0.1:3000", "b": "127.0.0.1:3001"},
+        "http": [
+            {"domains": [host], "routes": [{"prefix": prefix, "upstream": "a"}]}
+            for host, prefix in hosts
+        ],
+    }
+    return render(load_model(str(write_inventory(tmp_path / f"{name}.yaml", data)))).files
+
+
+BASE_SITES = [("a.test", "/"), ("b.test", "/"), ("c.test", "/x/"), ("*", "/")]
+VARIANTS = {
+    "a vhost's route": [("a.test", "/"), ("b.test", "/y/"), ("c.test", "/x/"), ("*", "/")],
+    "a vhost added": [*BASE_SITES[:3], ("d.test", "/"), ("*", "/")],
+    "a vhost removed": [BASE_SITES[0], *BASE_SITES[2:]],
+    "a vhost renamed": [("a.test", "/"), ("bb.test", "/"), ("c.test", "/x/"), ("*", "/")],
+    "vhosts reordered": [BASE_SITES[1], BASE_SITES[0], *BASE_SITES[2:]],
+    "nothing": BASE_SITES,
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_stored_digests_plan_what_parsing_plans(tmp_path: Path, variant: str) -> None:
+    """A route file known by its stored digests gives the same plan as parsing it."""
+    from xdsgen import parsed
+    from xdsgen.live.digests import index_from_json, index_json, route_digests
+    from xdsgen.live.plan import compute_plan
+
+    old = _sites(tmp_path, "old", BASE_SITES)
+    new = _sites(tmp_path, "new", VARIANTS[variant])
+    parsing = compute_plan(old, new)
+    stored = {t: index_json(route_digests(t) or {}) for n, t in old.items() if n.startswith("rds_")}
+    parsed._CACHE.clear()  # a new process: the old files are not parsed yet
+    asked: list[str] = []
+
+    def known(text: str) -> Any:
+        asked.append(text)
+        return index_from_json(stored[text]) if text in stored else None
+
+    by_digests = compute_plan(old, new, known=known)
+    assert by_digests.lines() == parsing.lines()
+    assert by_digests.writes == parsing.writes
+    if variant != "nothing":
+        assert asked, "the stored digests were not used"
+        assert not any(parsed.is_parsed(t) for t in stored if t not in new.values())
+
+
+def test_apply_stores_route_digests_and_the_next_plan_uses_them(tmp_path: Path) -> None:
+    """Stored with the texts, removed with them; read by the next apply's plan."""
+    from xdsgen import parsed
+    from xdsgen.live.blobs import digest
+    from xdsgen.live.orchestrate import _known
+
+    state = State(str(tmp_path))
+    old = _sites(tmp_path, "old", BASE_SITES)
+    state.commit(old, {}, True, "", "inv.yaml")
+    route = old["rds_http_ipv4.yaml"]
+    index = tmp_path / ".xdsgen" / "files" / f"{digest(route)}.idx"
+    assert index.is_file()
+    assert not (tmp_path / ".xdsgen" / "files" / f"{digest(old['cds.yaml'])}.idx").exists()
+    parsed._CACHE.clear()
+    found = _known(State.load(str(tmp_path)))(route)
+    assert found is not None and set(found) == {"http_ipv4"}
+    index.write_text("{damaged")
+    assert _known(State.load(str(tmp_path)))(route) is None  # then the file is parsed
+    for n in range(HISTORY + 1):
+        state.commit(_sites(tmp_path, f"v{n}", [(f"v{n}.test", "/")]), {}, True, "", "inv.yaml")
+    assert not index.exists()

@@ -38,6 +38,11 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=loader)
 
 
+def is_parsed(text: str) -> bool:
+    """Whether `text` is in the cache (document() would not parse it)."""
+    return text in _CACHE
+
+
 def document(text: str) -> Any:
     """The parsed file (cached; callers must not change it)."""
     found = _CACHE.get(text, _CACHE)

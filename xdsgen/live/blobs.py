@@ -21,6 +21,7 @@ from xdsgen.files import TEMP_PREFIX, fsync_dir
 
 BLOB_DIR = "files"
 _COMPRESSED = ".z"
+_INDEX = ".idx"
 
 
 def digest(text: str) -> str:
@@ -98,14 +99,37 @@ class BlobStore:
                 f"cannot store the config in {self.directory}: {exc.strerror}"
             ) from None
 
+    # A text's index (live/digests.py: what the plan compares instead of parsing it) is a
+    # cache: written without fsync, and a missing or damaged one means parsing as before.
+
+    def read_index(self, key: str) -> Optional[str]:
+        try:
+            with open(os.path.join(self.directory, key + _INDEX), encoding="utf-8") as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def has_index(self, key: str) -> bool:
+        return os.path.exists(os.path.join(self.directory, key + _INDEX))
+
+    def write_index(self, key: str, text: str) -> None:
+        temp = os.path.join(self.directory, f"{TEMP_PREFIX}{key}{_INDEX}")
+        with contextlib.suppress(OSError):
+            os.makedirs(self.directory, mode=0o755, exist_ok=True)
+            with open(temp, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temp, os.path.join(self.directory, key + _INDEX))
+
     def keep_only(self, keys: set[str]) -> None:
-        """Remove every stored text not in `keys` (and temp files a killed run left)."""
+        """Remove every stored text (and index) not in `keys`."""
         try:
             names = os.listdir(self.directory)
         except OSError:
             return
         for name in names:
-            key = name[: -len(_COMPRESSED)] if name.endswith(_COMPRESSED) else name
+            key = name
+            for suffix in (_COMPRESSED, _INDEX):
+                key = key[: -len(suffix)] if key.endswith(suffix) else key
             if key not in keys:
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.directory, name))
@@ -171,6 +195,10 @@ class FileSet(Mapping[str, str]):
     def loaded(self) -> dict[str, str]:
         """Every text (read now): a plain dict."""
         return {name: self[name] for name in self.hashes}
+
+    def texts_by_name(self) -> Iterator[tuple[str, str]]:
+        """(name, text) of the texts held in memory."""
+        yield from list(self._texts.items())
 
     def texts_known(self) -> Iterator[tuple[str, str]]:
         """(hash, text) of the texts held in memory (to store before state.json names them)."""

@@ -198,6 +198,20 @@ def _drift_notes(state: State, old: dict[str, str], source: str, notes: list[str
             notes.append(f"{name} was edited by hand (its content no longer matches its version)")
 
 
+def _known(state: State) -> Callable[[str], Optional[dict[str, Any]]]:
+    """The digests apply stored with a route file's text (live/digests.py), by the text."""
+    from xdsgen.live.blobs import digest
+    from xdsgen.live.digests import index_from_json
+
+    store = state.store
+
+    def lookup(text: str) -> Optional[dict[str, Any]]:
+        stored = store.read_index(digest(text))
+        return None if stored is None else index_from_json(stored)
+
+    return lookup
+
+
 def _previous_clusters(state: State) -> Callable[[], Optional[list[dict[str, Any]]]]:
     """The clusters of the last confirmed config, read only if a plan needs them (the CDS
     file on disk does not parse)."""
@@ -259,7 +273,8 @@ def apply(
         # 10 000 vhosts the collector, walking every object of the model and the render at
         # each pass, took a third of that time.
         with announced(status, "planning…"), gc_paused():
-            result.plan = plan = compute_plan(old, rendered.files, reloads, stale_files(old, stats))
+            stale = stale_files(old, stats)
+            result.plan = plan = compute_plan(old, rendered.files, reloads, stale, _known(state))
         certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
         if plan.empty:
             if not state.accepted or served or (state.last_confirmed() is None and stats):
@@ -363,6 +378,7 @@ def _dry_run(
         rendered.files,
         reloads_needed(model.secrets, state.known_certs()),
         stale_files(old, stats),
+        _known(state),
     )
     result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
     _drift_notes(state, old, source, result.notes)

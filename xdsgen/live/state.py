@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from xdsgen.conventions import is_config_file
+from xdsgen.conventions import is_config_file, is_rds
 from xdsgen.errors import IOProblem
 from xdsgen.files import write_atomic
 from xdsgen.live.blobs import BlobStore, FileSet
@@ -186,6 +186,7 @@ class State:
         store = self.store
         for entry in entries:
             store.write(entry["files"].texts_known())
+            _store_indexes(store, entry["files"])
         data = {
             "format": STATE_FORMAT,
             "accepted": [_stored(e) for e in self.accepted],
@@ -198,3 +199,17 @@ class State:
         except IOProblem as exc:
             raise IOProblem(f"cannot record the apply history: {exc}") from None
         store.keep_only({h for e in entries for h in e["files"].hashes.values()})
+
+
+def _store_indexes(store: BlobStore, files: FileSet) -> None:
+    """The digests of each route file held in memory (live/digests.py), once per text."""
+    from xdsgen.live.digests import index_json, route_digests
+    from xdsgen.speed import gc_paused
+
+    with gc_paused():  # thousands of small dicts, while the render's millions are alive
+        for name, text in files.texts_by_name():
+            key = files.hashes[name]
+            if is_rds(name) and not store.has_index(key):
+                digests = route_digests(text)
+                if digests is not None:
+                    store.write_index(key, index_json(digests))
