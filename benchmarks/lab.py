@@ -238,8 +238,12 @@ class LiveLab:
         self._watch_log = log
         # -v: one line per step, each timestamped on arrival by a reader thread, so that the
         # latency can be split into its parts.
+        # The watcher's default debounce (xdsgen.watch.DEFAULT_DEBOUNCE), passed explicitly:
+        # the CLI's own default is the lead's to follow (cli.py).
+        from xdsgen.watch import DEFAULT_DEBOUNCE
+
         self.watcher = subprocess.Popen(
-            [*self.apply_command(), "--watch", "-v"],
+            [*self.apply_command(), "--watch", "-v", "--debounce", f"{DEFAULT_DEBOUNCE:g}"],
             env=self.install.env,
             cwd=str(self.root),
             stdin=subprocess.DEVNULL,
