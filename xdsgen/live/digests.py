@@ -89,6 +89,12 @@ def route_digests(text: str) -> Optional[dict[str, RouteDigest]]:
     return found
 
 
+def retain(texts: set[str]) -> None:
+    """Forget the digests of every text but `texts` (see parsed.retain)."""
+    for text in [t for t in _MEMO if t not in texts]:
+        del _MEMO[text]
+
+
 def index_json(digests: dict[str, RouteDigest]) -> str:
     return json.dumps({"format": 1, "routes": {n: d.as_json() for n, d in digests.items()}})
 

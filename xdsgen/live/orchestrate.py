@@ -251,48 +251,66 @@ def apply(
         os.makedirs(config_dir, exist_ok=True)
     except OSError as exc:
         raise IOProblem(f"cannot create {config_dir}: {exc.strerror}") from None
-    with locked(config_dir, options.lock_timeout):
-        for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
-            for name in sweep_temp_files(directory):
-                progress(f"  removed {name}, left by an interrupted run")
-        state = State.load(config_dir)
-        stats = reach(admin, options)
-        if stats is None:
-            admin = None
-        result = Result(
-            compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
-        )
-        _settle_journal(state, stats, result.notes)
-        managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
-        old = read_files(config_dir, managed)
-        _drift_notes(state, old, source, result.notes)
-        for note in result.notes:
-            warn(f"note: {note}")
-        reloads, served = _reloads(model, state, admin)
-        # The files on disk are parsed here (those the render did not write just now): at
-        # 10 000 vhosts the collector, walking every object of the model and the render at
-        # each pass, took a third of that time.
-        with announced(status, "planning…"), gc_paused():
-            stale = stale_files(old, stats)
-            result.plan = plan = compute_plan(old, rendered.files, reloads, stale, _known(state))
-        certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
-        if plan.empty:
-            if not state.accepted or served or (state.last_confirmed() is None and stats):
-                state.commit(rendered.files, certs, stats is not None, address, source)
+    old: dict[str, str] = {}
+    try:
+        with locked(config_dir, options.lock_timeout):
+            for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
+                for name in sweep_temp_files(directory):
+                    progress(f"  removed {name}, left by an interrupted run")
+            state = State.load(config_dir)
+            stats = reach(admin, options)
+            if stats is None:
+                admin = None
+            result = Result(
+                compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
+            )
+            _settle_journal(state, stats, result.notes)
+            managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
+            old.update(read_files(config_dir, managed))
+            _drift_notes(state, old, source, result.notes)
+            for note in result.notes:
+                warn(f"note: {note}")
+            reloads, served = _reloads(model, state, admin)
+            # The files on disk are parsed here (those the render did not write just now): at
+            # 10 000 vhosts the collector, walking every object of the model and the render at
+            # each pass, took a third of that time.
+            with announced(status, "planning…"), gc_paused():
+                stale = stale_files(old, stats)
+                result.plan = plan = compute_plan(
+                    old, rendered.files, reloads, stale, _known(state)
+                )
+            certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
+            if plan.empty:
+                if not state.accepted or served or (state.last_confirmed() is None and stats):
+                    state.commit(rendered.files, certs, stats is not None, address, source)
+                return result
+            show_plan(plan)
+            says = (progress, status)
+            _change(state, model, rendered, plan, options, admin, says, managed, (certs, source))
+            result.applied = True
+            result.confirmed = admin is not None
+            try:
+                state.commit(rendered.files, certs, result.confirmed, address, source)
+            except IOProblem as exc:
+                raise IOProblem(
+                    f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
+                    f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
+                ) from None
             return result
-        show_plan(plan)
-        says = (progress, status)
-        _change(state, model, rendered, plan, options, admin, says, managed, (certs, source))
-        result.applied = True
-        result.confirmed = admin is not None
-        try:
-            state.commit(rendered.files, certs, result.confirmed, address, source)
-        except IOProblem as exc:
-            raise IOProblem(
-                f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
-                f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
-            ) from None
-        return result
+    finally:
+        _retain(old, rendered.files)
+
+
+def _retain(old: dict[str, str], new: dict[str, str]) -> None:
+    """Only the files on disk and the ones just rendered are worth keeping parsed: the next
+    apply of a watcher compares nothing else (a long-lived process must not keep every
+    config it ever applied)."""
+    from xdsgen import parsed
+    from xdsgen.live import digests
+
+    texts = {*old.values(), *new.values()}
+    parsed.retain(texts)
+    digests.retain(texts)
 
 
 def _reloads(model: Any, state: State, admin: Optional[Admin]) -> tuple[Any, set[Any]]:
