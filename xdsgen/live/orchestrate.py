@@ -225,6 +225,16 @@ def _previous_clusters(state: State) -> Callable[[], Optional[list[dict[str, Any
     return read
 
 
+@dataclass
+class Says:
+    """Where apply's lines go (see apply's doc)."""
+
+    progress: Say = _quiet
+    warn: Say = _quiet
+    show_plan: Callable[[Plan], None] = _no_plan
+    status: Say = _quiet
+
+
 def apply(
     inventory: str,
     options: Options,
@@ -243,10 +253,9 @@ def apply(
         model, rendered = build(inventory, options.config_dir)
     config_dir = model.envoy.config_dir
     admin = resolve_admin(options.admin, model, options.timeout)
-    address = admin.address if admin else ""
     source = os.path.abspath(inventory)
     if options.dry_run:
-        return _dry_run(model, rendered, admin, address, source)
+        return _dry_run(model, rendered, admin, admin.address if admin else "", source)
     try:
         os.makedirs(config_dir, exist_ok=True)
     except OSError as exc:
@@ -254,51 +263,63 @@ def apply(
     old: dict[str, str] = {}
     try:
         with locked(config_dir, options.lock_timeout):
-            for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
-                for name in sweep_temp_files(directory):
-                    progress(f"  removed {name}, left by an interrupted run")
-            state = State.load(config_dir)
-            stats = reach(admin, options)
-            if stats is None:
-                admin = None
-            result = Result(
-                compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
-            )
-            _settle_journal(state, stats, result.notes)
-            managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
-            old.update(read_files(config_dir, managed))
-            _drift_notes(state, old, source, result.notes)
-            for note in result.notes:
-                warn(f"note: {note}")
-            reloads, served = _reloads(model, state, admin)
-            # The files on disk are parsed here (those the render did not write just now): at
-            # 10 000 vhosts the collector, walking every object of the model and the render at
-            # each pass, took a third of that time.
-            with announced(status, "planning…"), gc_paused():
-                stale = stale_files(old, stats)
-                result.plan = plan = compute_plan(
-                    old, rendered.files, reloads, stale, _known(state)
-                )
-            certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
-            if plan.empty:
-                if not state.accepted or served or (state.last_confirmed() is None and stats):
-                    state.commit(rendered.files, certs, stats is not None, address, source)
-                return result
-            show_plan(plan)
-            says = (progress, status)
-            _change(state, model, rendered, plan, options, admin, says, managed, (certs, source))
-            result.applied = True
-            result.confirmed = admin is not None
-            try:
-                state.commit(rendered.files, certs, result.confirmed, address, source)
-            except IOProblem as exc:
-                raise IOProblem(
-                    f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
-                    f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
-                ) from None
-            return result
+            says = Says(progress, warn, show_plan, status)
+            return _apply_locked(model, rendered, source, options, admin, old, says)
     finally:
         _retain(old, rendered.files)
+
+
+def _apply_locked(
+    model: Any,
+    rendered: Any,
+    source: str,
+    options: Options,
+    admin: Optional[Admin],
+    old: dict[str, str],
+    says: Says,
+) -> Result:
+    """apply's steps 2-7 (see the module doc), with the directory's lock held; `old` gets
+    the files on disk."""
+    config_dir = model.envoy.config_dir
+    address = admin.address if admin else ""
+    for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
+        for name in sweep_temp_files(directory):
+            says.progress(f"  removed {name}, left by an interrupted run")
+    state = State.load(config_dir)
+    stats = reach(admin, options)
+    if stats is None:
+        admin = None
+    result = Result(compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model)
+    _settle_journal(state, stats, result.notes)
+    managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
+    old.update(read_files(config_dir, managed))
+    _drift_notes(state, old, source, result.notes)
+    for note in result.notes:
+        says.warn(f"note: {note}")
+    reloads, served = _reloads(model, state, admin)
+    # The files on disk are parsed here (those the render did not write just now): at
+    # 10 000 vhosts the collector, walking every object of the model and the render at
+    # each pass, took a third of that time.
+    with announced(says.status, "planning…"), gc_paused():
+        stale = stale_files(old, stats)
+        result.plan = plan = compute_plan(old, rendered.files, reloads, stale, _known(state))
+    certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
+    if plan.empty:
+        if not state.accepted or served or (state.last_confirmed() is None and stats):
+            state.commit(rendered.files, certs, stats is not None, address, source)
+        return result
+    says.show_plan(plan)
+    _change(state, model, rendered, plan, options, admin, says, managed, (certs, source))
+    result.applied = True
+    result.confirmed = admin is not None
+    try:
+        state.commit(rendered.files, certs, result.confirmed, address, source)
+    except IOProblem as exc:
+        raise IOProblem(
+            f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
+            f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
+        ) from None
+    return result
 
 
 def _retain(old: dict[str, str], new: dict[str, str]) -> None:
@@ -334,7 +355,7 @@ def _change(
     plan: Plan,
     options: Options,
     admin: Optional[Admin],
-    says: tuple[Say, Say],
+    says: Says,
     managed: set[str],
     journal: tuple[dict[str, str], str],
 ) -> None:
@@ -345,7 +366,7 @@ def _change(
     from xdsgen.live.check import finish_check, start_check
     from xdsgen.live.confirm import Confirmer
 
-    progress, status = says
+    progress, status = says.progress, says.status
     previous = _previous_clusters(state)
     check = start_check(model, rendered, plan, options.envoy_check, progress)
     try:
