@@ -503,3 +503,19 @@ def test_a_long_lived_process_keeps_only_two_configs_parsed(live: Live) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_polling_follows_what_a_read_costs_envoy_not_a_read_that_waited() -> None:
+    from xdsgen.live import confirm
+
+    poll = confirm.Poll()
+    assert poll.interval == confirm.POLL_MIN
+    now = time.monotonic()
+    poll.timed(now - 2.0)  # answered after a 2 s load: not what a read costs
+    assert poll.interval == confirm.POLL_MAX
+    poll.timed(time.monotonic() - 0.005)  # a 5 ms read (10 000 vhosts)
+    assert abs(poll.interval - confirm.POLL_FACTOR * 0.005) < 0.003
+    poll.timed(time.monotonic() - 1.0)  # another long wait: the cost stays the quickest
+    assert poll.interval < 0.03
+    poll.timed(time.monotonic())  # a home router's Envoy answers at once
+    assert poll.interval == confirm.POLL_MIN
