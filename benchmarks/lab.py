@@ -32,6 +32,31 @@ EDIT_BACKEND = "grafana"
 OTHER_BACKEND = "lede"
 
 
+def listener_ports(count: int) -> list[int]:
+    """Ports for Envoy's listeners, below the kernel's ephemeral range and free on both
+    loopback families now. A port the kernel handed out (free_ports) may be taken again as
+    the local port of any outgoing connection on a busy machine; with 1 000 TCP maps at
+    10 000 vhosts one of them regularly was, and Envoy refused its listener."""
+    import random
+
+    from xdsgen.envoyproc import bindable
+
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            ephemeral = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    low = 10000
+    start = random.randrange(low, max(low + 1, ephemeral - count - 1))
+    found: list[int] = []
+    for port in [*range(start, ephemeral), *range(low, start)]:
+        if bindable(port):
+            found.append(port)
+            if len(found) == count:
+                return found
+    return found + free_ports(count - len(found))
+
+
 class Backend:
     """Answers every request with its name (JSON), without Nagle's delay."""
 
@@ -140,7 +165,7 @@ class LiveLab:
         cert, key = certificate(
             self.root / "certs", "router.example.com", "mynas.example.com", "ha.example.com"
         )
-        (http4, https4, http6, https6, *rest) = free_ports(12)
+        (http4, https4, http6, https6, *rest) = listener_ports(12)
         self.http_port = http4
         # The admin is the default: a Unix socket in the config directory.
         data["envoy"] = {"config_dir": str(self.config), "access_log": "off"}

@@ -69,18 +69,31 @@ def run_sections(bench: Bench) -> None:
         from startup import startup
 
         for install in installs.values():
-            startup(bench, install)
+            guarded(bench, "startup", startup, install)
     if "scale" in only:
         from scale import scale
 
-        scale(bench, installs["essentials"])
+        guarded(bench, "scale", scale, installs["essentials"])
     if only & set(LIVE):
         for install in installs.values():
-            live(bench, install)
+            guarded(bench, "live", live, install)
     if "apply_scale" in only:
         from apply_scale import apply_scale
 
-        apply_scale(bench, installs["essentials"])
+        guarded(bench, "apply_scale", apply_scale, installs["essentials"])
+
+
+def guarded(bench: Bench, name: str, section: Any, install: Any) -> None:
+    """Run one section; a failure is a failed row (and the traceback in the JSON), and
+    the other sections still run."""
+    import traceback
+
+    try:
+        section(bench, install)
+    except Exception as exc:  # a benchmark must report, not stop
+        bench.results.setdefault("errors", {})[f"{name} ({install})"] = traceback.format_exc()
+        bench.rows.row(f"{name} ({install})", f"FAILED: {exc}"[:200], float("nan"), "")
+        bench.rows.rows[-1]["ok"] = False
 
 
 def live(bench: Bench, install: Any) -> None:

@@ -15,9 +15,9 @@ from typing import Any, Optional
 import synth
 from common import BENCH, median, rss_mb, run_timed
 from installs import Install
-from lab import certificate
+from lab import certificate, listener_ports
 
-from xdsgen.envoyproc import EnvoyProcess, free_ports
+from xdsgen.envoyproc import EnvoyProcess
 
 
 def write_synthetic(root: Path, n: int, certs: tuple[Path, Path], **kwargs: Any) -> Path:
@@ -32,7 +32,7 @@ def write_synthetic(root: Path, n: int, certs: tuple[Path, Path], **kwargs: Any)
 
 def listening_ports(n: int) -> dict[str, Any]:
     counts = synth.counts(n)
-    ports = free_ports(2 + counts["tcp"])
+    ports = listener_ports(2 + counts["tcp"])
     return {"http_port": ports[0], "https_port": ports[1], "tcp_ports": ports[2:]}
 
 

@@ -61,6 +61,7 @@ def test_the_json_has_machine_facts_and_every_section(tiny: tuple) -> None:
         "apply_scale",
     }
     assert report["elapsed_s"] < 60
+    assert "errors" not in report["results"], report["results"].get("errors")
 
 
 def test_both_installs_are_measured_and_only_the_full_one_has_rich(tiny: tuple) -> None:

@@ -51,12 +51,13 @@ def free_ports(count: int) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
         port = free_port()
-        if port not in ports and _bindable_everywhere(port):
+        if port not in ports and bindable(port):
             ports.append(port)
     return ports
 
 
-def _bindable_everywhere(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether `port` binds for TCP and UDP on 127.0.0.1 and ::1 (when ::1 exists) now."""
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             try:
