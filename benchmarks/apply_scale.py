@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,52 @@ class ScaleLab:
         self.changed = changed
         return took
 
+    def traffic_until(self, backend: str) -> Any:
+        """Ask in a thread from now on; the returned function gives the seconds until
+        `backend` answered (real traffic, while apply runs)."""
+        client = Client(self.client.port)
+        start = time.perf_counter()
+        found: list[float] = []
+        thread = threading.Thread(
+            target=lambda: found.append(
+                client.until(self.host, backend, start, timeout=120, path="/api/x")
+            ),
+            daemon=True,
+        )
+        thread.start()
+
+        def result() -> float:
+            thread.join(130)
+            client.close()
+            if not found:
+                raise RuntimeError(f"{self.host} was never served by {backend}")
+            return found[0]
+
+        return result
+
+    def timeline(self) -> dict[str, float]:
+        """One more apply, with -v, its lines timestamped on arrival: where the time goes."""
+        command = [*self.apply_command(), "-v"]
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command, env=self.install.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
+        assert proc.stdout is not None
+        seen: dict[str, float] = {}
+        for raw in proc.stdout:
+            line, now = raw.decode(errors="replace"), time.perf_counter() - start
+            if "envoy --mode validate" in line:
+                seen.setdefault("planned", now)
+            elif "routes: confirmed" in line:
+                seen.setdefault("confirmed", now)
+            elif line.startswith("applied:"):
+                seen.setdefault("result", now)
+        proc.wait()
+        seen["exit"] = time.perf_counter() - start
+        if proc.returncode != 0 or len(seen) != 4:
+            raise RuntimeError(f"apply -v exited {proc.returncode}, saw {seen}")
+        return seen
+
     def close(self) -> None:
         self.client.close()
         if self.envoy is not None:
@@ -140,12 +188,15 @@ def apply_scale(bench: Any, install: Install) -> None:
             shutil.rmtree(out, ignore_errors=True)
             target = "B" if current == "A" else "A"
             lab.write(target, lab.inventory)
-            start = time.perf_counter()
+            watch = lab.traffic_until(target)
             proc = run_timed(lab.apply_command(), install.env)
-            served.append(lab.served_by(target, start))
+            served.append(watch())
             applies.append(proc.seconds)
             peaks.append(proc.rss_kb)
             current = target
+        target = "B" if current == "A" else "A"
+        lab.write(target, lab.inventory)
+        parts = lab.timeline()
     finally:
         lab.close()
     load = median(loads)
@@ -159,6 +210,7 @@ def apply_scale(bench: Any, install: Install) -> None:
         "served_s": served,
         "render_s": renders,
         "apply_peak_rss_mb": rss_mb(max(peaks)),
+        "timeline_s": parts,
     }
     bench.results.setdefault("apply_scale", {})[install.name] = result
     section = f"apply at scale ({install.name})"
@@ -211,3 +263,14 @@ def apply_scale(bench: Any, install: Install) -> None:
         target=target("apply_scale_rss_mb"),
     )
     rows.row(section, f"N={n}: first apply (the whole config, confirmed)", first * 1000, "ms")
+    total = parts["exit"] * 1000
+    note = "one more apply, -v, its lines timestamped"
+    for label, begin, end in (
+        ("start-up, load, render, plan", None, "planned"),
+        ("journal, write, until Envoy confirmed", "planned", "confirmed"),
+        ("state, the result line", "confirmed", "result"),
+        ("after the result line: the interpreter frees its objects", "result", "exit"),
+    ):
+        took = (parts[end] - (parts[begin] if begin else 0.0)) * 1000
+        rows.row(section, f"  part: {label}", took, "ms", total, "apply", note=note)
+        note = ""
