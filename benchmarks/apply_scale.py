@@ -7,8 +7,9 @@ listener), nothing else. The end points are xdsgen's exit (confirmed) and real t
 first request for site<~N/2>.example.com/api/ that the new backend answers.
 
 Envoy's reference: the same two files, rendered beforehand, renamed into place by hand,
-timed until that request is served by the new backend (and renamed back: the next sample,
-and xdsgen's history, start from the same config).
+timed until the new backend answers that request on both listeners (plain HTTP and TLS:
+Envoy loads the two files one after the other), then renamed back (the next sample, and
+xdsgen's history, start from the same config).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ScaleLab:
         self.root = bench.work / "apply-scale"
         self.backends = {"A": Backend("A"), "B": Backend("B")}
         ports = listening_ports(n)
-        self.client = Client(ports["http_port"])
+        self.ports = (ports["http_port"], ports["https_port"])
         certs = certificate(self.root / "certs", "*.example.com", "example.com")
         endpoints = [self.backends["A"].endpoint, self.backends["B"].endpoint]
         self.inventory = write_synthetic(self.root, n, certs, endpoints=endpoints, **ports)
@@ -69,8 +70,34 @@ class ScaleLab:
         temp.write_text(self.variant(backend))
         temp.replace(path)
 
-    def served_by(self, backend: str, since: float) -> float:
-        return self.client.until(self.host, backend, since, timeout=120, path="/api/x")
+    def served_by(self, backend: str, since: float, clients: Any = None) -> float:
+        """Seconds from `since` until `backend` answers on both listeners (the vhost's two
+        route files, plain HTTP and TLS). `clients`: connected already (see warm)."""
+        clients = clients or self.warm()
+        found: list[float] = []
+
+        def ask(client: Client) -> None:
+            try:
+                found.append(client.until(self.host, backend, since, timeout=120, path="/api/x"))
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=ask, args=(c,), daemon=True) for c in clients]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(130)
+        if len(found) != 2:
+            raise RuntimeError(f"{self.host} was never served by {backend} on both listeners")
+        return max(found)
+
+    def warm(self) -> list[Client]:
+        """A client per listener, its connection made (TLS handshake included) before any
+        timing starts."""
+        clients = [Client(self.ports[0]), Client(self.ports[1], tls=True)]
+        for client in clients:
+            client.ask(self.host, "/api/x")
+        return clients
 
     def start(self) -> float:
         """Envoy on an empty config; then the first apply (the whole config, confirmed)."""
@@ -105,10 +132,11 @@ class ScaleLab:
         keep.mkdir()
         for name in changed:
             shutil.copy2(self.config / name, keep / name)
+        clients = self.warm()
         start = time.perf_counter()
         for name in changed:
             (stage / name).replace(self.config / name)
-        took = self.served_by(backend, start)
+        took = self.served_by(backend, start, clients)
         for name in changed:
             (keep / name).replace(self.config / name)
         self.served_by(other, time.perf_counter())
@@ -117,21 +145,17 @@ class ScaleLab:
 
     def traffic_until(self, backend: str) -> Any:
         """Ask in a thread from now on; the returned function gives the seconds until
-        `backend` answered (real traffic, while apply runs)."""
-        client = Client(self.client.port)
+        `backend` answered on both listeners (real traffic, while apply runs)."""
+        clients = self.warm()
         start = time.perf_counter()
         found: list[float] = []
         thread = threading.Thread(
-            target=lambda: found.append(
-                client.until(self.host, backend, start, timeout=120, path="/api/x")
-            ),
-            daemon=True,
+            target=lambda: found.append(self.served_by(backend, start, clients)), daemon=True
         )
         thread.start()
 
         def result() -> float:
             thread.join(130)
-            client.close()
             if not found:
                 raise RuntimeError(f"{self.host} was never served by {backend}")
             return found[0]
@@ -162,7 +186,6 @@ class ScaleLab:
         return seen
 
     def close(self) -> None:
-        self.client.close()
         if self.envoy is not None:
             self.envoy.stop()
         for backend in self.backends.values():

@@ -88,17 +88,39 @@ class Backend:
         self.server.server_close()
 
 
-class Client:
-    """One keep-alive connection to Envoy's plain HTTP listener: who answers a Host."""
+class _SniConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with the vhost's name as SNI (the bench's CA is not trusted)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, sni: str):
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__("127.0.0.1", port, timeout=5, context=context)
+        self.sni = sni
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.sni)  # type: ignore[attr-defined]
+
+
+class Client:
+    """One keep-alive connection to one of Envoy's listeners (plain HTTP, or TLS with the
+    asked-for name as SNI): who answers a Host."""
+
+    def __init__(self, port: int, tls: bool = False):
         self.port = port
+        self.tls = tls
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def ask(self, host: str, path: str = "/") -> str:
         for _ in range(2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                if self.tls:
+                    self.conn = _SniConnection(self.port, host)
+                else:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
                 self.conn.request("GET", path, headers={"Host": host})
                 response = self.conn.getresponse()
