@@ -280,17 +280,15 @@ class LiveLab:
 
     # ------------------------------------------------------------------ the watcher
 
-    def start_watcher(self) -> None:
+    def start_watcher(self, debounce: float) -> None:
         log = open(self.root / "watch.log", "wb")  # noqa: SIM115 - lives as long as the watcher
         self._watch_log = log
         # -v: one line per step, each timestamped on arrival by a reader thread, so that the
         # latency can be split into its parts.
-        # The watcher's default debounce (xdsgen.watch.DEFAULT_DEBOUNCE), passed explicitly:
-        # the CLI's own default is the lead's to follow (cli.py).
-        from xdsgen.watch import DEFAULT_DEBOUNCE
-
+        # The debounce is passed explicitly (by default the watcher's own default,
+        # xdsgen.watch.DEFAULT_DEBOUNCE): the CLI's default must follow it (cli.py).
         self.watcher = subprocess.Popen(
-            [*self.apply_command(), "--watch", "-v", "--debounce", f"{DEFAULT_DEBOUNCE:g}"],
+            [*self.apply_command(), "--watch", "-v", "--debounce", f"{debounce:g}"],
             env=self.install.env,
             cwd=str(self.root),
             stdin=subprocess.DEVNULL,

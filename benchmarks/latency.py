@@ -53,10 +53,12 @@ class Probe:
         self.waker.close()
 
 
-def default_debounce() -> float:
+def default_debounce(bench: Any = None) -> float:
+    """--debounce, else the watcher's own default."""
     from xdsgen.watch import DEFAULT_DEBOUNCE
 
-    return DEFAULT_DEBOUNCE
+    chosen = getattr(getattr(bench, "args", None), "debounce", None)
+    return DEFAULT_DEBOUNCE if chosen is None else float(chosen)
 
 
 def envoy_floor(lab: LiveLab, samples: int) -> list[float]:
@@ -69,7 +71,7 @@ def envoy_floor(lab: LiveLab, samples: int) -> list[float]:
 def watch_latency(bench: Any, lab: LiveLab, install: Install, floor: list[float]) -> None:
     """`apply --watch`: `saves` renames, each timed until the new vhost serves."""
     saves = bench.args.saves
-    probe = Probe(lab.inventory, default_debounce())
+    probe = Probe(lab.inventory, default_debounce(bench))
     results = []
     try:
         lab.client.until(f"edit{lab.edits}.bench.test", EDIT_BACKEND, time.perf_counter())
@@ -108,7 +110,7 @@ def watch_latency(bench: Any, lab: LiveLab, install: Install, floor: list[float]
         "p50_ms": p50,
         "p95_ms": p95,
         "max_ms": max(latencies) * 1000,
-        "debounce_s": default_debounce(),
+        "debounce_s": default_debounce(bench),
         "watcher_kind": lab.watcher_kind,
         "envoy_floor_s": floor,
         "envoy_floor_p50_ms": floor_p50,
@@ -120,9 +122,8 @@ def watch_latency(bench: Any, lab: LiveLab, install: Install, floor: list[float]
         "per_save": results,
     }
     section = f"latency ({install.name})"
-    note = (
-        f"{saves} renames of a vhost; watcher: {lab.watcher_kind}, debounce {default_debounce():g}s"
-    )
+    debounce = default_debounce(bench)
+    note = f"{saves} renames of a vhost; watcher: {lab.watcher_kind}, debounce {debounce:g}s"
     bench.rows.row(section, "edit-to-live p50", p50, "ms", target="latency_p50_ms", note=note)
     bench.rows.row(section, "edit-to-live p95", p95, "ms", target="latency_p95_ms")
     bench.rows.row(section, "Envoy alone: a renamed-in route file serves (p50)", floor_p50, "ms")

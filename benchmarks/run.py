@@ -101,7 +101,7 @@ def live(bench: Bench, install: Any) -> None:
     the watcher's footprint, then the no-op."""
     from footprint import footprint, noop
     from lab import LiveLab
-    from latency import envoy_floor, oneshot, watch_latency
+    from latency import default_debounce, envoy_floor, oneshot, watch_latency
 
     only = bench.args.only
     lab = LiveLab(bench.work / f"live-{install.name}", install)
@@ -111,7 +111,7 @@ def live(bench: Bench, install: Any) -> None:
             floor = envoy_floor(lab, bench.args.floor_samples)
             oneshot(bench, lab, install)
         if only & {"latency", "footprint"}:
-            lab.start_watcher()
+            lab.start_watcher(default_debounce(bench))
             if "latency" in only:
                 watch_latency(bench, lab, install, floor)
             if "footprint" in only:
@@ -164,6 +164,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         "--footprint", default="10,500", help="watcher RSS after these many applies"
     )
     parser.add_argument("--idle-seconds", type=float, default=5.0, help="watcher idle CPU window")
+    parser.add_argument(
+        "--debounce",
+        type=float,
+        default=None,
+        help="apply --watch --debounce (default: the watcher's, xdsgen.watch.DEFAULT_DEBOUNCE)",
+    )
     parser.add_argument("--apply-size", type=int, default=10000, help="apply at scale: vhosts")
     parser.add_argument("--apply-runs", type=int, default=3, help="apply at scale: applies")
     parser.add_argument(
@@ -233,6 +239,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             "footprint": list(args.footprint),
             "apply_size": args.apply_size,
             "apply_runs": args.apply_runs,
+            "debounce": args.debounce,
             "sections": sorted(args.only),
         },
         "targets": {k: {"kind": v[0], "limit": v[1]} for k, v in TARGETS.items()},
