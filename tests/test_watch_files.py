@@ -165,6 +165,76 @@ def test_changes_settle_for_the_debounce(tmp_path: Path, waker: Waker) -> None:
         watcher.close()
 
 
+def _saves(target: Path) -> dict[str, Any]:
+    """The ways editors save, as their inotify events showed (vim, sed -i, a temp file
+    renamed): each must be one change, and complete when it counts."""
+
+    def in_place() -> None:  # vim: write, close, chmod within a few ms
+        with open(target, "w") as handle:
+            handle.write("in place\n")
+            handle.flush()
+            time.sleep(0.002)
+            os.fsync(handle.fileno())
+        os.chmod(target, 0o644)
+
+    def sed_i() -> None:
+        import subprocess
+
+        subprocess.run(["sed", "-i", "s/.*/sed/", str(target)], check=True)
+
+    def renamed() -> None:
+        temp = target.with_name(".inventory.yaml.tmp")
+        temp.write_text("renamed\n")
+        os.replace(temp, target)
+
+    def backup_then_write() -> None:  # writebackup: the old file moved aside first
+        backup = target.with_name("inventory.yaml~")
+        os.replace(target, backup)
+        time.sleep(0.05)  # a busy machine: far longer than the debounce
+        with open(target, "w") as handle:
+            handle.write("after backup\n")
+        os.unlink(backup)
+
+    return {
+        "in place": (in_place, "in place\n"),
+        "sed -i": (sed_i, "sed\n"),
+        "renamed": (renamed, "renamed\n"),
+        "backup then write": (backup_then_write, "after backup\n"),
+    }
+
+
+@pytest.mark.parametrize("style", ["in place", "sed -i", "renamed", "backup then write"])
+def test_each_save_is_one_complete_change_with_the_default_debounce(
+    tmp_path: Path, waker: Waker, style: str
+) -> None:
+    from xdsgen.watch import DEFAULT_DEBOUNCE
+
+    target = tmp_path / "inventory.yaml"
+    target.write_text("old\n")
+    save, expected = _saves(target)[style]
+    watcher = InotifyWatcher({str(target)}, DEFAULT_DEBOUNCE, waker)
+    try:
+        later(0.05, save)
+        assert watcher.wait(5) is True
+        assert target.read_text() == expected  # what an apply now would read
+        assert watcher.wait(0.3) is False  # and that was one change
+    finally:
+        watcher.close()
+
+
+def test_a_file_deleted_for_good_counts_after_the_grace(tmp_path: Path, waker: Waker) -> None:
+    target = tmp_path / "inventory.yaml"
+    target.write_text("old\n")
+    watcher = InotifyWatcher({str(target)}, 0.01, waker)
+    try:
+        later(0.05, target.unlink)
+        start = time.monotonic()
+        assert watcher.wait(5) is True
+        assert time.monotonic() - start >= filewatch.GONE_GRACE
+    finally:
+        watcher.close()
+
+
 def test_the_watched_directory_removed_and_recreated(tmp_path: Path, waker: Waker) -> None:
     directory = tmp_path / "conf"
     directory.mkdir()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 import socket
 import time
 import urllib.parse
@@ -26,6 +27,7 @@ DEFAULT_TIMEOUT = 10.0
 RETRY_PAUSE = 0.1
 # A config dump of 10 000 vhosts is tens of MB; far beyond this, something else answers.
 MAX_ANSWER_BYTES = 512 * 1024 * 1024
+_UPTIME_RE = re.compile(r'"uptime_current_epoch":\s*"(\d+(?:\.\d+)?)s"')
 
 
 class AdminUnreachable(IOProblem):
@@ -140,7 +142,9 @@ class Admin:
             time.sleep(RETRY_PAUSE)
 
     def get_json(self, path: str, timeout: Optional[float] = None) -> dict[str, Any]:
-        text = self.get(path, timeout)
+        return self._json_text(self.get(path, timeout), path)
+
+    def _json_text(self, text: str, path: str) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except ValueError:
@@ -159,6 +163,40 @@ class Admin:
     ) -> dict[str, str]:
         query = "?filter=" + urllib.parse.quote(pattern) if pattern else ""
         return parse_stats(self.get("/stats" + query, timeout))
+
+    # A filtered /stats walks every stat Envoy has, on the thread that also loads the
+    # config: ~120 ms per read at 10 000 vhosts (2 500 clusters, a hundred stats each).
+    # apply reads two cheap slices instead: the text readouts (a few: each subscription's
+    # version_text) and, with `usedonly`, the counters and gauges ever touched (the
+    # per-cluster stats never are). ~30 ms together there, <1 ms on a home router's config.
+    # A stat never used is left out, which `counter` reads as 0: Envoy's own value.
+
+    def versions(self, timeout: Optional[float] = None) -> dict[str, str]:
+        """The text readouts only: every subscription's version_text (a few lines)."""
+        return parse_stats(self.get("/stats?type=TextReadouts", timeout))
+
+    def apply_stats(self, timeout: Optional[float] = None) -> dict[str, str]:
+        """What apply reads (APPLY_STATS_FILTER) and every version_text, both reads within
+        one deadline."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        found = self.versions(timeout=max(deadline - time.monotonic(), 0.001))
+        query = "/stats?usedonly&filter=" + urllib.parse.quote(APPLY_STATS_FILTER)
+        found.update(parse_stats(self.get(query, max(deadline - time.monotonic(), 0.001))))
+        return found
+
+    def uptime(self, timeout: Optional[float] = None) -> float:
+        """Seconds the Envoy process has been up. From /server_info, whose cost does not grow
+        with the config (a filtered /stats does: see above); its answer is ~100 KB, but the
+        uptime is near its start."""
+        text = self.get("/server_info", timeout)
+        match = _UPTIME_RE.search(text, 0, 4096)
+        if match is None:
+            value = self._json_text(text, "/server_info").get("uptime_current_epoch")
+            match = _UPTIME_RE.search(f'"uptime_current_epoch": "{value}"')
+        if match is None:
+            reason = "/server_info has no uptime_current_epoch; is that Envoy's admin?"
+            raise AdminUnreachable(f"Envoy's admin at {self.address}: {reason}", reason)
+        return float(match.group(1))
 
     def stats_json(self, timeout: Optional[float] = None) -> dict[str, Any]:
         """Counters, gauges and text readouts by name (histograms left out)."""

@@ -14,15 +14,13 @@ import http.server
 import json
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from xdsgen.conventions import CDS_FILE, EMPTY_BODY, LDS_FILE, versioned
+from xdsgen.envoyproc import EnvoyProcess, free_port, ipv6_loopback
 from xdsgen.errors import IOProblem
 
 BACKENDS = ("blog", "shop", "api", "api_v2")
@@ -95,21 +93,6 @@ class _Backend:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
 def ask(address: str, port: int, host: str, path: str) -> str:
     """Who answered `host` + `path` through Envoy (or the HTTP status when nobody did)."""
     conn = http.client.HTTPConnection(address, port, timeout=5)
@@ -143,7 +126,7 @@ class Demo:
         self.keep = keep
         self.wait = wait
         self.backends: dict[str, _Backend] = {}
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.envoy: Optional[EnvoyProcess] = None
         self.workdir = ""
 
     def say(self, text: str, style: Optional[str] = "bold") -> None:
@@ -181,9 +164,9 @@ class Demo:
             + ", ".join(BACKENDS)
         )
         self.backends = {name: _Backend(name) for name in BACKENDS}
-        port = _free_port()
+        port = free_port()
         families = {"ipv4": "127.0.0.1"}
-        if _ipv6_loopback():
+        if ipv6_loopback():
             families["ipv6"] = "::1"
         listen = "\n".join(f'  {f}: {{address: "{a}", http: {port}}}' for f, a in families.items())
         config_dir = os.path.join(self.workdir, "config")
@@ -243,48 +226,20 @@ class Demo:
         return demo
 
     def start_envoy(self, envoy: str, model: Any) -> None:
-        from xdsgen.admin import Admin, AdminUnreachable
+        from xdsgen.envoyproc import EnvoyDidNotStart
 
-        log = open(os.path.join(self.workdir, "envoy.log"), "ab")  # noqa: SIM115 - closed by stop()
-        self._log = log
-        self.proc = subprocess.Popen(
-            [
-                envoy,
-                "-c",
-                os.path.join(self.workdir, "bootstrap.yaml"),
-                "--log-level",
-                "warning",
-                "--concurrency",
-                "1",
-                "--use-dynamic-base-id",
-                "--drain-time-s",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+        self.envoy = EnvoyProcess(
+            os.path.join(self.workdir, "bootstrap.yaml"),
+            str(model.envoy.admin),
+            os.path.join(self.workdir, "envoy.log"),
+            binary=envoy,
+            drain_time=1,
         )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise IOProblem(f"Envoy exited ({self.proc.returncode}):\n{self.log_tail()}")
-            with contextlib.suppress(AdminUnreachable):
-                admin = Admin.for_model(model, timeout=1.0)
-                if admin.get("/ready", timeout=1.0).strip() == "LIVE":
-                    self.say(f"   Envoy is LIVE, admin on {admin.address}", "green")
-                    return
-            time.sleep(0.1)
-        raise IOProblem(f"Envoy did not become ready in {READY_TIMEOUT:g}s:\n{self.log_tail()}")
-
-    def log_tail(self) -> str:
-        with (
-            contextlib.suppress(OSError),
-            open(
-                os.path.join(self.workdir, "envoy.log"), encoding="utf-8", errors="replace"
-            ) as handle,
-        ):
-            return handle.read()[-3000:]
-        return ""
+        try:
+            self.envoy.start(READY_TIMEOUT)
+        except EnvoyDidNotStart as exc:
+            raise IOProblem(str(exc)) from None
+        self.say(f"   Envoy is LIVE, admin on {model.envoy.admin}", "green")
 
     def requests(
         self,
@@ -315,15 +270,8 @@ class Demo:
         return answers
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with contextlib.suppress(Exception):
-            self._log.close()
+        if self.envoy is not None:
+            self.envoy.stop()
         for backend in self.backends.values():
             backend.close()
         self.backends = {}

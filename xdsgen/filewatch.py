@@ -7,7 +7,8 @@ old inode would miss all of that. Each directory is filtered to the names that m
 A change counts once it is complete. With inotify: a rename into place, a delete, a new
 symlink, a chmod, or the close of a file that was written (a file still open for writing
 is still being written, however long its writer pauses). Then the change must settle for
-`debounce` seconds without a further event. A directory that is removed or replaced (or an
+`debounce` seconds without a further event; a file renamed away or deleted (and not back
+yet) for up to GONE_GRACE. A directory that is removed or replaced (or an
 overflowing event queue) re-establishes every watch; a directory that does not exist yet
 is watched through its nearest existing ancestor until it appears.
 
@@ -32,6 +33,10 @@ POLL_INTERVAL = 0.25
 # (it holds it open for some other reason): the change counts anyway.
 WRITE_STALL = 10.0
 SYMLINK_HOPS = 40  # Linux's own limit (ELOOP)
+# A watched file renamed away or deleted is given this long to come back before the change
+# counts (editors that move the old file aside, then write the new one: the gap is well
+# under a millisecond, unless the machine is busy); a short debounce is then safe.
+GONE_GRACE = 1.0
 
 Signature = dict[str, Optional[tuple[int, int, int, int]]]
 
@@ -200,6 +205,7 @@ class InotifyWatcher:
         self.broken = ""
         self._pending: Optional[float] = None  # time of the last relevant event
         self._writing: dict[str, float] = {}  # path -> last write seen, until its close
+        self._gone: dict[str, float] = {}  # path -> renamed away or deleted, until it is back
         self._inotify: Optional[ino.Inotify] = None
         self._watches: dict[int, tuple[str, set[str], set[str]]] = {}
         self._identity: dict[str, Optional[tuple[int, int]]] = {}
@@ -285,9 +291,13 @@ class InotifyWatcher:
                 if self._writing:
                     delay = max(self._writing.values()) + WRITE_STALL - now
                 else:
-                    delay = self._pending + self.debounce - now
+                    settled = self._pending + self.debounce
+                    if self._gone:  # renamed away or deleted: a new one may be on its way
+                        settled = max(settled, max(self._gone.values()) + GONE_GRACE)
+                    delay = settled - now
                     if delay <= 0:
                         self._pending = None
+                        self._gone.clear()
                         return True
             elif deadline is None:
                 delay = None
@@ -328,6 +338,10 @@ class InotifyWatcher:
             self._rebuild()
 
     def _note_write(self, path: str, mask: int, now: float) -> None:
+        if mask & (ino.IN_MOVED_FROM | ino.IN_DELETE):
+            self._gone[path] = now
+        elif mask & (ino.IN_MOVED_TO | ino.IN_CREATE):
+            self._gone.pop(path, None)
         if mask & ino.IN_MODIFY:
             self._writing[path] = now
         elif mask & ino.IN_CREATE and not mask & ino.IN_ISDIR and not os.path.islink(path):

@@ -37,6 +37,8 @@ class Opening:
     address: str  # the listen address; "" for every address of the family
     sources: tuple[str, ...] = ()  # only from these networks (allow); () from anywhere
     closed: bool = False  # allow names no network of the family: not opened
+    # http-01 certificates: the CA fetches tokens here from anywhere, whatever allow says.
+    acme: tuple[str, ...] = ()
 
     @property
     def section(self) -> str:
@@ -48,6 +50,11 @@ class Opening:
             return f"{self.section}: not opened: its allow names no {self.family} network"
         if self.sources:
             return f"{self.section}: only from {', '.join(self.sources)} (allow)"
+        if self.acme:
+            return (
+                f"{self.section}: from anywhere: the CA fetches http-01 tokens for "
+                f"{', '.join(self.acme)} here (the vhosts' allow lists still apply)"
+            )
         return ""
 
 
@@ -55,7 +62,8 @@ def openings(model: Model) -> list[Opening]:
     result = []
     for listener in model.listeners:
         address = "" if ipaddress.ip_address(listener.address).is_unspecified else listener.address
-        allowed = _allowed_sources(model, listener)
+        acme = _http01_certificates(model) if listener.kind == "http" else ()
+        allowed = None if acme else _allowed_sources(model, listener)
         version = 4 if listener.family == "ipv4" else 6
         sources = tuple(c for c in allowed or () if ipaddress.ip_network(c).version == version)
         result.append(
@@ -67,9 +75,22 @@ def openings(model: Model) -> list[Opening]:
                 address,
                 sources,
                 closed=allowed is not None and not sources,
+                acme=acme,
             )
         )
     return sorted(result)
+
+
+def _http01_certificates(model: Model) -> tuple[str, ...]:
+    """acme: certificates obtained over http-01: apply answers their tokens on every http
+    listener (model/challenges.py), and the CA asks from addresses no allow list knows."""
+    return tuple(
+        sorted(
+            c.name
+            for c in model.certificates
+            if c.acme is not None and c.acme.challenge == "http-01"
+        )
+    )
 
 
 def _allowed_sources(model: Model, listener: Any) -> Optional[list[str]]:

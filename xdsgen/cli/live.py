@@ -95,7 +95,7 @@ def _timing_options(func: F) -> F:
 @click.option(
     "--debounce",
     type=float,
-    default=0.05,
+    default=0.01,  # watch.DEFAULT_DEBOUNCE: an editor's save is over within ~3 ms
     show_default=True,
     metavar="SECONDS",
     help="--watch: wait this long after the last change before applying.",
@@ -115,8 +115,9 @@ def _timing_options(func: F) -> F:
     flag_value="auto",
     default=None,
     metavar="[PATH]",
-    help="Check the config with `envoy --mode validate` before writing (default: when an "
-    "Envoy binary is found; PATH: that binary).",
+    help="Check every change with `envoy --mode validate` before writing (PATH: that binary). "
+    "Default: when an Envoy binary is found and the change touches clusters, listeners or "
+    "secrets (Envoy takes those in part; a route file whole or not at all).",
 )
 @click.option("--no-envoy-check", is_flag=True, help="Skip the `envoy --mode validate` check.")
 @format_option("the result (plan, applied, confirmed, notes, warnings)")

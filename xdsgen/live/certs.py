@@ -169,3 +169,21 @@ def signal_reload(reload: CertReload) -> None:
             f"cannot ask Envoy to re-read certificate {reload.secret!r}: moving a marker file "
             f"into {directory} failed ({exc.strerror}); xdsgen needs write access there"
         ) from None
+
+
+def reloads_to_give(
+    secrets: Any, known: dict[str, str], admin: Any
+) -> tuple[tuple[CertReload, ...], set[CertReload]]:
+    """Certificates whose files changed since Envoy was given them, less those Envoy
+    already serves (renewed by a rename it noticed itself: only to be remembered)."""
+    from xdsgen.admin import AdminUnreachable
+
+    reloads = reloads_needed(secrets, known)
+    if admin is None or not reloads:
+        return reloads, set()
+    try:
+        serving = admin.served_certificates()
+    except AdminUnreachable:
+        serving = set()
+    served = {r for r in reloads if is_served(r, serving)}
+    return tuple(r for r in reloads if r not in served), served

@@ -8,7 +8,9 @@ The sequence (every failure before step 6 leaves the config directory untouched)
   3. reach Envoy's admin (exit 6 when it does not answer, unless --no-confirm), settle
      what an interrupted apply left in the journal, warn about drift
   4. plan against the files of ours on disk; nothing to do -> "unchanged", no file touched
-  5. optionally `envoy --mode validate` on the inlined config (exit 3, nothing written)
+  5. `envoy --mode validate` on the inlined config when the change needs it (live/check.py
+     says when), run while the journal is written (exit 3, the journal dropped, no file
+     of Envoy's touched)
   6. journal the target, then the steps of plan.plan_steps, each written by rename and
      confirmed before the next; on failure the same ordered transition back to the last
      confirmed config (exit 3, or 6 when a file could not be written)
@@ -17,20 +19,24 @@ The sequence (every failure before step 6 leaves the config directory untouched)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from xdsgen import conventions as xds
 from xdsgen.admin import Admin, AdminUnreachable, parse_address
-from xdsgen.errors import IOProblem, UsageProblem
+from xdsgen.errors import IOProblem, UsageProblem, XdsgenError
 from xdsgen.files import sweep_temp_files
-from xdsgen.live.certs import CertReload, fingerprint, is_served, reloads_needed
+from xdsgen.live.blobs import BLOB_DIR
+from xdsgen.live.certs import fingerprint, reloads_needed, reloads_to_give
 from xdsgen.live.lock import locked, state_dir
-from xdsgen.live.plan import Plan, compute_plan
+from xdsgen.live.plan import Plan, compute_plan, plan_steps
+from xdsgen.live.progress import announced, quiet
 from xdsgen.live.state import State, state_path
 from xdsgen.live.transition import read_files, transition
 from xdsgen.parsed import resources_of
+from xdsgen.speed import gc_paused
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_SETTLE = 1.0
@@ -40,7 +46,10 @@ DRY_RUN_ADMIN_TIMEOUT = 1.0
 Say = Callable[[str], None]
 
 
-def _quiet(_: Any) -> None:
+_quiet = quiet
+
+
+def _no_plan(_: Plan) -> None:
     pass
 
 
@@ -81,6 +90,10 @@ class Result:
 # --------------------------------------------------------------------------- Envoy's admin
 
 
+def blob_dir(config_dir: str) -> str:
+    return os.path.join(state_dir(config_dir), BLOB_DIR)
+
+
 def resolve_admin(text: Optional[str], model: Any, timeout: float) -> Optional[Admin]:
     if text:
         try:
@@ -98,7 +111,7 @@ def reach(admin: Optional[Admin], options: Options) -> Optional[dict[str, str]]:
     if admin is None or options.no_confirm:
         return None
     try:
-        stats = admin.stats(timeout=options.timeout)
+        stats = admin.apply_stats(timeout=options.timeout)
         if not any(name.startswith("listener_manager.") for name in stats):
             raise AdminUnreachable(
                 f"{admin.address} answered /stats, but not with Envoy's stats",
@@ -133,23 +146,6 @@ def stale_files(files: dict[str, str], stats: Optional[dict[str, str]]) -> dict[
 
 
 # --------------------------------------------------------------------------- apply
-
-
-def _envoy_check(model: Any, rendered: Any, choice: Optional[str], progress: Say) -> None:
-    if choice == "":
-        return
-    from xdsgen.envoycheck import check_with_envoy, find_envoy
-
-    path = find_envoy() if choice in (None, "auto") else choice
-    if path is None:
-        if choice == "auto":
-            raise IOProblem(
-                "--envoy-check: no Envoy binary found (pass its path, or --no-envoy-check)"
-            )
-        progress("  envoy --mode validate: skipped (no Envoy binary found)")
-        return
-    check_with_envoy(model, rendered, path)
-    progress(f"  envoy --mode validate ({path}): accepted")
 
 
 def build(inventory: str, config_dir: Optional[str]) -> tuple[Any, Any]:
@@ -191,9 +187,7 @@ def _drift_notes(state: State, old: dict[str, str], source: str, notes: list[str
                 f"{source} now replaces it"
             )
     if confirmed is not None:
-        differ = sorted(
-            n for n in set(old) | set(confirmed["files"]) if old.get(n) != confirmed["files"].get(n)
-        )
+        differ = confirmed["files"].differing(old)
         if differ:
             notes.append(
                 "the files on disk are not the last config Envoy confirmed "
@@ -204,11 +198,41 @@ def _drift_notes(state: State, old: dict[str, str], source: str, notes: list[str
             notes.append(f"{name} was edited by hand (its content no longer matches its version)")
 
 
-def _previous_clusters(state: State) -> Optional[list[dict[str, Any]]]:
-    confirmed = state.last_confirmed()
-    if confirmed is None:
-        return None
-    return resources_of(confirmed["files"].get(xds.CDS_FILE))
+def _known(state: State) -> Callable[[str], Optional[dict[str, Any]]]:
+    """The digests apply stored with a route file's text (live/digests.py), by the text."""
+    from xdsgen.live.blobs import digest
+    from xdsgen.live.digests import index_from_json
+
+    store = state.store
+
+    def lookup(text: str) -> Optional[dict[str, Any]]:
+        stored = store.read_index(digest(text))
+        return None if stored is None else index_from_json(stored)
+
+    return lookup
+
+
+def _previous_clusters(state: State) -> Callable[[], Optional[list[dict[str, Any]]]]:
+    """The clusters of the last confirmed config, read only if a plan needs them (the CDS
+    file on disk does not parse)."""
+
+    def read() -> Optional[list[dict[str, Any]]]:
+        confirmed = state.last_confirmed()
+        if confirmed is None:
+            return None
+        return resources_of(confirmed["files"].get(xds.CDS_FILE))
+
+    return read
+
+
+@dataclass
+class Says:
+    """Where apply's lines go (see apply's doc)."""
+
+    progress: Say = _quiet
+    warn: Say = _quiet
+    show_plan: Callable[[Plan], None] = _no_plan
+    status: Say = _quiet
 
 
 def apply(
@@ -216,95 +240,156 @@ def apply(
     options: Options,
     progress: Say = _quiet,
     warn: Say = _quiet,
-    show_plan: Callable[[Plan], None] = _quiet,
+    show_plan: Callable[[Plan], None] = _no_plan,
+    status: Say = _quiet,
 ) -> Result:
-    """Validate, plan and (unless dry_run) apply; raise an XdsgenError on failure."""
-    model, rendered = build(inventory, options.config_dir)
+    """Validate, plan and (unless dry_run) apply; raise an XdsgenError on failure.
+
+    `progress`: detail lines (-v). `warn`: notes and warnings. `show_plan`: the plan is
+    ready (called before anything is written, only when something changes). `status`: a
+    line a person waiting should see (printed on a terminal, not in cron): said when a
+    wait is longer than a second (rendering, `envoy --mode validate`, Envoy confirming)."""
+    with announced(status, "rendering the inventory…"):
+        model, rendered = build(inventory, options.config_dir)
     config_dir = model.envoy.config_dir
     admin = resolve_admin(options.admin, model, options.timeout)
-    address = admin.address if admin else ""
     source = os.path.abspath(inventory)
     if options.dry_run:
-        return _dry_run(model, rendered, admin, address, source)
+        return _dry_run(model, rendered, admin, admin.address if admin else "", source)
     try:
         os.makedirs(config_dir, exist_ok=True)
     except OSError as exc:
         raise IOProblem(f"cannot create {config_dir}: {exc.strerror}") from None
-    with locked(config_dir, options.lock_timeout):
-        for directory in (config_dir, state_dir(config_dir)):
-            for name in sweep_temp_files(directory):
-                progress(f"  removed {name}, left by an interrupted run")
-        state = State.load(config_dir)
-        stats = reach(admin, options)
-        if stats is None:
-            admin = None
-        result = Result(
-            compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
-        )
-        _settle_journal(state, stats, result.notes)
-        if any(c.acme for c in model.certificates):  # obtain and renew first (live/acme_step.py)
-            from xdsgen.live.acme_step import certificates_step
-
-            model, rendered = certificates_step(
-                model, rendered, state, admin, options, progress, result.notes
-            )
-            result.model = model
-        managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
-        old = read_files(config_dir, managed)
-        _drift_notes(state, old, source, result.notes)
-        for note in result.notes:
-            warn(f"note: {note}")
-        reloads, served = _reloads(model, state, admin)
-        result.plan = plan = compute_plan(old, rendered.files, reloads, stale_files(old, stats))
-        certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
-        if plan.empty:
-            if not state.accepted or served or (state.last_confirmed() is None and stats):
-                state.commit(rendered.files, certs, stats is not None, address, source)
-            return result
-        show_plan(plan)
-        _envoy_check(model, rendered, options.envoy_check, progress)
-        state.begin(rendered.files, certs, source)  # nothing is written if this fails
-        confirmed = state.last_confirmed()
-        from xdsgen.live.confirm import Confirmer
-
-        transition(
-            state,
-            old,
-            rendered.files,
-            Confirmer(admin, options.timeout, options.settle),
-            progress,
-            restore_to=confirmed["files"] if confirmed else old,
-            managed=managed,
-            reloads=plan.cert_reloads,
-            stale=plan.stale,
-            previous_clusters=_previous_clusters(state),
-        )
-        result.applied = True
-        result.confirmed = admin is not None
-        try:
-            state.commit(rendered.files, certs, result.confirmed, address, source)
-        except IOProblem as exc:
-            raise IOProblem(
-                f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
-                f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
-            ) from None
-        return result
-
-
-def _reloads(
-    model: Any, state: State, admin: Optional[Admin]
-) -> tuple[tuple[CertReload, ...], set[CertReload]]:
-    """Certificates whose files changed since Envoy was given them, less those Envoy
-    already serves (renewed by a rename it noticed itself: only to be remembered)."""
-    reloads = reloads_needed(model.secrets, state.known_certs())
-    if admin is None or not reloads:
-        return reloads, set()
+    old: dict[str, str] = {}
     try:
-        serving = admin.served_certificates()
-    except AdminUnreachable:
-        serving = set()
-    served = {r for r in reloads if is_served(r, serving)}
-    return tuple(r for r in reloads if r not in served), served
+        with locked(config_dir, options.lock_timeout):
+            says = Says(progress, warn, show_plan, status)
+            return _apply_locked(model, rendered, source, options, admin, old, says)
+    finally:
+        _retain(old, rendered.files)
+
+
+def _apply_locked(
+    model: Any,
+    rendered: Any,
+    source: str,
+    options: Options,
+    admin: Optional[Admin],
+    old: dict[str, str],
+    says: Says,
+) -> Result:
+    """apply's steps 2-7 (see the module doc), with the directory's lock held; `old` gets
+    the files on disk."""
+    config_dir = model.envoy.config_dir
+    address = admin.address if admin else ""
+    for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
+        for name in sweep_temp_files(directory):
+            says.progress(f"  removed {name}, left by an interrupted run")
+    state = State.load(config_dir)
+    stats = reach(admin, options)
+    if stats is None:
+        admin = None
+    result = Result(compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model)
+    _settle_journal(state, stats, result.notes)
+    if any(c.acme for c in model.certificates):  # obtain and renew first (live/acme_step.py)
+        from xdsgen.live.acme_step import certificates_step
+
+        model, rendered = certificates_step(
+            model, rendered, state, admin, options, says.progress, result.notes
+        )
+        result.model = model
+    managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
+    old.update(read_files(config_dir, managed))
+    _drift_notes(state, old, source, result.notes)
+    for note in result.notes:
+        says.warn(f"note: {note}")
+    reloads, served = reloads_to_give(model.secrets, state.known_certs(), admin)
+    # The files on disk are parsed here (those the render did not write just now): at
+    # 10 000 vhosts the collector, walking every object of the model and the render at
+    # each pass, took a third of that time.
+    with announced(says.status, "planning…"), gc_paused():
+        stale = stale_files(old, stats)
+        result.plan = plan = compute_plan(old, rendered.files, reloads, stale, _known(state))
+    certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
+    if plan.empty:
+        if not state.accepted or served or (state.last_confirmed() is None and stats):
+            state.commit(rendered.files, certs, stats is not None, address, source)
+        return result
+    says.show_plan(plan)
+    _change(state, model, rendered, plan, options, admin, says, managed, (certs, source))
+    result.applied = True
+    result.confirmed = admin is not None
+    try:
+        state.commit(rendered.files, certs, result.confirmed, address, source)
+    except IOProblem as exc:
+        raise IOProblem(
+            f"Envoy runs the new config{' (confirmed)' if result.confirmed else ''}, but "
+            f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
+        ) from None
+    return result
+
+
+def _retain(old: dict[str, str], new: dict[str, str]) -> None:
+    """Only the files on disk and the ones just rendered are worth keeping parsed: the next
+    apply of a watcher compares nothing else (a long-lived process must not keep every
+    config it ever applied)."""
+    from xdsgen import parsed
+    from xdsgen.live import digests
+
+    texts = {*old.values(), *new.values()}
+    parsed.retain(texts)
+    digests.retain(texts)
+
+
+def _change(
+    state: State,
+    model: Any,
+    rendered: Any,
+    plan: Plan,
+    options: Options,
+    admin: Optional[Admin],
+    says: Says,
+    managed: set[str],
+    journal: tuple[dict[str, str], str],
+) -> None:
+    """Check (when the change needs it), journal (`journal`: the certificates' fingerprints
+    and the inventory's path), then go to the rendered files step by
+    confirmed step. The check runs while the journal is written and the steps planned;
+    when Envoy refuses, the journal is dropped and nothing else was written."""
+    from xdsgen.live.check import finish_check, start_check
+    from xdsgen.live.confirm import Confirmer
+
+    progress, status = says.progress, says.status
+    previous = _previous_clusters(state)
+    check = start_check(model, rendered, plan, options.envoy_check, progress)
+    try:
+        state.begin(rendered.files, *journal)
+        steps = plan_steps(plan.old_files, rendered.files, plan.cert_reloads, plan.stale, previous)
+    except BaseException:
+        if check is not None:
+            with contextlib.suppress(Exception):
+                check.wait()  # its temp files go before the error is reported
+        raise
+    if check is not None:
+        with announced(status, "checking with envoy…"):
+            try:
+                finish_check(check, progress)
+            except XdsgenError:
+                with contextlib.suppress(IOProblem):
+                    state.abandon()
+                raise
+    confirmed = state.last_confirmed()
+    transition(
+        state,
+        plan.old_files,
+        rendered.files,
+        Confirmer(admin, options.timeout, options.settle, status),
+        progress,
+        restore_to=confirmed["files"] if confirmed else plan.old_files,
+        managed=managed,
+        previous_clusters=previous,
+        steps=steps,
+    )
 
 
 def _dry_run(
@@ -317,7 +402,7 @@ def _dry_run(
     stats = None
     if admin is not None:
         try:
-            stats = admin.stats(timeout=DRY_RUN_ADMIN_TIMEOUT)
+            stats = admin.apply_stats(timeout=DRY_RUN_ADMIN_TIMEOUT)
         except AdminUnreachable:
             stats = None
     plan = compute_plan(
@@ -325,6 +410,7 @@ def _dry_run(
         rendered.files,
         reloads_needed(model.secrets, state.known_certs()),
         stale_files(old, stats),
+        _known(state),
     )
     result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
     _drift_notes(state, old, source, result.notes)
@@ -339,7 +425,8 @@ def rollback(
     options: Options,
     progress: Say = _quiet,
     warn: Say = _quiet,
-    show_plan: Callable[[Plan], None] = _quiet,
+    show_plan: Callable[[Plan], None] = _no_plan,
+    status: Say = _quiet,
 ) -> Result:
     """Return to the last config Envoy accepted; if the files on disk are that config
     already, to the one before it (so two rollbacks in a row undo each other)."""
@@ -380,7 +467,7 @@ def rollback(
             state,
             now,
             files,
-            Confirmer(admin, options.timeout, options.settle),
+            Confirmer(admin, options.timeout, options.settle, status),
             progress,
             restore_to=confirmed["files"] if confirmed else now,
             managed=managed,

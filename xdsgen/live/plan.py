@@ -18,8 +18,9 @@ listener before its rds_/sds_ files exist would leave it warming or refused.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 from xdsgen.conventions import (
     CDS_FILE,
@@ -33,19 +34,34 @@ from xdsgen.conventions import (
     versioned,
 )
 from xdsgen.live.certs import CertReload
+from xdsgen.live.digests import RouteDigest
 from xdsgen.parsed import resources_of
 
 ACTIONS = ("+", "~", "-")
+# The clusters of the last confirmed config, or a function that reads them when needed.
+Previous = Union[None, list[dict[str, Any]], Callable[[], Optional[list[dict[str, Any]]]]]
 
 
-def named_resources(files: dict[str, str]) -> tuple[dict[tuple[str, str], Any], set[str]]:
-    """(kind, name) -> resource over every file; and the kinds whose files did not parse."""
+# The digests of a route file apply stored before (live/digests.py), or None.
+Known = Callable[[str], Optional[dict[str, Any]]]
+
+
+def named_resources(
+    files: Mapping[str, str], known: Optional[Known] = None
+) -> tuple[dict[tuple[str, str], Any], set[str]]:
+    """(kind, name) -> resource over every file; and the kinds whose files did not parse.
+    With `known`, a route file not parsed yet whose digests are stored is represented by
+    them (a RouteDigest per route configuration) instead of being parsed."""
     found: dict[tuple[str, str], Any] = {}
     unreadable: set[str] = set()
     for file_name, text in files.items():
         if not is_config_file(file_name):
             continue
         kind = kind_of(file_name)
+        digests = known(text) if known is not None and is_rds(file_name) else None
+        if digests is not None:
+            found.update((("route", name), d) for name, d in digests.items())
+            continue
         items = resources_of(text)
         if items is None:
             unreadable.add(kind)
@@ -158,6 +174,16 @@ class Plan:
 
 def _differences(kind: str, old: Any, new: Any) -> str:
     """A short hint at what changed inside a resource."""
+    if isinstance(old, RouteDigest) and isinstance(new, RouteDigest):
+        now, was = new.vhosts, old.vhosts
+        parts = [f"+vhost {n}" for n in sorted(set(now) - set(was))]
+        parts += [f"-vhost {n}" for n in sorted(set(was) - set(now))]
+        parts += [
+            f"~vhost {n}" + (" (htpasswd file changed)" if new.users_only(old, n) else "")
+            for n in sorted(set(was) & set(now))
+            if was[n] != now[n]
+        ]
+        return ", ".join(parts)
     if kind == "route":
         old_vh = {v.get("name"): v for v in old.get("virtual_hosts") or []}
         new_vh = {v.get("name"): v for v in new.get("virtual_hosts") or []}
@@ -175,22 +201,31 @@ def _differences(kind: str, old: Any, new: Any) -> str:
 
 
 def _users_only(old: Any, new: Any) -> bool:
-    """Whether two vhosts differ only in their routes' metadata: the hash of an htpasswd
-    file they name (auth basic, issue 14), i.e. the file was edited."""
+    """Whether two vhosts differ only in their routes' metadata (an htpasswd file edited)."""
+    from xdsgen.live.digests import without_route_metadata
 
-    def without_metadata(vhost: Any) -> Any:
-        routes = [
-            {k: v for k, v in route.items() if k != "metadata"}
-            for route in vhost.get("routes") or []
-            if isinstance(route, dict)
-        ]
-        return {**vhost, "routes": routes}
+    return isinstance(old, dict) and without_route_metadata(old) == without_route_metadata(new)
 
-    return (
-        isinstance(old, dict)
-        and isinstance(new, dict)
-        and (without_metadata(old) == without_metadata(new))
-    )
+
+def _route_digests(files: Mapping[str, str]) -> dict[tuple[str, str], Any]:
+    from xdsgen.live.digests import route_digests
+
+    found: dict[tuple[str, str], Any] = {}
+    for name, text in files.items():
+        if is_rds(name):
+            found.update((("route", n), d) for n, d in (route_digests(text) or {}).items())
+    return found
+
+
+def _unparsed(known: Known) -> Known:
+    """`known`, but never for a text parsed already (an unchanged file: the render parsed
+    it): comparing parsed resources is exact, and then free."""
+    from xdsgen.parsed import is_parsed
+
+    def lookup(text: str) -> Optional[dict[str, Any]]:
+        return None if is_parsed(text) else known(text)
+
+    return lookup
 
 
 def _order(change: Change) -> tuple[int, str]:
@@ -202,12 +237,16 @@ def compute_plan(
     new_files: dict[str, str],
     cert_reloads: tuple[CertReload, ...] = (),
     stale: Optional[dict[str, str]] = None,
+    known: Optional[Known] = None,
 ) -> Plan:
     """`old_files`: the files of ours on disk (anything else is never touched);
-    `stale`: file name -> the version Envoy runs instead of the one in the file."""
+    `stale`: file name -> the version Envoy runs instead of the one in the file;
+    `known`: the stored digests of a route file (see named_resources)."""
     old_files = {n: t for n, t in old_files.items() if is_config_file(n)}
-    old, unreadable = named_resources(old_files)
+    old, unreadable = named_resources(old_files, None if known is None else _unparsed(known))
     new, _ = named_resources(new_files)
+    if any(isinstance(r, RouteDigest) for r in old.values()):
+        new.update(_route_digests(new_files))  # compared digest to digest
     changes = []
     for key in sorted(set(old) | set(new), key=lambda k: (KINDS.index(k[0]), k[1])):
         kind, name = key
@@ -274,15 +313,16 @@ def union_cds(
     old_text: Optional[str],
     new_text: str,
     referenced: Optional[set[str]] = None,
-    previous: Optional[list[dict[str, Any]]] = None,
+    previous: Previous = None,
 ) -> Optional[str]:
     """cds.yaml with every new cluster plus the old ones the new config drops that the
     running config still uses (`referenced`; None: all of them), or None when there is no
     such cluster (then the new file itself is the first step). `previous`: the clusters
-    Envoy runs when the file on disk cannot tell (it does not parse)."""
+    Envoy runs when the file on disk cannot tell (it does not parse), or a function that
+    reads them (only called then)."""
     old = resources_of(old_text)
     if old is None:
-        old = previous
+        old = previous() if callable(previous) else previous
     new = resources_of(new_text)
     if not old or new is None:
         return None
@@ -308,10 +348,10 @@ def _changed_names(old_text: Optional[str], new_text: str) -> frozenset[str]:
 
 def plan_steps(
     old_files: dict[str, str],
-    new_files: dict[str, str],
+    new_files: Mapping[str, str],
     reloads: tuple[CertReload, ...] = (),
     stale: tuple[str, ...] = (),
-    previous_clusters: Optional[list[dict[str, Any]]] = None,
+    previous_clusters: Previous = None,
 ) -> list[Step]:
     """The ordered steps from the files on disk to the new ones (see the module doc);
     `stale` files are written even though their content is unchanged."""

@@ -1,12 +1,16 @@
 """What Envoy accepted, kept in DIR/.xdsgen/state.json: the history `rollback` returns to,
 the target of every restore, the files xdsgen owns, and a journal of the apply under way.
 
-Format 2 (format 1, without `pending`, reads the same):
-  {"format": 2,
+Format 3 (formats 1 and 2 read the same, and are rewritten as 3 by the next save):
+  {"format": 3,
    "accepted": [newest entry first, at most HISTORY],
    "pending": null | an entry being applied right now}
-An entry: {"files": {name: text}, "certs": {secret: fingerprint}, "confirmed": bool,
-"admin": "...", "source": "inventory path", "time": "...Z"}.
+An entry: {"file_hashes": {name: sha256 of its text}, "certs": {secret: fingerprint},
+"confirmed": bool, "admin": "...", "source": "inventory path", "time": "...Z"}; the texts
+are in DIR/.xdsgen/files/ (live/blobs.py), each stored once. (Formats 1 and 2 held the
+texts inline under "files"; the new key keeps an older xdsgen from reading hashes as
+texts: it sees no history instead.) In memory an entry's "files" is a FileSet: name ->
+text, read from the store when first used.
 
 The journal is written before the first file is touched. If apply dies (SIGKILL, power
 loss) or cannot record its success (disk full), the next apply finds it: when Envoy
@@ -20,16 +24,18 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from xdsgen.conventions import is_config_file
+from xdsgen.conventions import is_config_file, is_rds
 from xdsgen.errors import IOProblem
 from xdsgen.files import write_atomic
+from xdsgen.live.blobs import BlobStore, FileSet
 from xdsgen.live.lock import ensure_state_dir, state_dir
 
 STATE_FILE = "state.json"
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 HISTORY = 5  # accepted configs kept
 
 
@@ -41,14 +47,39 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _entry(value: Any) -> Optional[dict[str, Any]]:
-    if not isinstance(value, dict) or not isinstance(value.get("files"), dict):
+def _entry(value: Any, store: BlobStore) -> Optional[dict[str, Any]]:
+    """An entry as read from state.json; None when it is unusable (a text it names is not
+    stored any more: a restore to it would be impossible)."""
+    if not isinstance(value, dict):
         return None
-    files = {
-        str(n): t for n, t in value["files"].items() if isinstance(t, str) and is_config_file(n)
-    }
+    if isinstance(value.get("file_hashes"), dict):
+        hashes = {
+            str(n): h
+            for n, h in value["file_hashes"].items()
+            if isinstance(h, str) and is_config_file(str(n))
+        }
+        if not all(store.has(h) for h in hashes.values()):
+            return None
+        files = FileSet(hashes, store)
+    elif isinstance(value.get("files"), dict):  # formats 1 and 2: the texts inline
+        texts = {
+            str(n): t
+            for n, t in value["files"].items()
+            if isinstance(t, str) and is_config_file(str(n))
+        }
+        files = FileSet.of(texts, store)
+    else:
+        return None
     certs = value.get("certs") if isinstance(value.get("certs"), dict) else {}
-    return {**value, "files": files, "certs": certs}
+    entry = {k: v for k, v in value.items() if k not in ("files", "file_hashes")}
+    return {**entry, "files": files, "certs": certs}
+
+
+def _stored(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry as state.json holds it."""
+    out = {k: v for k, v in entry.items() if k != "files"}
+    out["file_hashes"] = dict(entry["files"].hashes)
+    return out
 
 
 @dataclass
@@ -57,6 +88,10 @@ class State:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     pending: Optional[dict[str, Any]] = None
     readable: bool = True  # False: state.json exists but could not be read
+
+    @property
+    def store(self) -> BlobStore:
+        return BlobStore(state_dir(self.config_dir))
 
     @classmethod
     def load(cls, config_dir: str) -> State:
@@ -69,8 +104,10 @@ class State:
             return cls(config_dir, readable=False)
         if not isinstance(data, dict):
             return cls(config_dir, readable=False)
-        accepted = [e for e in map(_entry, data.get("accepted") or []) if e is not None]
-        return cls(config_dir, accepted, _entry(data.get("pending")))
+        store = BlobStore(state_dir(config_dir))
+        entries = [_entry(e, store) for e in data.get("accepted") or []]
+        accepted = [e for e in entries if e is not None]
+        return cls(config_dir, accepted, _entry(data.get("pending"), store))
 
     # ------------------------------------------------------------------ questions
 
@@ -94,14 +131,14 @@ class State:
 
     # ------------------------------------------------------------------ changes
 
-    def begin(self, files: dict[str, str], certs: dict[str, str], source: str) -> None:
+    def begin(self, files: Mapping[str, str], certs: dict[str, str], source: str) -> None:
         """Journal the apply about to start; nothing is written if this fails."""
         self.pending = self._new_entry(files, certs, False, "", source)
         self.save()
 
     def commit(
         self,
-        files: dict[str, str],
+        files: Mapping[str, str],
         certs: dict[str, str],
         confirmed: bool,
         admin: str,
@@ -121,12 +158,19 @@ class State:
             self.pending = None
             self.save()
 
-    @staticmethod
     def _new_entry(
-        files: dict[str, str], certs: dict[str, str], confirmed: bool, admin: str, source: str
+        self,
+        files: Mapping[str, str],
+        certs: dict[str, str],
+        confirmed: bool,
+        admin: str,
+        source: str,
     ) -> dict[str, Any]:
+        pending = self.pending
+        if pending is not None and pending["files"] == files:
+            files = pending["files"]  # the journalled config: its texts are stored already
         return {
-            "files": dict(sorted(files.items())),
+            "files": FileSet.of(files, self.store),
             "certs": dict(sorted(certs.items())),
             "confirmed": confirmed,
             "admin": admin,
@@ -135,11 +179,37 @@ class State:
         }
 
     def save(self) -> None:
+        """The texts first (each stored once), then state.json naming them, then the texts
+        no entry names any more are removed."""
         ensure_state_dir(self.config_dir)
-        data = {"format": STATE_FORMAT, "accepted": self.accepted, "pending": self.pending}
+        entries = [*self.accepted, *([self.pending] if self.pending else [])]
+        store = self.store
+        for entry in entries:
+            store.write(entry["files"].texts_known())
+            _store_indexes(store, entry["files"])
+        data = {
+            "format": STATE_FORMAT,
+            "accepted": [_stored(e) for e in self.accepted],
+            "pending": _stored(self.pending) if self.pending else None,
+        }
         try:
             write_atomic(
                 state_path(self.config_dir), json.dumps(data, indent=1, sort_keys=True) + "\n"
             )
         except IOProblem as exc:
             raise IOProblem(f"cannot record the apply history: {exc}") from None
+        store.keep_only({h for e in entries for h in e["files"].hashes.values()})
+
+
+def _store_indexes(store: BlobStore, files: FileSet) -> None:
+    """The digests of each route file held in memory (live/digests.py), once per text."""
+    from xdsgen.live.digests import index_json, route_digests
+    from xdsgen.speed import gc_paused
+
+    with gc_paused():  # thousands of small dicts, while the render's millions are alive
+        for name, text in files.texts_by_name():
+            key = files.hashes[name]
+            if is_rds(name) and not store.has_index(key):
+                digests = route_digests(text)
+                if digests is not None:
+                    store.write_index(key, index_json(digests))

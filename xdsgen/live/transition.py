@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, NoReturn, Optional
+from collections.abc import Mapping
+from typing import Callable, NoReturn, Optional
 
 from xdsgen.conventions import is_config_file
 from xdsgen.errors import EnvoyRefused, IOProblem, XdsgenError
 from xdsgen.files import fsync_dir, replace_file
 from xdsgen.live.certs import CertificateFailure, CertReload, signal_reload
 from xdsgen.live.confirm import Confirmer, StepFailed
-from xdsgen.live.plan import Step, plan_steps
+from xdsgen.live.plan import Previous, Step, plan_steps
 from xdsgen.live.state import State
 
 Progress = Callable[[str], None]
@@ -87,7 +88,7 @@ def run_steps(
     return files
 
 
-def describe_directory(config_dir: str, names: set[str], wanted: dict[str, str]) -> str:
+def describe_directory(config_dir: str, names: set[str], wanted: Mapping[str, str]) -> str:
     """Which files differ from `wanted` (what a failed restore leaves to the person)."""
     try:
         now = read_files(config_dir, names)
@@ -105,16 +106,19 @@ def transition(
     new: dict[str, str],
     confirmer: Confirmer,
     progress: Progress,
-    restore_to: dict[str, str],
+    restore_to: Mapping[str, str],
     managed: set[str],
     reloads: tuple[CertReload, ...] = (),
     stale: tuple[str, ...] = (),
-    previous_clusters: Optional[list[dict[str, Any]]] = None,
+    previous_clusters: Previous = None,
+    steps: Optional[list[Step]] = None,
 ) -> None:
     """Go from `old` (on disk now) to `new`; on failure go to `restore_to` (the last
     confirmed config) the same way and raise. The state's journal is dropped once the
-    restore is through, and kept when it is not (the next apply then knows)."""
-    steps = plan_steps(old, new, reloads, stale, previous_clusters)
+    restore is through, and kept when it is not (the next apply then knows). `steps`: the
+    steps from `old` to `new` when the caller planned them already."""
+    if steps is None:
+        steps = plan_steps(old, new, reloads, stale, previous_clusters)
     try:
         run_steps(state.config_dir, steps, old, confirmer, progress)
     except _FAILURES as failure:
@@ -126,9 +130,9 @@ def _restore(
     failure: Exception,
     confirmer: Confirmer,
     progress: Progress,
-    restore_to: dict[str, str],
+    restore_to: Mapping[str, str],
     managed: set[str],
-    previous_clusters: Optional[list[dict[str, Any]]],
+    previous_clusters: Previous,
 ) -> NoReturn:
     config_dir = state.config_dir
     progress(f"  restoring the last confirmed config: {failure}")

@@ -12,6 +12,7 @@ from typing import Any, Optional
 from xdsgen.errors import EXIT_CHANGES, EXIT_OK, IOProblem
 from xdsgen.live.orchestrate import Options, Result, apply, rollback
 from xdsgen.live.plan import Plan
+from xdsgen.live.progress import quiet
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -28,6 +29,14 @@ def result_json(result: Result) -> dict[str, Any]:
 
 def _exit(options: Options, result: Result) -> int:
     return EXIT_CHANGES if options.dry_run and not result.plan.empty else EXIT_OK
+
+
+def _status_lines(console: Any) -> Any:
+    """What a person at a terminal is told while a step takes longer than a second
+    ("waiting for Envoy to confirm rds_http_ipv4…"); cron and scripts get nothing."""
+    if not console.interactive or console.quiet:
+        return quiet
+    return lambda text: console.info(text, "dim")
 
 
 def run_apply(inventory: str, options: Options, console: Any, out: Any) -> int:
@@ -57,7 +66,12 @@ def run_apply(inventory: str, options: Options, console: Any, out: Any) -> int:
                 console.out.flush()
 
     result = apply(
-        inventory, options, progress=console.detail, warn=console.warn, show_plan=show_plan
+        inventory,
+        options,
+        progress=console.detail,
+        warn=console.warn,
+        show_plan=show_plan,
+        status=_status_lines(console),
     )
     if result.warnings and (talk or not result.plan.empty):
         console.problems(result.warnings)
@@ -88,7 +102,12 @@ def run_rollback(
             console.plan(plan.changes)
 
     result = rollback(
-        config_dir, options, progress=console.detail, warn=console.warn, show_plan=show_plan
+        config_dir,
+        options,
+        progress=console.detail,
+        warn=console.warn,
+        show_plan=show_plan,
+        status=_status_lines(console) if out.format == "text" else quiet,
     )
     if out.format == "json":
         out.document(result_json(result))
