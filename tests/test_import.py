@@ -128,7 +128,7 @@ def write(tmp_path: Path, **files: Any) -> list[str]:
 
 def test_v3_pair_names_every_difference(tmp_path: Path) -> None:
     out = tmp_path / "draft.yaml"
-    result, text = import_to(pair("v3"), str(out))
+    result, text = import_to(pair("v3"), str(out), patches=False)
     assert out.read_text() == text
     assert result.problems == [] and not result.v2
     inv = yaml.safe_load(text)
@@ -170,6 +170,38 @@ def test_v3_pair_names_every_difference(tmp_path: Path) -> None:
     header = text.split("version: 1", 1)[0]
     assert all(line in header for line in lines(result))
     assert "It behaves differently from the original (5 differences)" in header
+    assert result.patches == [] and "patches" not in inv
+
+
+def test_v3_pair_carries_what_it_can_as_patches(tmp_path: Path) -> None:
+    out = tmp_path / "draft.yaml"
+    result, text = import_to(pair("v3"), str(out))
+    assert [p.line() for p in result.patches] == [
+        "patched: cluster api: lb_policy, health_checks",
+        "patched: connection manager http_ipv4: http_filters",
+    ]
+    inv = yaml.safe_load(text)
+    assert inv["patches"] == result.inventory["patches"]
+    api, hcm = inv["patches"]
+    assert api["cluster"] == "api" and api["merge"]["lb_policy"] == "LEAST_REQUEST"
+    assert api["merge"]["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
+    # The whole filter list, in order, router included (a merge patch replaces a list).
+    assert hcm["connection_manager"] == "http_ipv4"
+    assert [f["name"] for f in hcm["merge"]["http_filters"]] == [
+        "envoy.filters.http.cors",
+        "envoy.filters.http.router",
+    ]
+    # What no patch carries stays listed, the loud one first.
+    assert [d.topic for d in result.differences] == ["redirect", "routing"]
+    assert not with_text(result, "lb_policy") and not with_text(result, "http_filters")
+    # Each patch says where it came from, in the draft itself.
+    patches = text.split("\npatches:\n", 1)[1]
+    assert "# from " + str(CASES / "v3" / "cds.yaml") + ": cluster 'api'\n- cluster: api" in (
+        patches
+    )
+    assert "It behaves differently from the original (2 differences)" in text
+    assert "# 2 patches at the end carry over what the inventory cannot say." in text
+    load_model(str(out))  # the draft with its patches and comments is a valid inventory
 
 
 def test_seed_blog_v2_imports_as_an_equivalent_draft() -> None:
@@ -294,11 +326,29 @@ def test_loud_differences_come_first_and_every_one_names_its_resource() -> None:
 
 
 def test_route_config_headers_are_named() -> None:
-    result = import_files(pair("route-headers"))
+    result = import_files(pair("route-headers"), patches=False)
     (difference,) = result.differences
     assert difference.topic == "headers" and not difference.loud
     assert difference.resource is not None and difference.resource.kind == "route_config"
     assert difference.resource.name == "http_ipv4"
+    assert difference.carry is not None and difference.carry.kind == "route_config"
+
+
+def test_route_config_headers_are_carried_as_a_patch() -> None:
+    result = import_files(pair("route-headers"))
+    assert result.equivalent, lines(result)
+    (patch,) = result.patches
+    assert patch.line() == "patched: route config http_ipv4: response_headers_to_add"
+    assert result.inventory["patches"] == [
+        {
+            "route_config": "http_ipv4",
+            "merge": {
+                "response_headers_to_add": [
+                    {"header": {"key": "content-security-policy", "value": "default-src 'self'"}}
+                ]
+            },
+        }
+    ]
 
 
 def test_eds_files_are_followed(tmp_path: Path) -> None:

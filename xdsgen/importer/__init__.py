@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from xdsgen.errors import Problem, UsageProblem
 from xdsgen.importer.differences import Difference, Note, Report
@@ -24,20 +24,21 @@ __all__ = ["ImportResult", "duration_text", "import_files", "import_to", "to_yam
 
 @dataclass
 class ImportResult:
-    inventory: dict[str, Any]
+    inventory: dict[str, Any]  # with its `patches`, if any
     differences: list[Difference] = field(default_factory=list)  # loud ones first
     notes: list[Note] = field(default_factory=list)
     v2: bool = False
     problems: list[Problem] = field(default_factory=list)  # a draft `validate` refuses: a bug
+    patches: list[Any] = field(default_factory=list)  # patches.WrittenPatch, as in inventory
 
     @property
     def equivalent(self) -> bool:
         return not self.differences and not self.problems
 
 
-def import_files(paths: list[str]) -> ImportResult:
-    from xdsgen.importer.anchors import resolve
-    from xdsgen.importer.compare import Comparer
+def import_files(paths: list[str], patches: bool = True) -> ImportResult:
+    """Read the original, write the draft, compare them; with `patches`, carry over as
+    patches what the inventory cannot say wherever that makes the draft do the same."""
     from xdsgen.importer.inputs import Context, Inputs, collect, require_something
     from xdsgen.importer.read_clusters import read_clusters
     from xdsgen.importer.read_listeners import read_listeners
@@ -59,10 +60,9 @@ def import_files(paths: list[str]) -> ImportResult:
     translator = Translator(original, report, paths, ctx.inputs.admin)
     draft = translator.run(ctx.files.referenced_dirs, ctx.access_logs)
     problems = make_valid(draft.inventory, report, load_model)
+    written: list[Any] = []
     if not problems:
-        rendered = read_render(_render(draft.inventory))
-        Comparer(original, rendered, draft.upstream_names, report, draft.reasons).run()
-        resolve(report, original, rendered, draft.upstream_names)
+        report, written = _compare(original, draft, report, patches)
     if ctx.v2:
         report.notes.insert(
             0,
@@ -70,7 +70,98 @@ def import_files(paths: list[str]) -> ImportResult:
                 "", "v2 names (envoy.api.v2.*, envoy.router, config:, ...) read as their v3 forms"
             ),
         )
-    return ImportResult(draft.inventory, report.ordered(), report.notes, ctx.v2, problems)
+    inventory = dict(draft.inventory)
+    if written:
+        inventory["patches"] = [patch.entry() for patch in written]
+    return ImportResult(inventory, report.ordered(), report.notes, ctx.v2, problems, written)
+
+
+def _compare(original: Any, draft: Any, report: Report, patches: bool) -> tuple[Report, list[Any]]:
+    """The draft (patched, with `patches`) compared with the original: the report with
+    every difference left, and the patches written."""
+    from xdsgen.importer.anchors import resolve
+    from xdsgen.importer.compare import Comparer
+    from xdsgen.importer.patches import Evaluation, Prover, settle
+
+    def evaluate(written: list[Any]) -> Evaluation:
+        rendered = read_render(_render(_with_patches(draft.inventory, written)))
+        compared = report.copy()
+        comparer = Comparer(original, rendered, draft.upstream_names, compared, draft.reasons)
+        comparer.run()
+        resolve(compared, original, rendered, draft.upstream_names)
+        return Evaluation(compared, comparer.pairs)
+
+    final = evaluate([])
+    written: list[Any] = []
+    if patches:
+        clusters = {name for name, ours in draft.upstream_names.items() if name == ours}
+        check = _envoy_check(draft.inventory)
+        prover = Prover(evaluate, lambda w: _invalid(draft.inventory, w), check, clusters)
+        written, final = prover.run(final)
+        for where, message in prover.notes:
+            final.report.note(where, message)
+        if written and check is None:
+            final.report.note(
+                "",
+                "the patches were not checked by Envoy here (no envoy binary found): "
+                "`xdsgen apply` has Envoy validate them first",
+            )
+    settle(final.report, final.pairs)
+    return final.report, written
+
+
+def _with_patches(inventory: dict[str, Any], written: list[Any]) -> dict[str, Any]:
+    if not written:
+        return inventory
+    return {**inventory, "patches": [patch.entry() for patch in written]}
+
+
+def _invalid(inventory: dict[str, Any], written: list[Any]) -> set[int]:
+    """Indexes of the patches the inventory's checks refuse (all, for a problem elsewhere)."""
+    from xdsgen.importer.repair import dump, parse_path, problems_of
+    from xdsgen.pipeline import load_model
+
+    refused: set[int] = set()
+    for problem in problems_of(dump(_with_patches(inventory, written)), load_model):
+        parts = parse_path(problem.path)
+        if len(parts) > 1 and parts[0] == "patches" and isinstance(parts[1], int):
+            refused.add(parts[1])
+        else:
+            return set(range(len(written)))
+    return refused
+
+
+def _envoy_check(inventory: dict[str, Any]) -> Optional[Callable[[list[Any]], Optional[str]]]:
+    """Envoy's reason for refusing the draft with some patches (None: accepted); None when
+    no Envoy binary is at hand. Files the draft names that are not here get stand-ins."""
+    from xdsgen.envoycheck import find_envoy
+
+    binary = find_envoy()
+    if binary is None:
+        return None
+
+    def refusal(written: list[Any]) -> Optional[str]:
+        import tempfile
+
+        from xdsgen.envoycheck import check_with_envoy
+        from xdsgen.errors import EnvoyRefused, XdsgenError
+        from xdsgen.importer.repair import dump
+        from xdsgen.pipeline import load_model, render
+
+        with tempfile.TemporaryDirectory(prefix="xdsgen-import-") as directory:
+            path = os.path.join(directory, "draft.yaml")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(dump(_with_patches(inventory, written)))
+            try:
+                model = load_model(path, config_dir=os.path.join(directory, "config"))
+                check_with_envoy(model, render(model), binary, stand_ins=True)
+            except EnvoyRefused as exc:
+                return " ".join(str(exc).split())[:300]
+            except XdsgenError:
+                return None  # Envoy could not be run: not a refusal of these patches
+        return None
+
+    return refusal
 
 
 def _render(inventory: dict[str, Any]) -> dict[str, str]:
@@ -116,19 +207,45 @@ def to_yaml(result: ImportResult, paths: list[str]) -> str:
         header.append(f"# It behaves differently from the original ({count} difference{plural}):")
         header.extend(f"#   - {d.line()}" for d in result.differences)
         header.extend(f"#   - {p.format()}" for p in result.problems)
+    if result.patches:
+        count = len(result.patches)
+        header.append(
+            f"# {count} patch{'es' if count != 1 else ''} at the end carry over what the "
+            "inventory cannot say."
+        )
     if result.notes:
         header.append("# Notes:")
         header.extend(f"#   - {n.line()}" for n in result.notes)
-    return "\n".join(header) + "\n" + dump(result.inventory)
+    body = dump({k: v for k, v in result.inventory.items() if k != "patches"})
+    return "\n".join(header) + "\n" + body + _patches_yaml(result.patches)
+
+
+def _patches_yaml(written: list[Any]) -> str:
+    """The patches, each under a comment saying where in the original it came from."""
+    if not written:
+        return ""
+    from xdsgen.importer.differences import printable
+    from xdsgen.importer.repair import dump
+
+    lines = [
+        "# The original's own Envoy config for what the inventory cannot say, merged into the",
+        "# generated resources named (README: Patches). Carried over verbatim: xdsgen checks",
+        "# their targets and Envoy validates them; they carry no other safety promise.",
+        "patches:",
+    ]
+    for patch in written:
+        lines.extend(printable(f"# from {origin}") for origin in patch.origins)
+        lines.append(dump([patch.entry()]).rstrip("\n"))
+    return "\n".join(lines) + "\n"
 
 
 def import_to(
-    paths: list[str], output: Optional[str], force: bool = False
+    paths: list[str], output: Optional[str], force: bool = False, patches: bool = True
 ) -> tuple[ImportResult, str]:
     """Import, and write the draft to `output` (atomically) or only return its text."""
     if output and os.path.exists(output) and not force:
         raise UsageProblem(f"{output} exists: choose another file, or --force to replace it")
-    result = import_files(paths)
+    result = import_files(paths, patches)
     text = to_yaml(result, paths)
     if output:
         from xdsgen.files import write_atomic

@@ -82,6 +82,9 @@ class Comparer:
         # (topic, where, what) -> contexts it was seen in, and its resource and fragment
         self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
         self.hosts_shown: dict[str, str] = {}
+        # (original object, draft object) that answered the same question: cluster, listener,
+        # connection manager, vhost, route. Their extras must match (xdsgen/importer/carried).
+        self.pairs: list[tuple[Any, Any]] = []
 
     def run(self) -> None:
         self.compare_sockets()
@@ -152,6 +155,7 @@ class Comparer:
                 )
                 continue
             assert original is not None and draft is not None
+            self.pairs.append((original, draft))
             resource = Resource("listener", draft.name)
             ours_address, theirs_address = original.address_for(family), draft.address_for(family)
             if _ip(ours_address) != _ip(theirs_address):
@@ -239,6 +243,7 @@ class Comparer:
                         resource,
                     )
             else:
+                self.pairs.append((ours[1], theirs[1]))
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
 
     def refuses_all(self, listener: Listener) -> bool:
@@ -289,12 +294,18 @@ class Comparer:
             shown = "any other host" if host == UNKNOWN_HOST else f"host {shown}"
             resource = Resource("vhost", theirs_vhost.name if theirs_vhost else None)
             where = (ours_vhost or ours).where
+            if ours_vhost is not None and theirs_vhost is not None:
+                self.pairs.append((ours_vhost, theirs_vhost))
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
                 ours_action = self.originalaction_text(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
                 if ours_action == theirs_action:
+                    if ours_route is not None and theirs_route is not None:
+                        # Only routes that do the same: a field of a proxy route means
+                        # nothing on a redirect.
+                        self.pairs.append((ours_route, theirs_route))
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
@@ -329,6 +340,8 @@ class Comparer:
         for name, cluster in self.original.clusters.items():
             theirs = self.draft.clusters.get(self.names.get(name, ""))
             resource = Resource("cluster", theirs.name if theirs else None)
+            if theirs is not None:
+                self.pairs.append((cluster, theirs))
             if theirs is None:
                 why = cluster.problem or "it has no endpoints"
                 if name in used:

@@ -20,6 +20,24 @@ PROBE_LABEL = "xdsgen-probe"  # a label no real host name uses: stands for "any 
 
 
 @dataclass(frozen=True)
+class Carry:
+    """A field of the original the inventory cannot say, as the patch that would carry it:
+    an RFC 7386 merge patch on the draft's resource of `kind` (cluster, listener,
+    connection_manager, route_config, vhost, route). `key` names the field: the unit a
+    patch carries whole or not at all."""
+
+    kind: str
+    key: str
+    merge: Any = field(compare=False, hash=False)
+    order: tuple[int, ...] = field(default=(), compare=False)  # where it sits in the original
+
+
+# What an object does beyond what an inventory can say: (kind, key) -> merge patch. The
+# same reader reads the draft's render, so a draft that carries a field shows the same.
+Extras = dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True)
 class Proxy:
     cluster: str
     rewrite: Optional[str] = None
@@ -73,6 +91,7 @@ class Route:
     raw: Any = field(default=None, compare=False, repr=False)
     vhost: Optional[Vhost] = field(default=None, compare=False, repr=False)
     name: str = field(default="", compare=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.value) if self.match == "prefix" else path == self.value
@@ -89,6 +108,7 @@ class Vhost:
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
     hcm: Optional[Hcm] = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
     def route_for(self, path: str) -> Optional[Route]:
         for route in self.routes:
@@ -106,6 +126,7 @@ class Hcm:
     route_config: str = field(default="", compare=False)
     where: str = field(default="", compare=False)
     chain: Optional[Chain] = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
     index: Optional[VhostIndex] = field(default=None, compare=False, repr=False)
 
@@ -159,6 +180,7 @@ class Listener:
     inspector: bool = False
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
     def address_for(self, family: str) -> str:
         if family == "ipv4" and ":" in self.address:
@@ -212,6 +234,7 @@ class Cluster:
     problem: str = field(default="", compare=False)  # why the draft cannot have it
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
