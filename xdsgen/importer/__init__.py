@@ -12,6 +12,7 @@ like the original (0) or not (EXIT_DIFFERS).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -110,6 +111,15 @@ def _compare(original: Any, draft: Any, report: Report, patches: bool) -> tuple[
     return final.report, written
 
 
+def _reason(message: str) -> str:
+    """Envoy's reason on one line, without the config it quotes after it."""
+    text = " ".join(message.split()).replace("Envoy refused the rendered files: ", "")
+    quoted = re.search(r"\)?: \{", text)
+    if quoted is not None:
+        text = text[: quoted.start()] + (")" if text[quoted.start()] == ")" else "")
+    return text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " ..."
+
+
 def _with_patches(inventory: dict[str, Any], written: list[Any]) -> dict[str, Any]:
     if not written:
         return inventory
@@ -156,7 +166,7 @@ def _envoy_check(inventory: dict[str, Any]) -> Optional[Callable[[list[Any]], Op
                 model = load_model(path, config_dir=os.path.join(directory, "config"))
                 check_with_envoy(model, render(model), binary, stand_ins=True)
             except EnvoyRefused as exc:
-                return " ".join(str(exc).split())[:300]
+                return _reason(str(exc))
             except XdsgenError:
                 return None  # Envoy could not be run: not a refusal of these patches
         return None

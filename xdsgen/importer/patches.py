@@ -242,7 +242,7 @@ class Prover:
     def _envoy_refuses(
         self, candidates: dict[Slot, _Candidate], patches: list[WrittenPatch]
     ) -> bool:
-        """Drop what Envoy refuses (each patch tried alone when all together are refused);
+        """Drop the fields Envoy refuses, each tried alone when all together are refused;
         whether anything was dropped."""
         assert self.refusal is not None
         reason = self.refusal(patches)
@@ -250,23 +250,28 @@ class Prover:
             return False
         if self.refusal([]) is not None:
             return False  # the draft itself is refused: not the patches' doing
-        refused = []
+        refused: list[Slot] = []
         for patch in patches:
-            alone = self.refusal([patch])
-            if alone is not None:
-                refused.append(patch)
-                self.notes.append(("", _refused_note(patch, alone)))
+            if self.refusal([patch]) is None:
+                continue
+            for name in patch.fields:
+                slot = (patch.kind, patch.target, name)
+                alone = self.refusal(written({slot: candidates[slot]}))
+                if alone is not None:
+                    refused.append(slot)
+                    self.notes.append(("", _refused_note(slot, alone)))
         if not refused:  # only together: keep none of them
-            refused = patches
+            refused = list(candidates)
             self.notes.append(("", f"the patches are left out: Envoy refuses them: {reason}"))
-        self._drop(candidates, refused)
+        for slot in refused:
+            del candidates[slot]
         return True
 
 
-def _refused_note(patch: WrittenPatch, reason: str) -> str:
-    kind = patch.kind.replace("_", " ")
-    return f"a patch on {kind} {patch.target} ({', '.join(patch.fields)}) is left out: " + (
-        f"Envoy refuses it: {reason}"
+def _refused_note(slot: Slot, reason: str) -> str:
+    kind, target, name = slot
+    return (
+        f"{name} is not patched into {kind.replace('_', ' ')} {target}: Envoy refuses it: {reason}"
     )
 
 

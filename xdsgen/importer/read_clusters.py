@@ -190,6 +190,12 @@ def _endpoints(
                     "balances over it",
                 )
             out.append(endpoint)
+            if text(as_map(lb.get("endpoint")).get("hostname")):
+                endpoints_differ(
+                    "upstream",
+                    "endpoint hostnames (for auto_host_rewrite, health checks, hashing) are not "
+                    "carried over",
+                )
             if "health_check_config" in as_map(lb.get("endpoint")):
                 endpoints_differ(
                     "health-checks", "endpoint health check settings are not carried over", lb
