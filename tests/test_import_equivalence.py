@@ -5,9 +5,13 @@ original to loopback (listener ports to free ports, listener addresses to 127.0.
 every cluster's endpoints to a backend that answers with its own name, CERTS/ to
 certificates made here, /etc/envoy/ to the case's own files), imports it, starts Envoy
 with the original and then with the render of the draft on the same ports, and sends both
-the same requests (hosts, paths, SNI, websocket upgrades, TCP, UDP). A request may answer
-differently only when the case marks it (`differs: TOPIC`) and the import reported a
-difference of that topic; a case that exits 0 may have no such request.
+the same requests (hosts, paths, SNI, websocket upgrades, TCP, UDP; request headers sent,
+response headers shown, request headers the backend saw, requests sent while others are
+in flight). A request may answer differently only when the case marks it (`differs:
+TOPIC`) and the import reported a difference of that topic; a case that exits 0 may have
+no such request. A case lists the patches the import writes (`patched:`); when there are
+some, the draft without them (--no-patches) runs too and must answer some request
+otherwise: the requests see what the patches carry.
 
 Cases in `mode: expect` cannot run their original here (Envoy 1.40 does not read v2; a
 dual-stack "::" listener binds more than loopback): the draft's render alone runs, and

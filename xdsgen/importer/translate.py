@@ -42,6 +42,12 @@ _VHOST_INDEX = re.compile(r"^vhost(\d+)_")
 _PASS_INDEX = re.compile(r"_pass_(\d+)$")
 
 
+# An inventory vhost: certificate, redirect_to_https, its routes (JSON) and what the original
+# vhost does beyond them (JSON): vhosts differing in that are kept apart, so that a patch
+# can carry each one's own.
+_VhostSpec = tuple[Optional[str], bool, str, str]
+
+
 @dataclass
 class _Family:
     address: Optional[str] = None
@@ -241,7 +247,7 @@ class Translator:
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
         # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON).
-        found: dict[tuple[str, tuple[Optional[str], bool, str]], list[str]] = {}
+        found: dict[tuple[str, _VhostSpec], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
             claimed: set[str] = set()
@@ -255,14 +261,14 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    spec = (None, False, json.dumps(routes))
+                    spec = (None, False, json.dumps(routes), _extras_key(vhost))
                     found.setdefault((domain, spec), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
         for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
             grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
         out = []
-        for (certificate, redirect, routes, fams), domains in grouped.items():
+        for (certificate, redirect, routes, _, fams), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
             if certificate:
                 item["tls"] = certificate
@@ -274,15 +280,13 @@ class Translator:
             out.append(item)
         return out
 
-    def tls_entries(
-        self, plan: _Family
-    ) -> list[tuple[str, tuple[Optional[str], bool, str], Vhost]]:
+    def tls_entries(self, plan: _Family) -> list[tuple[str, _VhostSpec, Vhost]]:
         """(domain, spec, original vhost) for every name the family's https listener
         terminates: the vhost a client sending that name (as SNI and Host) reaches."""
         listener = plan.https
         if listener is None:
             return []
-        out: list[tuple[str, tuple[Optional[str], bool, str], Vhost]] = []
+        out: list[tuple[str, _VhostSpec, Vhost]] = []
         seen: set[str] = set()
         for chain in [*listener.chains, listener.default_chain]:
             if chain is None or chain.kind != "http" or not chain.tls:
@@ -303,7 +307,8 @@ class Translator:
                 seen.add(domain)
                 self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
-                spec = (self.certificate_name(chain.certificate), redirect, json.dumps(routes))
+                certificate = self.certificate_name(chain.certificate)
+                spec = (certificate, redirect, json.dumps(routes), _extras_key(vhost))
                 out.append((domain, spec, vhost))
         return out
 
@@ -437,6 +442,12 @@ def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:
     if plain.kind == "tcp" and len(chains) == 1 and plain.transport in (None, "raw_buffer"):
         return "tcp", plain
     return None, None
+
+
+def _extras_key(vhost: Vhost) -> str:
+    extras = [vhost.extras] + [route.extras for route in vhost.routes]
+    listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
+    return json.dumps(listed, sort_keys=True, default=lambda _: "not carried")
 
 
 def _redirects_all(vhost: Vhost) -> bool:
