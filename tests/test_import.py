@@ -558,14 +558,18 @@ def test_the_readme_shows_real_import_sessions(tmp_path: Path, monkeypatch: Any)
     readme = (HERE.parent / "README.md").read_text()
     section = readme.split("## Coming from a hand-written config", 1)[1].split("\n## ", 1)[0]
     sessions = section.split("    $ xdsgen import ")[1:]
-    assert len(sessions) == 2
-    for case, session in zip(("v2", "v3"), sessions):
+    cases = ("v2", "patch-route", "v3", "v3")
+    assert len(sessions) == len(cases)
+    for index, (case, session) in enumerate(zip(cases, sessions)):
         command, _, rest = session.partition("\n")
         shown, _, code = rest.partition("    $ echo $?\n")
-        work = tmp_path / case
+        work = tmp_path / f"{index}-{case}"
         shutil.copytree(CASES / case, work)
         monkeypatch.chdir(work)
         result = CliRunner().invoke(main, ["import", *command.split()])
         assert result.exit_code == int(code.split()[0])
         expected = [line[4:] for line in shown.splitlines()]
         assert result.stderr.splitlines() == expected
+        if case == "patch-route":  # the end of its draft, as shown
+            draft = section.split("The end of its draft:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+            assert (work / "inventory.yaml").read_text().endswith(draft)

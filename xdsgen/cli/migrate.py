@@ -87,7 +87,9 @@ def import_command(
             "(DIFFERENCE)"
         )
         sys.exit(EXIT_DIFFERS)
-    console.note("the draft behaves like the original")
+    count = len(result.patches)
+    with_patches = f" (with {count} patch{'es' if count != 1 else ''})" if count else ""
+    console.note(f"the draft behaves like the original{with_patches}")
 
 
 @main.group(
