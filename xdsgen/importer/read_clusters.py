@@ -273,12 +273,11 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
             validation,
             cluster,
         )
-    # Carried into the draft's own TLS socket (a merge into its typed_config), from a v3
-    # transport_socket only: v2's tls_context is another message.
-    v3 = "transport_socket" in data
+    # Carried into the draft's own TLS socket (a merge into its typed_config); v2's
+    # tls_context holds the same UpstreamTlsContext fields.
 
     def socket_field(topic: str, message: str, key: str, merge: dict[str, Any]) -> None:
-        offer = {"transport_socket": {"typed_config": merge}} if v3 else None
+        offer = {"transport_socket": {"typed_config": merge}}
         name = f"transport_socket.{key}"
         carry(ctx, cluster, topic, where, message, "cluster", name, offer, merge, data)
 
