@@ -4,17 +4,18 @@ People arrive with a static bootstrap or an LDS/CDS pair from a blog post or an 
 setup, often in the v2 API. The import reads them (reading, inputs) into what they do
 (read_listeners, read_http, read_clusters -> semantics), writes the inventory that does
 the most of it (translate), keeps that draft valid (repair), renders it, reads the render
-back with the same reader and compares the two as Envoy would serve them (compare).
-Whatever differs is reported (differences): the exit code says whether the draft behaves
-like the original (0) or not (EXIT_DIFFERS).
+back with the same reader and compares the two as Envoy would serve them (compare, drafts).
+What the inventory cannot say is carried over as patches wherever that makes the draft do
+what the original does (carrying, patches). Whatever still differs is reported
+(differences): the exit code says whether the draft behaves like the original (0) or not
+(EXIT_DIFFERS).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from xdsgen.errors import Problem, UsageProblem
 from xdsgen.importer.differences import Difference, Note, Report
@@ -82,10 +83,17 @@ def _compare(original: Any, draft: Any, report: Report, patches: bool) -> tuple[
     every difference left, and the patches written."""
     from xdsgen.importer.anchors import resolve
     from xdsgen.importer.compare import Comparer
+    from xdsgen.importer.drafts import (
+        EnvoyCheck,
+        invalid_patches,
+        read_render,
+        render_files,
+        with_patches,
+    )
     from xdsgen.importer.patches import Evaluation, Prover, settle
 
     def evaluate(written: list[Any]) -> Evaluation:
-        rendered = read_render(_render(_with_patches(draft.inventory, written)))
+        rendered = read_render(render_files(with_patches(draft.inventory, written)))
         compared = report.copy()
         comparer = Comparer(original, rendered, draft.upstream_names, compared, draft.reasons)
         comparer.run()
@@ -96,109 +104,20 @@ def _compare(original: Any, draft: Any, report: Report, patches: bool) -> tuple[
     written: list[Any] = []
     if patches:
         clusters = {name for name, ours in draft.upstream_names.items() if name == ours}
-        check = _envoy_check(draft.inventory)
-        prover = Prover(evaluate, lambda w: _invalid(draft.inventory, w), check, clusters)
+        check = EnvoyCheck.find(draft.inventory)
+        prover = Prover(evaluate, lambda w: invalid_patches(draft.inventory, w), check, clusters)
         written, final = prover.run(final)
         for where, message in prover.notes:
             final.report.note(where, message)
-        if written and check is None:
+        unchecked = "no envoy binary found" if check is None else check.unavailable
+        if written and unchecked:
             final.report.note(
                 "",
-                "the patches were not checked by Envoy here (no envoy binary found): "
-                "`xdsgen apply` has Envoy validate them first",
+                f"the patches were not checked by Envoy here ({unchecked}): `xdsgen apply` "
+                "has Envoy validate them first",
             )
     settle(final.report, final.pairs)
     return final.report, written
-
-
-def _reason(message: str) -> str:
-    """Envoy's reason on one line, without the config it quotes after it."""
-    text = " ".join(message.split()).replace("Envoy refused the rendered files: ", "")
-    quoted = re.search(r"\)?: \{", text)
-    if quoted is not None:
-        text = text[: quoted.start()] + (")" if text[quoted.start()] == ")" else "")
-    return text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " ..."
-
-
-def _with_patches(inventory: dict[str, Any], written: list[Any]) -> dict[str, Any]:
-    if not written:
-        return inventory
-    return {**inventory, "patches": [patch.entry() for patch in written]}
-
-
-def _invalid(inventory: dict[str, Any], written: list[Any]) -> set[int]:
-    """Indexes of the patches the inventory's checks refuse (all, for a problem elsewhere)."""
-    from xdsgen.importer.repair import dump, parse_path, problems_of
-    from xdsgen.pipeline import load_model
-
-    refused: set[int] = set()
-    for problem in problems_of(dump(_with_patches(inventory, written)), load_model):
-        parts = parse_path(problem.path)
-        if len(parts) > 1 and parts[0] == "patches" and isinstance(parts[1], int):
-            refused.add(parts[1])
-        else:
-            return set(range(len(written)))
-    return refused
-
-
-def _envoy_check(inventory: dict[str, Any]) -> Optional[Callable[[list[Any]], Optional[str]]]:
-    """Envoy's reason for refusing the draft with some patches (None: accepted); None when
-    no Envoy binary is at hand. Files the draft names that are not here get stand-ins."""
-    from xdsgen.envoycheck import find_envoy
-
-    binary = find_envoy()
-    if binary is None:
-        return None
-
-    def refusal(written: list[Any]) -> Optional[str]:
-        import tempfile
-
-        from xdsgen.envoycheck import check_with_envoy
-        from xdsgen.errors import EnvoyRefused, XdsgenError
-        from xdsgen.importer.repair import dump
-        from xdsgen.pipeline import load_model, render
-
-        with tempfile.TemporaryDirectory(prefix="xdsgen-import-") as directory:
-            path = os.path.join(directory, "draft.yaml")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(dump(_with_patches(inventory, written)))
-            try:
-                model = load_model(path, config_dir=os.path.join(directory, "config"))
-                check_with_envoy(model, render(model), binary, stand_ins=True)
-            except EnvoyRefused as exc:
-                return _reason(str(exc))
-            except XdsgenError:
-                return None  # Envoy could not be run: not a refusal of these patches
-        return None
-
-    return refusal
-
-
-def _render(inventory: dict[str, Any]) -> dict[str, str]:
-    import tempfile
-
-    from xdsgen.importer.repair import dump
-    from xdsgen.pipeline import load_model, render
-
-    with tempfile.TemporaryDirectory(prefix="xdsgen-import-") as directory:
-        path = os.path.join(directory, "draft.yaml")
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(dump(inventory))
-        model = load_model(path)
-        return dict(render(model).files)
-
-
-def read_render(files: dict[str, str]) -> Any:
-    """The draft's render, read by the reader that read the original."""
-    from xdsgen.importer.inputs import Context, Inputs, collect
-    from xdsgen.importer.read_clusters import read_clusters
-    from xdsgen.importer.read_listeners import read_listeners
-    from xdsgen.importer.reading import RenderedFiles
-    from xdsgen.importer.semantics import Config
-
-    ctx = Context(RenderedFiles(files), Report(), Inputs())
-    collect(["lds.yaml", "cds.yaml"], ctx)
-    return Config(read_listeners(ctx), read_clusters(ctx))
 
 
 def to_yaml(result: ImportResult, paths: list[str]) -> str:

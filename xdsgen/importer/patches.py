@@ -195,7 +195,7 @@ class Prover:
     evaluate: the draft with these patches, rendered and compared with the original.
     invalid: the indexes of the patches the inventory's checks refuse.
     refusal: Envoy's reason for refusing the draft with these patches (None: accepted);
-    None when no Envoy binary can be run here.
+    None when there is no Envoy binary here (drafts.EnvoyCheck).
     """
 
     evaluate: Callable[[list[WrittenPatch]], Evaluation]
