@@ -59,7 +59,7 @@ def import_files(paths: list[str], patches: bool = True) -> ImportResult:
         report.note("", text)
     if ctx.inputs.listeners and not ctx.inputs.clusters:
         report.note("", "no clusters were given: add the CDS file to import the upstreams")
-    translator = Translator(original, report, paths, ctx.inputs.admin)
+    translator = Translator(original, report, paths, ctx.inputs.admin, patches)
     draft = translator.run(ctx.files.referenced_dirs, ctx.access_logs)
     problems = make_valid(draft.inventory, report, load_model)
     written: list[Any] = []

@@ -71,11 +71,14 @@ def domain_ok(domain: str, tls: bool) -> bool:
 
 
 class Translator:
-    def __init__(self, config: Config, report: Report, paths: list[str], admin: Any):
+    def __init__(
+        self, config: Config, report: Report, paths: list[str], admin: Any, patches: bool = True
+    ):
         self.config = config
         self.report = report
         self.paths = paths
         self.admin = admin
+        self.patches = patches  # vhosts configured differently are kept apart for them
         self.upstream_names: dict[str, str] = {}
         self.certificates: dict[Certificate, str] = {}
         self.reasons: dict[int, str] = {}
@@ -236,6 +239,14 @@ class Translator:
             out.append(entry)
         return out
 
+    def extras_key(self, vhost: Optional[Vhost]) -> str:
+        """What the vhost does beyond its routes, when patches are to carry it."""
+        if not self.patches or vhost is None:
+            return ""
+        extras = [vhost.extras] + [route.extras for route in vhost.routes]
+        listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
+        return json.dumps(listed, sort_keys=True, default=lambda _: "not carried")
+
     def certificate_name(self, certificate: Certificate) -> str:
         for known, name in self.certificates.items():
             if (known.cert, known.key) == (certificate.cert, certificate.key):
@@ -261,7 +272,7 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    spec = (None, False, json.dumps(routes), _extras_key(vhost))
+                    spec = (None, False, json.dumps(routes), self.extras_key(vhost))
                     found.setdefault((domain, spec), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
@@ -308,7 +319,7 @@ class Translator:
                 self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
                 certificate = self.certificate_name(chain.certificate)
-                spec = (certificate, redirect, json.dumps(routes), _extras_key(vhost))
+                spec = (certificate, redirect, json.dumps(routes), self.extras_key(vhost))
                 out.append((domain, spec, vhost))
         return out
 
@@ -442,12 +453,6 @@ def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:
     if plain.kind == "tcp" and len(chains) == 1 and plain.transport in (None, "raw_buffer"):
         return "tcp", plain
     return None, None
-
-
-def _extras_key(vhost: Vhost) -> str:
-    extras = [vhost.extras] + [route.extras for route in vhost.routes]
-    listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
-    return json.dumps(listed, sort_keys=True, default=lambda _: "not carried")
 
 
 def _redirects_all(vhost: Vhost) -> bool:
