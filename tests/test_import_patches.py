@@ -372,3 +372,33 @@ def test_patch_values_may_hold_lines_other_values_may_not(tmp_path: Path) -> Non
     bad.write_text(base.replace('["a.example"]', '["a.example\\nb"]'))
     result = CliRunner().invoke(main, ["validate", str(bad)])
     assert result.exit_code == 1 and "U+000A" in result.output
+
+
+def test_patches_that_change_other_answers_are_blamed_by_resource() -> None:
+    from xdsgen.importer.differences import Report, Resource
+    from xdsgen.importer.patches import Evaluation, _Candidate, _changed_behaviour
+
+    before, after = Report(), Report()
+    for report in (before, after):
+        report.differ("routing", "lds.yaml: listener 'http'", "an answer both drafts give")
+    candidates = {
+        ("listener", "https_ipv4", "listener_filters"): _Candidate({}),
+        ("route", "vhost0_a.example/0", "route.retry_policy"): _Candidate({}),
+    }
+    same = _changed_behaviour(Evaluation(before, []), Evaluation(after, []), candidates)
+    assert same == set()
+    after.differ(
+        "tls",
+        "lds.yaml: listener 'https'",
+        "TLS for a.example: the original serves HTTP; the draft refuses the connection",
+        resource=Resource("listener", "https_ipv4"),
+    )
+    blamed = _changed_behaviour(Evaluation(before, []), Evaluation(after, []), candidates)
+    assert blamed == {("listener", "https_ipv4", "listener_filters")}
+    after.differ("routing", "rds.yaml", "an answer no patch names")
+    blamed = _changed_behaviour(Evaluation(before, []), Evaluation(after, []), candidates)
+    assert blamed == {("listener", "https_ipv4", "listener_filters")}
+    anonymous = Report()
+    anonymous.differ("routing", "rds.yaml", "an answer no patch names")
+    blamed = _changed_behaviour(Evaluation(before, []), Evaluation(anonymous, []), candidates)
+    assert blamed == set(candidates)

@@ -225,6 +225,7 @@ class Prover:
                 for slot, candidate in candidates.items()
                 if not any(resolved(ours, key) for ours, key in candidate.serves)
             )
+            bad.update(_changed_behaviour(first, evaluation, candidates))
             if bad:
                 for slot in bad:
                     del candidates[slot]
@@ -266,6 +267,30 @@ class Prover:
         for slot in refused:
             del candidates[slot]
         return True
+
+
+def _changed_behaviour(
+    first: Evaluation, evaluation: Evaluation, candidates: dict[Slot, _Candidate]
+) -> set[Slot]:
+    """The patches to blame for answers the unpatched draft did not give (a listener filter
+    list without the TLS inspector changes which chain a server name reaches): those on
+    the resource such a difference names, else all of them."""
+
+    def answers(report: Report) -> set[tuple[str, str, str]]:
+        return {(d.topic, d.where, d.message) for d in report.differences if d.carry is None}
+
+    before = answers(first.report)
+    new = [
+        d
+        for d in evaluation.report.differences
+        if d.carry is None and (d.topic, d.where, d.message) not in before
+    ]
+    if not new:
+        return set()
+    names = {d.resource.name for d in new if d.resource is not None and d.resource.name}
+    names |= {name.split("/", 1)[0] for name in names}  # a route's vhost
+    blamed = {slot for slot in candidates if slot[1] in names}
+    return blamed or set(candidates)
 
 
 def _refused_note(slot: Slot, reason: str) -> str:
