@@ -340,7 +340,7 @@ class Lab:
         threads = [threading.Thread(target=slow, daemon=True) for _ in range(count)]
         for thread in threads:
             thread.start()
-            time.sleep(0.2)
+            time.sleep(0.3)
 
         class Waiter:
             @staticmethod
