@@ -112,19 +112,49 @@ class ChallTestSrv:
         with urllib.request.urlopen(request, timeout=5) as response:
             response.read()
 
+    def set_default(self, family: str, address: str) -> None:
+        """What every name without its own record resolves to ("" for nothing): family
+        ipv4 (A) or ipv6 (AAAA)."""
+        self.post(f"/set-default-{family}", {"ip": address})
+
+    def add_a(self, host: str, addresses: list[str]) -> None:
+        self.post("/add-a", {"host": host.rstrip(".") + ".", "addresses": addresses})
+
     def txt(self, fqdn: str) -> list[str]:
         """The TXT values the mock DNS answers for `fqdn` now (a real DNS query over UDP)."""
         return dns_txt_query("127.0.0.1", self.dns_port, fqdn)
 
+    def addresses(self, fqdn: str) -> list[str]:
+        """The A and AAAA answers of the mock DNS for `fqdn` now."""
+        return dns_addresses("127.0.0.1", self.dns_port, fqdn)
+
 
 def dns_txt_query(server: str, port: int, fqdn: str) -> list[str]:
-    """One DNS TXT query (RFC 1035 wire format) and the strings of its answers."""
+    """The strings of the TXT answers for `fqdn` (one DNS query over UDP)."""
+    values = []
+    for rdata in dns_query(server, port, fqdn, 16):
+        index = 0
+        while index < len(rdata):
+            length = rdata[index]
+            values.append(rdata[index + 1 : index + 1 + length].decode())
+            index += 1 + length
+    return values
+
+
+def dns_addresses(server: str, port: int, fqdn: str) -> list[str]:
+    """The A and AAAA answers for `fqdn`, as text."""
+    found = [socket.inet_ntop(socket.AF_INET, r) for r in dns_query(server, port, fqdn, 1)]
+    return found + [socket.inet_ntop(socket.AF_INET6, r) for r in dns_query(server, port, fqdn, 28)]
+
+
+def dns_query(server: str, port: int, fqdn: str, qtype: int) -> list[bytes]:
+    """One DNS query (RFC 1035 wire format): the rdata of the answers of type `qtype`."""
     query_id = 0x5A17
     question = b"".join(
         bytes([len(label)]) + label.encode() for label in fqdn.rstrip(".").split(".")
     )
     packet = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 0) + question + b"\0"
-    packet += struct.pack("!HH", 16, 1)  # TXT, IN
+    packet += struct.pack("!HH", qtype, 1)  # IN
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
         sock.sendto(packet, (server, port))
@@ -144,26 +174,28 @@ def dns_txt_query(server: str, port: int, fqdn: str) -> list[str]:
 
     for _ in range(qdcount):
         pos = skip_name(pos) + 4
-    values = []
+    answers = []
     for _ in range(ancount):
         pos = skip_name(pos)
         rtype, _cls, _ttl, rdlength = struct.unpack("!HHIH", data[pos : pos + 10])
         pos += 10
-        rdata = data[pos : pos + rdlength]
+        if rtype == qtype:
+            answers.append(data[pos : pos + rdlength])
         pos += rdlength
-        if rtype == 16:
-            index = 0
-            while index < len(rdata):
-                length = rdata[index]
-                values.append(rdata[index + 1 : index + 1 + length].decode())
-                index += 1 + length
-    return values
+    return answers
 
 
 class Pebble:
     """Pebble with its HTTPS certificate from a test CA; `directory` is its ACME directory URL."""
 
-    def __init__(self, workdir: Path, dns_port: int, http_port: int, authz_reuse: int = 0):
+    def __init__(
+        self,
+        workdir: Path,
+        dns_port: int,
+        http_port: int,
+        authz_reuse: int = 0,
+        validity: Optional[int] = None,
+    ):
         import trustme
 
         self.workdir = workdir
@@ -196,6 +228,8 @@ class Pebble:
                         "tlsPort": self.tls_port,
                         "ocspResponderURL": "",
                         "externalAccountBindingRequired": False,
+                        # Seconds a certificate lives (Pebble's default: 5 years).
+                        **({"certificateValidityPeriod": validity} if validity else {}),
                     }
                 },
                 indent=2,
@@ -337,6 +371,39 @@ class AcmeLab:
 @contextlib.contextmanager
 def acme_lab(workdir: Path, authz_reuse: int = 0) -> Iterator[AcmeLab]:
     lab = AcmeLab(workdir, authz_reuse).start()
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+class EnvoyLab:
+    """challtestsrv + Pebble validating http-01 on `http_port`, the port of Envoy's http
+    listeners (nothing else answers there: Pebble really fetches every token from Envoy)."""
+
+    def __init__(self, workdir: Path, http_port: int, validity: Optional[int] = None):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.http_port = http_port
+        self.dns = ChallTestSrv(workdir)
+        self.pebble = Pebble(workdir, self.dns.dns_port, http_port, validity=validity)
+
+    def start(self) -> EnvoyLab:
+        self.dns.start()
+        try:
+            self.pebble.start()
+        except BaseException:
+            self.dns.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.pebble.stop()
+        self.dns.stop()
+
+
+@contextlib.contextmanager
+def envoy_lab(workdir: Path, http_port: int, validity: Optional[int] = None) -> Iterator[EnvoyLab]:
+    lab = EnvoyLab(workdir, http_port, validity).start()
     try:
         yield lab
     finally:

@@ -76,8 +76,10 @@ def free_ports(count: int) -> list[int]:
 class Envoy:
     """A real Envoy process started from an xdsgen bootstrap."""
 
-    def __init__(self, bootstrap: Path, admin: Any, log: Path):
-        """`admin`: the admin's TCP port on 127.0.0.1, or its Unix socket path."""
+    def __init__(self, bootstrap: Path, admin: Any, log: Path, extra_args: tuple[str, ...] = ()):
+        """`admin`: the admin's TCP port on 127.0.0.1, or its Unix socket path;
+        `extra_args`: more command-line options (e.g. a faster access log flush)."""
+        self.extra_args = extra_args
         self.bootstrap = bootstrap
         self.admin_port = admin if isinstance(admin, int) else 0
         self.admin_socket = "" if isinstance(admin, int) else str(admin)
@@ -100,6 +102,7 @@ class Envoy:
                 "2",
                 "--parent-shutdown-time-s",
                 "3",
+                *self.extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

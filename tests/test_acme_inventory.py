@@ -126,13 +126,15 @@ def test_acme_with_given_paths_and_settings(tmp_path: Path) -> None:
     assert settings.ca_bundle == "/etc/xdsgen/acme-ca.pem"
     # Files not obtained yet are no warning for acme certificates...
     assert not model.warnings
-    # ... but an error where Envoy would be given them (apply, validate --check-files).
-    with pytest.raises(InventoryError) as caught:
-        load_model(str(path), check_files=True)
-    (problem,) = caught.value.problems
-    assert problem.path == "certificates.wild.acme"
-    assert "has not been obtained yet" in problem.message
-    assert problem.hint == f"run: xdsgen certs renew {path} wild"
+    # ... nor an error for apply (it obtains them first) ...
+    assert load_model(str(path), check_files=True).secrets == model.secrets
+    # ... and what Envoy can run now (render, status) leaves the certificate out until then.
+    servable = load_model(str(path), servable=True)
+    assert servable.secrets == () and "https_ipv4" not in {x.name for x in servable.listeners}
+    (warning,) = servable.warnings
+    assert warning.path == "certificates.wild.acme" and warning.severity == "warning"
+    assert warning.message.startswith("certificate 'wild' has not been obtained yet: ")
+    assert warning.hint == "`xdsgen apply` obtains it"
 
 
 def test_meaning_errors(tmp_path: Path) -> None:

@@ -467,21 +467,22 @@ def test_certs_renew_cli_dns01_backoff_and_force(lab: AcmeLab, tmp_path: Path) -
     assert re.fullmatch(r"certificate wild: not due \(valid for \d+ days more\)\n", fresh.stdout)
 
 
-def test_certs_renew_cli_http01_needs_apply_and_names_are_checked(
+def test_certs_renew_cli_http01_needs_envoy_and_names_are_checked(
     lab: AcmeLab, tmp_path: Path
 ) -> None:
     path = write_lab_inventory(
         tmp_path,
         {"site": {"acme": acme_settings(lab)}, "plain": {"cert": "/x/c.pem", "key": "/x/k.pem"}},
-        [tls_vhost(["needs-apply.example.com"], "site"), tls_vhost(["p.example.com"], "plain")],
+        [tls_vhost(["needs-envoy.example.com"], "site"), tls_vhost(["p.example.com"], "plain")],
     )
     result = run_xdsgen("certs", "renew", str(path))
-    assert result.returncode == 8
+    assert result.returncode == 6
+    socket = tmp_path / "config" / "admin.sock"
     assert result.stderr.endswith(
-        "error: certificate 'site', needs-apply.example.com: http-01 is answered by Envoy itself "
-        "during `xdsgen apply`, which this version cannot do yet; use challenge: dns-01 with a "
-        "dns_hook for now\n"
-    )
+        f"error: http-01 is answered by the running Envoy, and Envoy's admin at unix:{socket} "
+        "is unreachable: No such file or directory. Start Envoy (`xdsgen render`, then Envoy "
+        "with `xdsgen bootstrap`'s config) or use challenge: dns-01\n"
+    ), result.stderr
     assert records.load(str(tmp_path / "config"), "site") == records.Record()  # no back-off
     unknown = run_xdsgen("certs", "renew", str(path), "nope")
     assert unknown.returncode == 2

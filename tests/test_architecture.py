@@ -152,7 +152,9 @@ def schema_defaults() -> dict[str, Any]:
         if "default" in node and path:
             found[path] = node["default"]
         for key, child in (node.get("properties") or {}).items():
-            walk(child, f"{path}.{key}" if path else key, seen)
+            # listen.ipv4 and listen.ipv6 share one definition: DEFAULTS says listen.*.
+            name = "*" if path == "listen" else key
+            walk(child, f"{path}.{name}" if path else name, seen)
         if isinstance(node.get("additionalProperties"), dict):
             walk(node["additionalProperties"], f"{path}.*", seen)
         if isinstance(node.get("items"), dict):

@@ -67,10 +67,10 @@ def test_rendered_files_point_inside_the_container(tmp_path: Path) -> None:
         boot["dynamic_resources"]["lds_config"]["path_config_source"]["path"]
         == "/etc/envoy/lds.yaml"
     )
-    assert boot["admin"]["address"]["socket_address"] == {
-        "address": "127.0.0.1",
-        "port_value": 15001,
-    }
+    # The admin socket in the mounted directory: the container's Envoy creates it, xdsgen on
+    # the host reaches it through the mount (and no cluster can dial it).
+    assert boot["admin"]["address"] == {"pipe": {"path": "/etc/envoy/admin.sock", "mode": 0o660}}
+    assert model.envoy.admin.path == str(tmp_path / "admin.sock")
 
 
 @pytest.mark.envoy

@@ -80,6 +80,7 @@ def test_plain_text_answer_for_the_issue_url(env: dict[str, Any]) -> None:
         f"ipv4 tcp :{port} (listener tcp_{port}_ipv4)",
         "  result TCP port map: the connection goes to upstream mapped "
         f"({_endpoint(env, 'mapped')}) as it is (no HTTP routing, TLS not terminated)",
+        "  times  idle 1h (Envoy's default), connect 5s",
     ]
 
 

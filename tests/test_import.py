@@ -20,8 +20,13 @@ from xdsgen.pipeline import load_model, render, write_plain
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "import_cases"
+# Golden cases whose features import does not read back (each is a named difference):
+# error pages live in files import cannot recreate, HTTP/3 listeners are not read yet.
+NOT_IMPORTED = {"error-pages", "http3"}
 GOLDEN = sorted(
-    p / "inventory.yaml" for p in (HERE / "cases").iterdir() if (p / "inventory.yaml").is_file()
+    p / "inventory.yaml"
+    for p in (HERE / "cases").iterdir()
+    if (p / "inventory.yaml").is_file() and p.name not in NOT_IMPORTED
 )
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -163,13 +168,23 @@ def test_v3_pair_names_every_difference(tmp_path: Path) -> None:
     # The redirect goes to 443 in the original (no port_redirect), to 8443 in the draft.
     assert with_text(result, "the original redirects to https; the draft redirects to https port")
     assert with_text(result, "cluster 'api': lb_policy LEAST_REQUEST")
-    assert with_text(result, "cluster 'api': active health checks are not carried over")
+    # The health check is carried over; what the draft checks otherwise is named.
+    assert inv["upstreams"]["api"]["health_check"] == {
+        "path": "/healthz",
+        "interval": "5s",
+        "timeout": "1s",
+        "unhealthy_threshold": 2,
+        "healthy_threshold": 1,
+    }
+    assert with_text(result, "cluster 'api': health checks GET /healthz every 5s (60s without")
+    assert with_text(result, "cluster 'api': panic mode below 50% healthy (Envoy's default)")
+    assert with_text(result, "cluster 'api': ejects no endpoint; the draft ejects an endpoint")
     assert with_text(result, "HTTP filter envoy.filters.http.cors (http_filters[0])")
     assert with_text(result, "('everything_else') routes[0]: a route matching on safe_regex")
     # The draft's header lists every difference and note.
     header = text.split("version: 1", 1)[0]
     assert all(line in header for line in lines(result))
-    assert "It behaves differently from the original (5 differences)" in header
+    assert "It behaves differently from the original (7 differences)" in header
     assert result.patches == [] and "patches" not in inv
 
 
@@ -177,14 +192,21 @@ def test_v3_pair_carries_what_it_can_as_patches(tmp_path: Path) -> None:
     out = tmp_path / "draft.yaml"
     result, text = import_to(pair("v3"), str(out))
     assert [p.line() for p in result.patches] == [
-        "patched: cluster api: lb_policy, health_checks",
+        "patched: cluster api: lb_policy, health_checks, "
+        "common_lb_config.healthy_panic_threshold, outlier_detection",
         "patched: connection manager http_ipv4: http_filters",
     ]
     inv = yaml.safe_load(text)
     assert inv["patches"] == result.inventory["patches"]
     api, hcm = inv["patches"]
     assert api["cluster"] == "api" and api["merge"]["lb_policy"] == "LEAST_REQUEST"
+    # The draft says the check with health_check; the patch replaces what xdsgen renders
+    # for it with the original's (no no_traffic_interval, 200 only) and removes what xdsgen
+    # adds that the original has not: no panic mode off, no ejection.
+    assert inv["upstreams"]["api"]["health_check"]["path"] == "/healthz"
     assert api["merge"]["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
+    assert api["merge"]["common_lb_config"] == {"healthy_panic_threshold": None}
+    assert api["merge"]["outlier_detection"] is None
     # The whole filter list, in order, router included (a merge patch replaces a list).
     assert hcm["connection_manager"] == "http_ipv4"
     assert [f["name"] for f in hcm["merge"]["http_filters"]] == [
@@ -242,7 +264,12 @@ def test_drafts_render_to_configs_envoy_accepts(tmp_path: Path, case: str) -> No
     check_with_envoy(model, render(model), envoy_binary(), stand_ins=True)
 
 
-@pytest.mark.parametrize("inventory", [EXAMPLE, *GOLDEN], ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(
+    # patches: Envoy config the draft carries as patches (import writes them: work in hand)
+    "inventory",
+    [EXAMPLE, *(g for g in GOLDEN if g.parent.name != "patches")],
+    ids=lambda p: p.parent.name,
+)
 def test_round_trip_import_of_a_render_renders_the_same(tmp_path: Path, inventory: Path) -> None:
     files = render(load_model(str(inventory)))
     config = tmp_path / "config"
@@ -252,6 +279,9 @@ def test_round_trip_import_of_a_render_renders_the_same(tmp_path: Path, inventor
     )
     assert result.equivalent, lines(result)
     assert result.notes == []
+    # What xdsgen renders (checks, ejection, retries, compression, ...) reads back into
+    # keys: nothing of it is patched.
+    assert result.patches == []
     again = render(load_model(str(tmp_path / "draft.yaml")))
     assert again.files == files.files
 
@@ -259,7 +289,11 @@ def test_round_trip_import_of_a_render_renders_the_same(tmp_path: Path, inventor
 def test_single_mappings_and_lower_case_enums_import_without_noise() -> None:
     case = CASES / "single-mapping"
     result = import_files([str(case / "cds.yaml"), str(case / "lds.yaml")])  # either order
-    assert result.equivalent and result.notes == [], lines(result)
+    # The one note: the draft never cuts an idle WebSocket (xdsgen's streaming-safe default).
+    assert result.equivalent and [n.message for n in result.notes] == [
+        "the draft never cuts this route's silent streams (WebSocket, long polling); the "
+        "original's 5-minute stream idle timeout did"
+    ], lines(result)
     assert result.inventory["http"][0]["routes"] == [
         {"prefix": "/", "upstream": "web", "websocket": True}
     ]

@@ -184,7 +184,7 @@ def test_a_filter_naming_a_cluster_the_draft_has_not_is_not_carried(tmp_path: Pa
     result = import_files(write(tmp_path, [http_listener([authz, ROUTER])], [cluster()]))
     assert result.patches == []
     assert [d.topic for d in result.differences] == ["auth"]
-    # With its cluster in the draft it is carried, the cluster's HTTP/2 with it.
+    # With its cluster in the draft (an HTTP/2 one, for gRPC) it is carried.
     grpc = {
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -197,8 +197,9 @@ def test_a_filter_naming_a_cluster_the_draft_has_not_is_not_carried(tmp_path: Pa
     paths = write(tmp_path, [http_listener([authz, ROUTER])], [cluster(), cluster("authz", **grpc)])
     result = import_files(paths)
     assert result.equivalent, lines(result)
+    # The cluster's HTTP/2 is said by its key (h2), the filter by a patch.
+    assert result.inventory["upstreams"]["authz"]["h2"] is True
     assert [p.line() for p in result.patches] == [
-        "patched: cluster authz: typed_extension_protocol_options",
         "patched: connection manager http_ipv4: http_filters",
     ]
 
@@ -283,19 +284,37 @@ def test_endpoint_priorities_weights_and_hostnames_go_over_as_the_whole_list(
                 }
             ],
         },
+        # Priority 1 is the draft's backup; no inventory key says a priority 2.
+        {
+            "locality": {"zone": "c"},
+            "priority": 2,
+            "lb_endpoints": [
+                {
+                    "endpoint": {
+                        "address": {"socket_address": {"address": "10.0.0.3", "port_value": 80}}
+                    }
+                }
+            ],
+        },
     ]
     web = cluster()
     web["load_assignment"]["endpoints"] = endpoints
     result = import_files(write(tmp_path, [http_listener([ROUTER])], [web]))
     assert result.equivalent, lines(result)
+    assert result.inventory["upstreams"]["web"]["backup"] == ["10.0.0.2:80"]
     (patch,) = result.patches
-    assert patch.merge == {"load_assignment": {"endpoints": endpoints}}
+    # The list replaces the draft's; the spill-over factor and the ejection xdsgen adds for
+    # a backup are removed (the original has neither).
+    assert patch.merge == {
+        "load_assignment": {"endpoints": endpoints, "policy": {"overprovisioning_factor": None}},
+        "outlier_detection": None,
+    }
     # The locality weights travel with the list: no note says they do not.
     assert not any("locality weights" in n.line() for n in result.notes)
     bare = import_files(write(tmp_path, [http_listener([ROUTER])], [web]), patches=False)
     assert any("locality weights are not carried over" in n.line() for n in bare.notes)
     assert {d.message.split(":")[0] for d in bare.differences} >= {
-        "endpoints of priority 1 only take over when the others fail; the draft balances over all "
+        "endpoints of priority 2 only take over when the others fail; the draft balances over all "
         "endpoints",
     }
 

@@ -24,6 +24,7 @@ PROGRAMS = {
     "pebble-challtestsrv": "pebble",
     "systemd-analyze": "systemd",
     "curl": "curl",
+    "goaccess": "goaccess",
 }
 
 
@@ -66,16 +67,18 @@ def run_deps(
 def test_as_root_installs_what_is_missing(tmp_path: Path) -> None:
     result, apt = run_deps(tmp_path, 0, present=("busybox", "pebble"), venv=False)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "scripts/test: installing nftables pebble systemd curl python3-venv\n"
+    assert result.stderr == (
+        "scripts/test: installing nftables pebble systemd curl goaccess python3-venv\n"
+    )
     assert apt == (
         " apt-get update -qq\n"
         "noninteractive apt-get install -y -qq --no-install-recommends "
-        "nftables pebble systemd curl python3-venv\n"
+        "nftables pebble systemd curl goaccess python3-venv\n"
     )
 
 
 def test_without_root_names_what_is_missing(tmp_path: Path) -> None:
-    result, apt = run_deps(tmp_path, 1000, present=("busybox", "nft", "curl"))
+    result, apt = run_deps(tmp_path, 1000, present=("busybox", "nft", "curl", "goaccess"))
     assert result.returncode == 0
     assert apt is None
     assert result.stderr == (

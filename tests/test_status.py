@@ -115,9 +115,14 @@ def test_json_counts_match_the_traffic_sent(env: dict[str, Any]) -> None:
     assert upstreams["broken"]["requests"] == 2
     assert upstreams["broken"]["errors_5xx"] == 2
     assert upstreams["dead"]["errors_5xx"] == 1  # Envoy's own 503: no connection
+    # The request is counted with its 503 (upstream_rq_total would say 0 next to 5xx 1).
+    assert upstreams["dead"]["requests"] == 1
     assert upstreams["dead"]["connect_failures"] >= 1
     assert upstreams["echo"]["active_connections"] == 1
-    assert all(u["endpoints"] == 1 and u["health"] == "healthy" for u in upstreams.values())
+    # Without health checks nothing is known to be healthy: "no check", never "healthy".
+    assert all(u["endpoints"] == 1 and u["health"] == "no check" for u in upstreams.values())
+    assert upstreams["dead"]["per_endpoint"][0]["health"] == "no check"
+    assert upstreams["echo"]["bytes_sent"] == 2 and upstreams["echo"]["bytes_received"] == 7
     assert all(u["in_inventory"] for u in upstreams.values())
     files = {r["file"]: r for r in doc["resources"]}
     assert set(files) == {"cds.yaml", "lds.yaml", "rds_http_ipv4.yaml"}
@@ -137,18 +142,23 @@ def test_text_table(env: dict[str, Any]) -> None:
     header = next(line for line in lines if line.startswith("upstream "))
     assert header.split() == [
         "upstream",
-        "endpoints",
         "health",
         "active",
-        "conns",
         "requests",
         "5xx",
-        "fail",
-    ]  # short names, so that a row fits 80 columns; the legend under the table says them
+        "failed",
+        "cx",
+        "sent",
+        "received",
+    ]
     broken = next(line for line in lines if line.startswith("broken "))
     cells = broken.split()
-    assert cells[:3] == ["broken", "1", "healthy"]
-    assert cells[5:7] == ["2", "2"]  # requests, 5xx
+    assert cells[:3] == ["broken", "no", "check"]
+    assert cells[4:6] == ["2", "2"]  # requests, 5xx
+    tables = lines[lines.index("upstreams (since Envoy started)") :]
+    assert all(len(line) <= 80 for line in tables), "\n".join(tables)
+    dead = next(line for line in tables if line.startswith("dead ") and ":" in line)
+    assert dead.split()[2:5] == ["primary", "no", "check"]  # the endpoints table
     cds = next(line for line in lines if line.startswith("cds.yaml "))
     assert cds.split()[-2:] == ["sync"] or cds.endswith("in sync")
     # Not a terminal: one line per item, for scripts (the header too).

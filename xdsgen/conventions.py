@@ -180,10 +180,16 @@ HCM_SETTINGS = (
     ("normalize_path", True),
     ("merge_slashes", True),
 )
+# The manager of a QUIC listener (HTTP/3): the same settings, the HTTP3 codec.
+HCM_HTTP3_SETTINGS = tuple(
+    ("codec_type", "HTTP3") if key == "codec_type" else (key, value) for key, value in HCM_SETTINGS
+)
 XFF_HEADER = "x-forwarded-for"
 XFF_VALUE = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
 
 # Words the templates may print unquoted (keys and enum values xdsgen itself chose, never
 # inventory text): render's `key` and `word` filters refuse anything else.
 BARE_KEYS = frozenset({"prefix", "path", XFF_HEADER, *(key for key, _ in HCM_SETTINGS)})
-BARE_WORDS = frozenset(value for _, value in HCM_SETTINGS if isinstance(value, str))
+BARE_WORDS = frozenset(
+    value for _, value in (*HCM_SETTINGS, *HCM_HTTP3_SETTINGS) if isinstance(value, str)
+)

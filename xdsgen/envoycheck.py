@@ -116,7 +116,8 @@ def static_bootstrap(bootstrap: dict[str, Any], rendered: Rendered) -> dict[str,
                         "route configuration",
                     )
             tls = (chain.get("transport_socket") or {}).get("typed_config", {})
-            context = tls.get("common_tls_context", {})
+            # QUIC (HTTP/3) chains hold the TLS context one level down.
+            context = tls.get("downstream_tls_context", tls).get("common_tls_context", {})
             if "tls_certificate_sds_secret_configs" in context:
                 context["tls_certificates"] = [
                     _named_resource(

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from xdsgen import timeouts
 from xdsgen.errors import UsageProblem as ExplainUsage
-from xdsgen.model import Listener, Model, RouteConfig, VirtualHost
+from xdsgen.model import Cluster, Listener, Model, RouteConfig, VirtualHost
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ class Hop:
     timeout: Optional[str] = None
     rewritten: bool = False
     patches: tuple[str, ...] = ()  # "cluster grafana", ...: the user's Envoy config on the way
+    # The edge features on the way (issue 15): every timeout met, how failures are met.
+    timeouts: Optional[str] = None
+    retries: int = 0
+    backup: tuple[str, ...] = ()
+    health_check: Optional[str] = None
+    error_page: Optional[str] = None  # the file whose page Envoy's own 502-504 answers get
+    compressed: bool = False
+    direct_status: Optional[int] = None  # maintenance
 
     @property
     def result(self) -> str:
@@ -86,7 +95,15 @@ class Hop:
                 text += ", websocket"
             if self.timeout is not None:
                 text += f", timeout {self.timeout}"
+            if self.retries:
+                text += f", retries {self.retries}"
+            if self.compressed:
+                text += ", compressed"
             return text
+        if self.outcome == "direct":
+            return (
+                f"{self.direct_status} with the maintenance page ({self.error_page}); no upstream"
+            )
         if self.outcome == "passthrough":
             endpoints = ", ".join(self.endpoints)
             return f"TLS passed through, not terminated, to upstream {self.upstream} ({endpoints})"
@@ -99,6 +116,7 @@ class Hop:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["endpoints"] = list(self.endpoints)
+        data["backup"] = list(self.backup)
         data["result"] = self.result
         return data
 
@@ -198,14 +216,26 @@ def match_virtual_host(
     return None, None
 
 
-def _endpoints(model: Model, cluster: str) -> tuple[str, ...]:
-    for c in model.clusters:
-        if c.name == cluster:
-            return tuple(
-                f"[{e.host}]:{e.port}" if ":" in e.host else f"{e.host}:{e.port}"
-                for e in c.endpoints
-            )
-    return ()
+def _cluster(model: Model, name: str) -> Optional[Cluster]:
+    return next((c for c in model.clusters if c.name == name), None)
+
+
+def _endpoints(model: Model, cluster: str, backup: bool = False) -> tuple[str, ...]:
+    found = _cluster(model, cluster)
+    if found is None:
+        return ()
+    return tuple(
+        f"[{e.host}]:{e.port}" if ":" in e.host else f"{e.host}:{e.port}"
+        for e in (found.backup if backup else found.endpoints)
+    )
+
+
+def _failover(model: Model, hop: Hop, cluster_name: str) -> None:
+    """What meets a failing upstream: backup endpoints and active health checks."""
+    cluster = _cluster(model, cluster_name)
+    if cluster is not None:
+        hop.backup = _endpoints(model, cluster_name, backup=True)
+        hop.health_check = timeouts.health_text(cluster)
 
 
 def _route_config(model: Model, name: Optional[str]) -> Optional[RouteConfig]:
@@ -226,6 +256,12 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
             continue
         hop.route_index = index
         hop.route = f'routes[{index}] {route.match} "{route.value}"'
+        if route.direct_status is not None:
+            hop.route = "maintenance: true (every path)"
+            hop.outcome = "direct"
+            hop.direct_status = route.direct_status
+            hop.error_page = vhost.error_page.source if vhost.error_page else "built in"
+            return hop
         if route.https_redirect:
             hop.route = f'{route.match} "{route.value}" (redirect_to_https)'
             host = target.host.split(":")[0] if not target.host.startswith("[") else target.host
@@ -244,6 +280,11 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
         hop.rewritten = route.prefix_rewrite is not None
         hop.websocket = route.websocket
         hop.timeout = route.timeout
+        hop.retries = route.retries
+        hop.compressed = bool(vhost.compressors)
+        hop.error_page = vhost.error_page.source if vhost.error_page else None
+        hop.timeouts = timeouts.route_timeouts(route, _cluster(model, route.cluster or ""))
+        _failover(model, hop, route.cluster or "")
         return hop
     hop.outcome = "not_found"
     return hop
@@ -271,24 +312,29 @@ def explain(model: Model, target: Target) -> list[Hop]:
         if listener.kind in ("tcp", "udp"):
             if not _port_map_takes(listener, target):
                 continue
-            hops.append(
-                Hop(
-                    listener.family,
-                    listener.name,
-                    listener.kind,
-                    listener.port,
-                    "upstream",
-                    upstream=listener.cluster,
-                    endpoints=_endpoints(model, listener.cluster or ""),
-                )
+            hop = Hop(
+                listener.family,
+                listener.name,
+                listener.kind,
+                listener.port,
+                "upstream",
+                upstream=listener.cluster,
+                endpoints=_endpoints(model, listener.cluster or ""),
+                timeouts=timeouts.port_map_timeouts(
+                    listener.kind, _cluster(model, listener.cluster or "")
+                ),
             )
+            _failover(model, hop, listener.cluster or "")
+            hops.append(hop)
             continue
         if target.port is not None and listener.port != target.port:
             continue
-        if target.scheme and listener.kind != target.scheme:
+        # HTTP/3 is https over QUIC: an https:// URL reaches both listeners.
+        scheme_of = "https" if listener.kind == "http3" else listener.kind
+        if target.scheme and scheme_of != target.scheme:
             continue
         hop = Hop(listener.family, listener.name, listener.kind, listener.port, "closed")
-        if listener.kind == "https":
+        if scheme_of == "https":
             sni = target.host.strip("[]")
             chains: list[Any] = [*listener.passthrough, *listener.http_chains]
             index, how = match_server_name(sni, [c.server_names for c in chains])
@@ -337,6 +383,3 @@ def explain_inventory(inventory: str, target_text: str) -> tuple[Target, list[Ho
 
     target = parse_target(target_text)
     return target, explain(load_model(inventory), target)
-
-
-# --------------------------------------------------------------------------- output

@@ -43,7 +43,7 @@ def openings(model: Model) -> list[Opening]:
         result.append(
             Opening(
                 listener.family,
-                "udp" if listener.kind == "udp" else "tcp",
+                listener.protocol.lower(),  # udp for port maps and HTTP/3 (QUIC)
                 listener.port,
                 listener.name,
                 address,

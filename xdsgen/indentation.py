@@ -38,6 +38,11 @@ class _Level:
     label: str  # that entry: the key, or "-"
     entries: int = 1
     inner: bool = False  # opened after a "- " on its line, not at the line's indentation
+    # Its first entry was "key:" whose block never came (the next line stayed at its
+    # column): that key line may be the one moved right, its block now beside it.
+    first: int = 0
+    first_label: str = ""
+    empty_opener: bool = False
 
     def named(self) -> str:
         return "the '-'" if self.kind == "seq" else f"'{self.label}'"
@@ -231,10 +236,11 @@ def _check(lines: list[_Line], error_line: int) -> list[IndentProblem]:
         if pending is not None:
             column, is_key = pending
             nested = line.indent > column or (is_key and kind == "seq" and line.indent == column)
-        pending = None
+        previous, pending = pending, None
         if nested:
             if line.kind != "text":
-                levels.append(_Level(line.indent, kind, line.number, line.label))
+                levels.append(_Level(line.indent, kind, line.number, line.label, first=line.number))
+                levels[-1].first_label = line.label
                 levels.extend(line.inner)
                 pending = line.opens
             continue
@@ -260,7 +266,18 @@ def _check(lines: list[_Line], error_line: int) -> list[IndentProblem]:
             if line.kind == "text":
                 return []
             found = _mismatch(line, open_levels)
-            return [found, *_first_of_block(open_levels, line, _step(lines))]
+            return [
+                found,
+                *_first_of_block(open_levels, line, _step(lines)),
+                *_empty_opener(open_levels, line, _step(lines)),
+            ]
+        if (
+            levels[-1].entries == 1
+            and previous is not None
+            and previous == (line.indent, True)
+            and levels[-1].first == levels[-1].line
+        ):
+            levels[-1].empty_opener = True
         levels[-1].line, levels[-1].label = line.number, line.label
         levels[-1].entries += 1
         levels.extend(line.inner)
@@ -307,6 +324,32 @@ def _first_of_block(levels: list[_Level], line: _Line, step: int) -> list[Indent
                 f"'{line.label}' on line {line.number}",
                 ((level.line, delta),),
                 keeps_step,
+            )
+        )
+    return readings
+
+
+def _empty_opener(levels: list[_Level], line: _Line, step: int) -> list[IndentProblem]:
+    """Readings in which the first key of a deeper level was moved right: its block, at
+    its own column, then read as its siblings, and `line` is where the key belongs."""
+    readings = []
+    for index, level in enumerate(levels):
+        parent = levels[index - 1].column if index > 0 else -1
+        if not level.empty_opener or level.inner or not parent < line.indent < level.column:
+            continue
+        delta = line.indent - level.column
+        readings.append(
+            IndentProblem(
+                level.first,
+                level.column + 1,
+                f"YAML syntax error: line {level.first} is indented {_spaces(level.column)}, "
+                f"like the lines after it, but '{line.label}' on line {line.number} is at "
+                f"{_spaces(line.indent)}: '{level.first_label}' seems moved, its block "
+                "read as its neighbours",
+                f"move line {level.first} {_spaces(-delta)} to the left, to line "
+                f"'{level.first_label}' up with '{line.label}' on line {line.number}",
+                ((level.first, delta),),
+                keeps_step=line.indent == (parent + step if parent >= 0 else 0),
             )
         )
     return readings

@@ -14,7 +14,14 @@ from xdsgen.render import Rendered, render
 RENDER_LOCK_TIMEOUT = 60.0
 
 
-def load_model(path: str, check_files: bool = False, config_dir: Optional[str] = None) -> Model:
+def load_model(
+    path: str,
+    check_files: bool = False,
+    config_dir: Optional[str] = None,
+    servable: bool = False,
+) -> Model:
+    """The model of the inventory at `path`. `servable`: as Envoy can run it now, without
+    the acme: certificates not obtained yet (model/challenges.py; render and status)."""
     try:
         inventory = inventory_mod.load(path)
     except InventoryError as exc:
@@ -25,14 +32,31 @@ def load_model(path: str, check_files: bool = False, config_dir: Optional[str] =
     model = model_mod.build(inventory, check_files=check_files)
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
-    if check_files:
-        from xdsgen.model.certificates import missing_acme_files
-
-        # Checked here, after --config-dir moved their default location.
-        missing = missing_acme_files(inventory, model.certificates)
-        if missing:
-            raise InventoryError(missing, list(model.warnings))
+    if servable and any(c.acme for c in model.certificates):
+        # After --config-dir moved their default location.
+        model = _servable(inventory, model)
     return model
+
+
+def _servable(inventory: inventory_mod.Inventory, model: Model) -> Model:
+    from dataclasses import replace
+
+    from xdsgen.model.challenges import missing_certificates, pending_message, without_certificates
+
+    missing = missing_certificates(model)
+    if not missing:
+        return model
+    notes = [
+        inventory.problem(
+            ("certificates", name, "acme"),
+            pending_message(name),
+            "`xdsgen apply` obtains it",
+            severity="warning",
+        )
+        for name in missing
+    ]
+    model = without_certificates(model, missing)
+    return replace(model, warnings=tuple(sorted([*model.warnings, *notes])))
 
 
 def render_into(directory: str, rendered: Rendered) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from xdsgen import resources
+from xdsgen import verify_features as features
 from xdsgen.conventions import BARE_KEYS, BARE_WORDS, CDS_FILE, LDS_FILE, file_version, versioned
 from xdsgen.errors import RenderError
 from xdsgen.model import Model
@@ -207,6 +208,7 @@ def _cluster_facts(model: Model) -> list[tuple[Any, ...]]:
             tuple((e.host, e.port) for e in c.endpoints),
             c.tls.sni if c.tls else None,
             c.tls.ca if c.tls else None,
+            *features.cluster(c),
         )
         for c in model.clusters
     ]
@@ -223,6 +225,7 @@ def _parsed_cluster_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
                 e["endpoint"]["address"]["socket_address"]["port_value"],
             )
             for group in c["load_assignment"]["endpoints"]
+            if group.get("priority", 0) == 0
             for e in group["lb_endpoints"]
         )
         facts.append(
@@ -233,6 +236,7 @@ def _parsed_cluster_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
                 endpoints,
                 tls.get("sni"),
                 ca.get("filename"),
+                *features.parsed_cluster(c),
             )
         )
     return facts
@@ -254,6 +258,7 @@ def _listener_facts(model: Model) -> list[tuple[Any, ...]]:
                 listener.cluster,
                 listener.route_config,
                 chains,
+                tuple(features.chain(c, c.http) for c in listener.filter_chains),
             )
         )
     return facts
@@ -265,6 +270,7 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
         sock = listener["address"]["socket_address"]
         cluster = route_config = None
         chains = []
+        extras = []
         for lf in listener.get("listener_filters", []):
             if lf["name"] == "envoy.filters.udp_listener.udp_proxy":
                 cluster = lf["typed_config"]["matcher"]["on_no_match"]["action"]["typed_config"][
@@ -273,6 +279,7 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
         for chain in listener.get("filter_chains", []):
             names = tuple((chain.get("filter_chain_match") or {}).get("server_names", ()))
             config = chain["filters"][0]["typed_config"]
+            extras.append(features.parsed_chain(chain, config))
             log = config.get("access_log")
             if (log[0]["typed_config"]["path"] if log else None) != model.envoy.access_log:
                 raise RenderError(f"listener {listener['name']}: access log differs from the model")
@@ -284,14 +291,7 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
                     raise RenderError(
                         f"listener {listener['name']}: RDS path differs from the model"
                     )
-                secrets = (
-                    (chain.get("transport_socket") or {})
-                    .get("typed_config", {})
-                    .get("common_tls_context", {})
-                    .get("tls_certificate_sds_secret_configs", [])
-                )
-                secret = secrets[0]["name"] if secrets else None
-                chains.append((names, "http", secret))
+                chains.append((names, "http", features.chain_secret(chain)))
             else:
                 if not names:
                     cluster = config["cluster"]
@@ -306,6 +306,7 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
                 cluster,
                 route_config,
                 tuple(chains),
+                tuple(extras),
             )
         )
     return facts
@@ -329,12 +330,15 @@ def _route_facts(model: Model, name: str) -> Any:
                         r.websocket,
                         r.https_redirect,
                         r.redirect_port,
+                        *features.route(r),
                     )
                     for r in vh.routes
                 ],
+                *features.vhost(vh),
             )
             for vh in rc.virtual_hosts
         ],
+        *features.route_config(rc.response_headers, rc.max_direct_response_body),
     )
 
 
@@ -357,10 +361,11 @@ def _parsed_route_facts(doc: dict[str, Any]) -> Any:
                     bool(action.get("upgrade_configs")),
                     bool(redirect.get("https_redirect")),
                     redirect.get("port_redirect"),
+                    *features.parsed_route(r),
                 )
             )
-        vhosts.append((vh["name"], tuple(vh["domains"]), routes))
-    return (rc["name"], vhosts)
+        vhosts.append((vh["name"], tuple(vh["domains"]), routes, *features.parsed_vhost(vh)))
+    return (rc["name"], vhosts, *features.parsed_route_config(rc))
 
 
 _BUG = "an xdsgen bug, please report it; nothing was written"

@@ -33,6 +33,18 @@ DEFAULTS: dict[str, Any] = {
     "certificates.*.acme.renew_before": "30d",
     "http[].redirect_to_https": False,
     "http[].routes[].websocket": False,
+    # Upstreams that fail well, and the edge features (issue 15).
+    "envoy.access_log_format": "default",
+    "listen.*.http3": False,
+    "upstreams.*.h2": False,
+    "upstreams.*.health_check.tcp": False,
+    "upstreams.*.health_check.interval": "5s",
+    "upstreams.*.health_check.timeout": "2s",
+    "upstreams.*.health_check.unhealthy_threshold": 2,
+    "upstreams.*.health_check.healthy_threshold": 1,
+    "http[].maintenance": False,
+    "http[].compress": False,
+    "http[].routes[].retries": 0,
 }
 
 
@@ -53,6 +65,7 @@ class EnvoySpec:
     node_id: str
     max_connections: int
     written: frozenset[str]  # the keys the inventory wrote (not defaulted)
+    access_log_format: str = "default"  # default, combined or json
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,8 @@ class FamilySpec:
     address: str
     http: Optional[int]
     https: Optional[int]
+    http3: bool = False  # a QUIC listener on the https port
+    http3_advertised_port: Optional[int] = None  # alt-svc's port when it is not `https`
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,21 @@ class UpstreamSpec:
     endpoints: tuple[tuple[str, PathKey], ...]  # (HOST:PORT text, where it is written)
     connect_timeout: str
     tls: Optional[UpstreamTlsSpec]
+    backup: tuple[tuple[str, PathKey], ...] = ()  # endpoints used while no endpoint is healthy
+    health_check: Optional[HealthCheckSpec] = None
+    h2: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheckSpec:
+    path: PathKey  # where `health_check` is written
+    http_path: Optional[str]  # GET this path; None: no HTTP check
+    tcp: bool
+    interval: str
+    timeout: str
+    unhealthy_threshold: int
+    healthy_threshold: int
+    host: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -113,6 +143,7 @@ class RouteSpec:
     rewrite: Optional[str]
     websocket: bool
     timeout: Optional[str]
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +155,9 @@ class VhostSpec:
     redirect_to_https: bool
     families: Optional[tuple[str, ...]]
     routes: tuple[RouteSpec, ...]
+    error_page: Optional[str] = None  # a file read at render
+    maintenance: bool = False
+    compress: bool = False
 
 
 @dataclass(frozen=True)
@@ -275,16 +309,23 @@ def _envoy(section: dict[str, Any], tolerant: bool) -> EnvoySpec:
         node_id=value("node_id", str),
         max_connections=value("max_connections", int),
         written=frozenset(section),
+        access_log_format=value("access_log_format", str),
     )
 
 
 def _family(family: str, data: Any) -> FamilySpec:
+    http3 = data.get("http3", DEFAULTS["listen.*.http3"]) if isinstance(data, dict) else False
+    if not isinstance(http3, (bool, dict)):
+        raise _Skip("http3")
+    advertised = _get(http3, "advertised_port", int) if isinstance(http3, dict) else None
     return FamilySpec(
         family=family,
         path=("listen", family),
         address=_get(data, "address", str) or _missing("address"),
         http=_get(data, "http", int),
         https=_get(data, "https", int),
+        http3=http3 is not False,
+        http3_advertised_port=advertised,
     )
 
 
@@ -310,6 +351,7 @@ def _upstream(name: str, value: Any) -> UpstreamSpec:
             ca=ca if ca is not None else DEFAULTS["upstreams.*.tls.ca"],
             ca_written=ca is not None,
         )
+    backup = _strings(_get(value, "backup", list, []))
     return UpstreamSpec(
         name=name,
         path=path,
@@ -318,6 +360,30 @@ def _upstream(name: str, value: Any) -> UpstreamSpec:
             value, "connect_timeout", str, DEFAULTS["upstreams.*.connect_timeout"]
         ),
         tls=tls,
+        backup=tuple((text, (*path, "backup", i)) for i, text in enumerate(backup)),
+        health_check=_health_check(path, _get(value, "health_check", dict)),
+        h2=_get(value, "h2", bool, DEFAULTS["upstreams.*.h2"]),
+    )
+
+
+def _health_check(
+    upstream_path: PathKey, data: Optional[dict[str, Any]]
+) -> Optional[HealthCheckSpec]:
+    if data is None:
+        return None
+
+    def value(key: str, kind: Any) -> Any:
+        return _get(data, key, kind, DEFAULTS[f"upstreams.*.health_check.{key}"])
+
+    return HealthCheckSpec(
+        path=(*upstream_path, "health_check"),
+        http_path=_get(data, "path", str),
+        tcp=value("tcp", bool),
+        interval=value("interval", str),
+        timeout=value("timeout", str),
+        unhealthy_threshold=value("unhealthy_threshold", int),
+        healthy_threshold=value("healthy_threshold", int),
+        host=_get(data, "host", str),
     )
 
 
@@ -357,6 +423,7 @@ def _route(vhost_path: PathKey, index: int, data: Any) -> RouteSpec:
         rewrite=_get(data, "rewrite", str),
         websocket=_get(data, "websocket", bool, DEFAULTS["http[].routes[].websocket"]),
         timeout=_get(data, "timeout", str),
+        retries=_get(data, "retries", int, DEFAULTS["http[].routes[].retries"]),
     )
 
 
@@ -374,6 +441,9 @@ def _vhost(index: int, data: Any) -> VhostSpec:
         ),
         families=_optional_strings(data, "families"),
         routes=tuple(_route(path, i, r) for i, r in enumerate(_items(data, "routes"))),
+        error_page=_get(data, "error_page", str),
+        maintenance=_get(data, "maintenance", bool, DEFAULTS["http[].maintenance"]),
+        compress=_get(data, "compress", bool, DEFAULTS["http[].compress"]),
     )
 
 

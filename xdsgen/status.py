@@ -16,6 +16,7 @@ from typing import Any, Optional
 from xdsgen import conventions as xds
 from xdsgen.admin import Admin, AdminUnreachable
 from xdsgen.errors import IOProblem, UsageProblem
+from xdsgen.upstream_status import Upstream, checked_clusters, missing, upstream_status
 
 ADMIN_TIMEOUT = 5.0
 
@@ -82,20 +83,6 @@ class Resource:
         if self.inventory is not None and self.inventory != self.on_disk:
             return "inventory not applied"
         return "in sync"
-
-
-@dataclass
-class Upstream:
-    name: str
-    endpoints: int
-    healthy: int
-    health: str  # "healthy", "2/3 healthy", "unhealthy", "no endpoints"
-    active_connections: int
-    connections: int
-    requests: int
-    errors_5xx: int
-    connect_failures: int
-    in_inventory: Optional[bool] = None  # None when no inventory was given
 
 
 @dataclass
@@ -218,19 +205,6 @@ def _release(version: str) -> str:
     return parts[1] if len(parts) > 1 else version
 
 
-def _host_healthy(host: dict[str, Any]) -> bool:
-    health = host.get("health_status")
-    if not isinstance(health, dict):
-        return False
-    if any(
-        value is True
-        for key, value in health.items()
-        if key.startswith("failed_") or key == "pending_dynamic_removal"
-    ):
-        return False
-    return health.get("eds_health_status", "HEALTHY") in ("HEALTHY", "DEGRADED")
-
-
 def collect(
     admin: Reader,
     config_dir: Optional[str] = None,
@@ -253,7 +227,7 @@ def collect(
         uptime=str(server.get("uptime_current_epoch", "?")),
         config_dir=config_dir,
         resources=_resources(stats, dump, config_dir, rendered),
-        upstreams=_upstreams(stats, clusters, inventory_clusters),
+        upstreams=_upstreams(stats, clusters, dump, inventory_clusters),
     )
 
 
@@ -296,43 +270,21 @@ def _resources(
 
 
 def _upstreams(
-    stats: dict[str, Any], clusters: dict[str, Any], inventory_clusters: Optional[set[str]]
+    stats: dict[str, Any],
+    clusters: dict[str, Any],
+    dump: dict[str, Any],
+    inventory_clusters: Optional[set[str]],
 ) -> list[Upstream]:
     """Each cluster Envoy has (and each the inventory names that Envoy lacks)."""
-    upstreams = []
-    for cluster in _dicts(clusters.get("cluster_statuses")):
-        name = str(cluster.get("name", ""))
-        hosts = _dicts(cluster.get("host_statuses"))
-        healthy = sum(1 for h in hosts if _host_healthy(h))
-        if not hosts:
-            health = "no endpoints"
-        elif healthy == len(hosts):
-            health = "healthy"
-        elif healthy == 0:
-            health = "unhealthy"
-        else:
-            health = f"{healthy}/{len(hosts)} healthy"
-        prefix = f"cluster.{name}."
-        upstreams.append(
-            Upstream(
-                name=name,
-                endpoints=len(hosts),
-                healthy=healthy,
-                health=health,
-                active_connections=_int(stats.get(prefix + "upstream_cx_active")),
-                connections=_int(stats.get(prefix + "upstream_cx_total")),
-                requests=_int(stats.get(prefix + "upstream_rq_total")),
-                errors_5xx=_int(stats.get(prefix + "upstream_rq_5xx")),
-                connect_failures=_int(stats.get(prefix + "upstream_cx_connect_fail")),
-                in_inventory=(name in inventory_clusters)
-                if inventory_clusters is not None
-                else None,
-            )
-        )
+    checked = checked_clusters(dump)
+    upstreams = [
+        upstream_status(cluster, stats, checked, inventory_clusters)
+        for cluster in _dicts(clusters.get("cluster_statuses"))
+    ]
     if inventory_clusters is not None:
         present = {u.name for u in upstreams}
         for name in sorted(inventory_clusters - present):
-            upstreams.append(Upstream(name, 0, 0, "not in Envoy", 0, 0, 0, 0, 0, in_inventory=True))
+            upstreams.append(missing(name))
     upstreams.sort(key=lambda u: u.name)
     return upstreams
 
@@ -355,7 +307,7 @@ def status(
     if inventory:
         from xdsgen.pipeline import load_model, render
 
-        model = load_model(inventory, config_dir=config_dir)
+        model = load_model(inventory, config_dir=config_dir, servable=True)
         files = render(model)
         rendered = {name: files.version(name) for name in files.files}
         clusters = model.cluster_names()

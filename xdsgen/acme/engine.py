@@ -29,8 +29,8 @@ from xdsgen.model.certificates import HTTP01, Certificate
 
 Report = Callable[[str], None]
 HTTP01_NEEDS_APPLY = (
-    "http-01 is answered by Envoy itself during `xdsgen apply`, which this version cannot do "
-    "yet; use challenge: dns-01 with a dns_hook for now"
+    "http-01 is answered by Envoy itself: `xdsgen apply` or `xdsgen certs renew` obtain "
+    "this certificate while Envoy runs"
 )
 
 

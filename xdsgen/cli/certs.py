@@ -84,26 +84,26 @@ def certs_renew(inventory: str, names: tuple[str, ...], force: bool, lock_timeou
 
     Due: no certificate yet, expiring within renew_before, its domains or CA changed.
     The new files are written beside the old ones and moved into place; the next `xdsgen
-    apply` hands them to Envoy. A certificate still backing off after failures exits 8
-    unless --force. For now only dns-01 certificates can be obtained here.
+    apply` hands them to Envoy (apply itself also obtains and renews what is due). http-01
+    challenges are answered by the running Envoy (exit 6 when its admin does not answer).
+    A certificate still backing off after failures exits 8 unless --force.
     """
-    from xdsgen.acme.engine import renew_certificates
     from xdsgen.errors import EXIT_ACME
-    from xdsgen.live.lock import locked
+    from xdsgen.live.acme_step import renew_now
     from xdsgen.pipeline import load_model
 
     model = load_model(inventory)
     console = get_console()
     reporter().problems(list(model.warnings))
-    with locked(model.envoy.config_dir, lock_timeout):
-        outcomes = renew_certificates(
-            model.certificates,
-            model.envoy.config_dir,
-            names=list(names),
-            force=force,
-            progress=console.info,
-            warn=console.warn,
-        )
+    outcomes = renew_now(
+        model,
+        list(names),
+        force,
+        lock_timeout,
+        timeout=10.0,
+        progress=console.info,
+        warn=console.warn,
+    )
     waiting = [o for o in outcomes if o.action == "waiting"]
     for outcome in outcomes:
         if outcome.action == "fresh":

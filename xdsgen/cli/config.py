@@ -65,7 +65,7 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     from xdsgen.pipeline import load_model, render_into
     from xdsgen.pipeline import render as render_files
 
-    model = load_model(inventory, config_dir=out_dir)
+    model = load_model(inventory, config_dir=out_dir, servable=True)
     out = reporter()
     out.problems(list(model.warnings))
     rendered = render_files(model)

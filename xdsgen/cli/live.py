@@ -146,8 +146,10 @@ def apply(
     listeners, then removed clusters), waiting after each step until Envoy's admin reports
     it. If Envoy refuses a step or does not confirm it within --timeout, the last config
     Envoy confirmed is put back the same way (exit 3). Renewed certificates are handed to
-    Envoy too. Only one apply runs per config directory at a time. Without a TTY it prints
-    nothing on success unless --verbose (for cron); errors go to stderr.
+    Envoy too, and acme: certificates that are missing or due are obtained or renewed
+    first (exit 8 when the CA does not issue; nothing is applied then). Only one apply runs
+    per config directory at a time. Without a TTY it prints nothing on success unless
+    --verbose (for cron); errors go to stderr.
     """
     from xdsgen.errors import UsageProblem
     from xdsgen.live.orchestrate import Options
@@ -239,7 +241,8 @@ def status(
 
     One table compares the cds/lds/rds/sds versions the inventory renders, the files on
     disk and what Envoy applied, with rejected and failed update counts; another shows per
-    upstream: endpoints, health, active connections, requests and 5xx since Envoy started.
+    upstream: health ("no check" without active checks), active connections, requests, 5xx,
+    bytes or datagrams since Envoy started; a third each endpoint's health.
     Exit 6 when Envoy's admin interface cannot be reached.
     """
     from xdsgen.status import status as collect_status

@@ -37,6 +37,7 @@ __all__ = ["GATEWAY_API", "GATEWAY_GROUP", "GatewayOptions", "export_gateway_api
 
 def export_gateway_api(source: Source, options: GatewayOptions) -> Export:
     from xdsgen.export.backends import backend_objects, envoy_differences, policy_objects
+    from xdsgen.export.edge import gateway_differences
     from xdsgen.export.routes import route_objects
 
     gateway = dns_name(options.name or source.envoy.node_id, 63)
@@ -51,8 +52,17 @@ def export_gateway_api(source: Source, options: GatewayOptions) -> Export:
         ctx.report.access(
             key, "not exported: this xdsgen does not know how to carry it to Gateway API"
         )
+    for index, patch in enumerate(source.model.patches):
+        # A patch's Envoy config may decide who reaches what: loud, like an unknown key.
+        ctx.report.access(
+            f"patches[{index}]",
+            f"the patch on {patch.kind.replace('_', ' ')} {patch.target} is Envoy config "
+            "Gateway API has no place for",
+            "carry it with an Envoy Gateway EnvoyPatchPolicy",
+        )
     collect_listeners(ctx)
     envoy_differences(ctx)
+    gateway_differences(ctx)
     routes = route_objects(ctx)
     gateway_object, secrets = gateway_objects(ctx)
     backends = backend_objects(ctx)
@@ -82,6 +92,8 @@ def collect_listeners(ctx: Context) -> None:
     for item in ctx.source.listeners:
         if item.kind == "http":
             add(item, "HTTP", None, None)
+        elif item.kind == "http3":
+            continue  # the Gateway's implementation serves HTTP/3 its own way (not exported)
         elif item.kind == "https":
             for chain in item.tls_chains:
                 for name in chain.server_names:

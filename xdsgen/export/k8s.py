@@ -246,7 +246,10 @@ def _workload(
                 "set envoy.access_log: /dev/stdout to read it with kubectl logs",
             )
     ports = sorted(
-        {(item.port, "UDP" if item.kind == "udp" else "TCP") for item in source.listeners}
+        {
+            (item.port, "UDP" if item.kind in ("udp", "http3") else "TCP")
+            for item in source.listeners
+        }
     )
     container: dict[str, Any] = {
         "name": "envoy",
@@ -290,7 +293,10 @@ def _service(
     source: Source, name: str, namespace: Optional[str], labels: dict[str, str]
 ) -> dict[str, Any]:
     ports = sorted(
-        {(item.port, "UDP" if item.kind == "udp" else "TCP") for item in source.listeners}
+        {
+            (item.port, "UDP" if item.kind in ("udp", "http3") else "TCP")
+            for item in source.listeners
+        }
     )
     families = {"ipv4": "IPv4", "ipv6": "IPv6"}
     selector = {k: v for k, v in labels.items() if k != "app.kubernetes.io/managed-by"}

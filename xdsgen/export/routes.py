@@ -83,6 +83,8 @@ def http_routes(ctx: Context) -> list[dict[str, Any]]:
         route_name = names(f"{ctx.gateway}-{side}-{vh.key.replace('_', '-')}")
         rules = _http_rules(ctx, vh, route_name)
         lacks_websocket += [r.path for r in vh.routes if r.upstream and not r.websocket]
+        if not rules:
+            continue  # every route left out (maintenance): an HTTPRoute needs a rule
         hostnames = (
             [] if "*" in vh.domains else sorted({d.lower() for d in vh.domains}, key=_host_order)
         )
@@ -202,6 +204,10 @@ def _http_rule(ctx: Context, route: Route, route_name: str) -> Optional[dict[str
         rule["matches"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
         rule["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
         return rule
+    if route.upstream is None:
+        # A vhost in maintenance answers itself: Gateway API has no such rule (the
+        # `maintenance` key is reported as not exported).
+        return None
     problem = path_problem(route.value)
     if problem:
         ctx.report.access(

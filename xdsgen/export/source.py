@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+from xdsgen.export.edge import KEYS as EDGE_KEYS
 from xdsgen.model import DEFAULT_CA, DEFAULT_CONNECT_TIMEOUT, Model, format_duration
 
 FAMILIES = ("ipv4", "ipv6")
@@ -334,6 +335,13 @@ _KNOWN = frozenset(
                 "max_connections",
             )
         ),
+        # k8s renders the model, patches merged; gateway-api names each one it cannot carry.
+        "patches",
+        "patches[]",
+        *(
+            f"patches[].{k}"
+            for k in ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
+        ),
         "listen",
         "listen.*",
         "listen.*.address",
@@ -371,9 +379,11 @@ _KNOWN = frozenset(
             )
             for suffix in ("", "[]", *(f"[].{k}" for k in keys), *(f"[].{k}[]" for k in keys))
         ),
+        *EDGE_KEYS,
     }
 )
 _NAMED = ("listen", "upstreams", "certificates")  # mappings whose keys the person chooses
+_OPAQUE = ("patches[].merge",)  # Envoy's own config, carried whole
 
 
 def unknown_keys(data: Any) -> list[str]:
@@ -381,6 +391,8 @@ def unknown_keys(data: Any) -> list[str]:
     found: list[str] = []
 
     def walk(node: Any, pattern: str, where: str) -> None:
+        if pattern in _OPAQUE:
+            return
         if pattern and pattern not in _KNOWN:
             found.append(where)
             return

@@ -138,10 +138,8 @@ def to_yaml(result: ImportResult, paths: list[str]) -> str:
         header.extend(f"#   - {p.format()}" for p in result.problems)
     if result.patches:
         count = len(result.patches)
-        header.append(
-            f"# {count} patch{'es' if count != 1 else ''} at the end carry over what the "
-            "inventory cannot say."
-        )
+        said = f"{count} patches at the end carry" if count != 1 else "1 patch at the end carries"
+        header.append(f"# {said} over what the inventory cannot say.")
     if result.notes:
         header.append("# Notes:")
         header.extend(f"#   - {n.line()}" for n in result.notes)

@@ -6,6 +6,12 @@ carry it (a semantics.Carry). The same reader reads the draft's render, so a dra
 patch carries the field shows the very same extras: the comparer can tell a carried field
 from a missing one by asking both sides, as for everything else.
 
+Fields xdsgen renders itself (health checks, ejection, panic mode, retry policies, idle
+timeouts) are different: the readers record on both sides the value they read (a
+semantics.HealthCheck, a Retry), so that the same behaviour is the same extra however each
+side says it; the comparer names a difference and offers the patch that replaces what
+xdsgen rendered (`replacing`).
+
 Only what Envoy reads as v3 is offered as a patch: v2 shapes (a `config:` Struct, a v2
 @type), a filter known only by its name, a value with a null in it or one that needs a
 management server (ads, api_config_source) stay differences.
@@ -13,11 +19,12 @@ management server (ads, api_config_source) stay differences.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 from xdsgen.importer.differences import Difference
 from xdsgen.importer.inputs import Context
-from xdsgen.importer.semantics import Carry
+from xdsgen.importer.semantics import Carry, Vhost
 from xdsgen.importer.shapes import as_map, extension, is_v2_type, text, type_url
 
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -56,14 +63,54 @@ def carry(
     patch merges into, whose order the patch keeps. `quiet`: a field that changes nothing
     alone, offered as a patch without a difference."""
     anchor.extras[(kind, key)] = UNCARRIABLE if merge is None else merge
-    offer = None
-    if merge is not None and v3_shape(merge):
-        offer = Carry(kind, key, merge, _position(within, merge))
+    offer = offered(kind, key, merge, within)
     if quiet:
         if offer is not None:
             ctx.report.offers.append(Difference(topic, where, message, None, None, anchor, offer))
         return
     ctx.report.differ(topic, where, message, fragment, anchor, carry=offer)
+
+
+def offered(kind: str, key: str, merge: Any, within: Any = None) -> Optional[Carry]:
+    """The patch that carries `merge`, when Envoy reads it as it is (else None)."""
+    if merge is None or not v3_shape(merge):
+        return None
+    return Carry(kind, key, merge, _position(within, merge))
+
+
+_MISSING = object()
+
+
+def replacing(kind: str, key: str, path: tuple[str, ...], original: Any, draft: Any) -> Any:
+    """The patch that makes the field at `path` of the draft's resource what it is in the
+    original, for a field xdsgen renders itself (a retry policy, ejection, a health
+    check): a merge would keep what xdsgen put there, so the patch removes (null) what
+    the draft has there and the original has not; the field missing in the original is
+    removed whole. None when Envoy could not read the original's value as it is."""
+    ours, theirs = _at(original, path), _at(draft, path)
+    if ours is not _MISSING and not v3_shape(ours):
+        return None
+    value = None if ours is _MISSING else _replaced(ours, theirs)
+    merge = value
+    for step in reversed(path):
+        merge = {step: merge}
+    return Carry(kind, key, merge, _position(original, merge))
+
+
+def _at(value: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        if not isinstance(value, dict) or step not in value:
+            return _MISSING
+        value = value[step]
+    return value
+
+
+def _replaced(ours: Any, theirs: Any) -> Any:
+    if not isinstance(ours, dict) or not isinstance(theirs, dict):
+        return ours
+    out = {key: _replaced(value, theirs.get(key, _MISSING)) for key, value in ours.items()}
+    out.update((key, None) for key in theirs if key not in ours)
+    return out
 
 
 def _position(within: Any, merge: Any) -> tuple[int, ...]:
@@ -117,3 +164,17 @@ def filter_list(entries: list[Any]) -> Optional[list[Any]]:
         else:
             return None
     return out
+
+
+def vhost_extras(vhost: Vhost) -> str:
+    """What a vhost and its routes do beyond what an inventory says, as one text: vhosts
+    that differ in it are kept apart in the draft, so that patches can carry each one's."""
+    extras = [vhost.extras] + [route.extras for route in vhost.routes]
+    listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
+    return json.dumps(listed, sort_keys=True, default=_extra_text)
+
+
+def _extra_text(value: Any) -> str:
+    """An extra that is not JSON: a field no patch carries, or a value read (a retry
+    policy) that two vhosts share only when it is the same."""
+    return "not carried" if value is UNCARRIABLE else repr(value)

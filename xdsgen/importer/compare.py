@@ -14,10 +14,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from xdsgen.importer.compare_resilience import compare_cluster, compare_compression, route_fields
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
     PROBE_LABEL,
     Action,
+    Carry,
     Chain,
     Config,
     Hcm,
@@ -40,6 +42,7 @@ from xdsgen.importer.wording import (
 )
 
 UNKNOWN_HOST = PROBE_LABEL + ".invalid"
+_Pending = tuple[list[str], Optional[Resource], Any, Any, Optional[Carry]]
 Socket = tuple[str, str, int]  # family, protocol, port
 
 
@@ -79,8 +82,9 @@ class Comparer:
         self.names = names
         self.report = report
         self.reasons = reasons or {}
-        # (topic, where, what) -> contexts it was seen in, and its resource and fragment
-        self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
+        # (topic, where, what) -> contexts it was seen in, its resource, fragment, the
+        # original object it is about and the patch that would carry it (or None).
+        self.pending: dict[tuple[str, str, str], _Pending] = {}
         self.hosts_shown: dict[str, str] = {}
         # (original object, draft object) that answered the same question: cluster, listener,
         # connection manager, vhost, route. Their extras must match (xdsgen/importer/carried).
@@ -89,9 +93,10 @@ class Comparer:
     def run(self) -> None:
         self.compare_sockets()
         self.compare_clusters()
-        for (subject, where, what), (contexts, resource, fragment) in self.pending.items():
+        for (subject, where, what), found in self.pending.items():
+            contexts, resource, fragment, anchor, carried = found
             message = f"{_contexts(contexts)}: {what}"
-            self.report.differ(subject, where, message, fragment, None, resource)
+            self.report.differ(subject, where, message, fragment, anchor, resource, carried)
 
     def add(
         self,
@@ -101,8 +106,11 @@ class Comparer:
         what: str,
         resource: Optional[Resource] = None,
         fragment: Any = None,
+        anchor: Any = None,
+        carried: Optional[Carry] = None,
     ) -> None:
-        contexts, _, _ = self.pending.setdefault((topic, where, what), ([], resource, fragment))
+        found: _Pending = ([], resource, fragment, anchor, carried)
+        contexts = self.pending.setdefault((topic, where, what), found)[0]
         if context not in contexts:
             contexts.append(context)
 
@@ -296,6 +304,7 @@ class Comparer:
             where = (ours_vhost or ours).where
             if ours_vhost is not None and theirs_vhost is not None:
                 self.pairs.append((ours_vhost, theirs_vhost))
+            compare_compression(self.report, ours_vhost, theirs_vhost, shown, context, resource)
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
@@ -308,13 +317,36 @@ class Comparer:
                         self.pairs.append((ours_route, theirs_route))
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
+                message = (
+                    f"{shown}, {what}: the original {action_text(ours_action, ours_vhost)}; the "
+                    f"draft {action_text(theirs_action, theirs_vhost)}"
+                )
+                route_resource = _route_resource(theirs_vhost, theirs_route) or resource
+                fields = route_fields(ours_route, theirs_route, ours_action, theirs_action)
+                if fields is not None:
+                    assert ours_route is not None and theirs_route is not None
+                    # The same route but for settings xdsgen renders itself (retries, idle
+                    # timeout): a patch can carry those.
+                    self.pairs.append((ours_route, theirs_route))
+                    for key, carried in fields:
+                        suffix = f" ({key})" if len(fields) > 1 else ""
+                        self.add(
+                            topic(ours_action, theirs_action),
+                            ours_route.where,
+                            context,
+                            message + suffix,
+                            route_resource,
+                            ours_route.raw,
+                            ours_route,
+                            carried,
+                        )
+                    continue
                 self.add(
                     topic(ours_action, theirs_action),
                     ours_route.where if ours_route else where,
                     context,
-                    f"{shown}, {what}: the original {action_text(ours_action, ours_vhost)}; the "
-                    f"draft {action_text(theirs_action, theirs_vhost)}",
-                    _route_resource(theirs_vhost, theirs_route) or resource,
+                    message,
+                    route_resource,
                     ours_route.raw if ours_route else None,
                 )
 
@@ -325,11 +357,22 @@ class Comparer:
         if isinstance(action, Proxy):
             if action.cluster not in self.original.clusters:
                 return Respond(503, f"cluster {action.cluster!r} is not in the files given")
+            idle = action.idle_timeout
+            if idle is None and (action.websocket or action.timeout == 0):
+                # xdsgen's streaming-safe default, not a choice of the original: said once.
+                idle = 0
+                self.report.note(
+                    route.where,
+                    "the draft never cuts this route's silent streams (WebSocket, long "
+                    "polling); the original's 5-minute stream idle timeout did",
+                )
             return Proxy(
                 self.mapped(action.cluster) or "",
                 action.rewrite,
                 action.timeout,
                 action.websocket,
+                action.retry,
+                idle,
             )
         return action
 
@@ -371,6 +414,7 @@ class Comparer:
                     None,
                     resource,
                 )
+            compare_cluster(self.report, cluster, theirs, resource)
             if cluster.tls != theirs.tls:
                 self.report.differ(
                     "upstream",

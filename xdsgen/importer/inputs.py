@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.importer.differences import Report
@@ -87,7 +87,7 @@ class Context:
         self.inputs = inputs
         self.v2 = False
         # Where each HTTP or TCP chain logs: (where, file or None, custom format?).
-        self.access_logs: list[tuple[str, Optional[str], bool]] = []
+        self.access_logs: list[tuple[str, Optional[str], Union[bool, str]]] = []
 
     def follow(self, source: Any, what: str, referrer: str) -> tuple[Optional[list[Item]], str]:
         """The resources of the file a config source names (RDS, SDS, EDS, LDS, CDS), or

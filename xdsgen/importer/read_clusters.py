@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
+from xdsgen.importer import read_resilience
 from xdsgen.importer.carrying import carry
 from xdsgen.importer.inputs import Context, Item
 from xdsgen.importer.semantics import DEFAULT_CONNECT_TIMEOUT, Cluster, UpstreamTls
@@ -94,14 +95,16 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
             data,
         )
     cluster.tls = _upstream_tls(ctx, cluster, data)
-    for key in sorted(set(data) - CLUSTER_READ):
+    read = read_resilience.read_cluster(ctx, cluster, data)
+    for key in sorted(set(data) - CLUSTER_READ - read):
         topic, message = CLUSTER_TOPICS.get(key, ("other", f"{key} is not carried over"))
         if key == "typed_extension_protocol_options":
             topic, message = _protocol_options(data[key])
+        value = read_resilience.unread_part(key, data[key])
         # Subsets and per-endpoint sockets match endpoint metadata the draft's endpoints
         # do not have: carried alone they would match nothing.
-        offer = None if key in NOT_CARRIED else {key: data[key]}
-        fragment = {key: data[key]}
+        offer = None if key in NOT_CARRIED else {key: value}
+        fragment = {key: value}
         carry(ctx, cluster, topic, where, message, "cluster", key, offer, fragment, data)
     return cluster
 
@@ -136,6 +139,31 @@ def _eds(ctx: Context, item: Item, name: str, where: str) -> tuple[Optional[dict
     return None, "EDS: " + (why or f"no load assignment for {service!r}")
 
 
+def _assignment_settings(ctx: Context, cluster: Cluster, assignment: dict[str, Any]) -> None:
+    """A load assignment's settings beside its endpoints: the overprovisioning factor is
+    read (xdsgen sets it with a backup), the rest carried as it is."""
+    policy = as_map(assignment.get("policy"))
+    cluster.overprovisioning = integer(policy.get("overprovisioning_factor"))
+    for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
+        value = assignment[key]
+        if key == "policy":
+            value = {k: v for k, v in policy.items() if k != "overprovisioning_factor"}
+            if not value:
+                continue
+        carry(
+            ctx,
+            cluster,
+            "routing",
+            cluster.where,
+            f"load_assignment.{key} (e.g. dropped requests) is not carried over",
+            "cluster",
+            f"load_assignment.{key}",
+            {"load_assignment": {key: value}},
+            {key: value},
+            cluster.raw,
+        )
+
+
 def _endpoints(
     ctx: Context, cluster: Cluster, assignment: dict[str, Any], hosts: list[Any]
 ) -> list[str]:
@@ -152,21 +180,16 @@ def _endpoints(
         kind, raw = "cluster", cluster.raw
         carry(ctx, cluster, topic, where, message, kind, ENDPOINTS, whole, fragment, raw)
 
-    for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
-        carry(
-            ctx,
-            cluster,
-            "routing",
-            where,
-            f"load_assignment.{key} (e.g. dropped requests, overprovisioning) is not carried over",
-            "cluster",
-            f"load_assignment.{key}",
-            {"load_assignment": {key: assignment[key]}},
-            {key: assignment[key]},
-            cluster.raw,
-        )
+    _assignment_settings(ctx, cluster, assignment)
     for group in groups:
         priority = integer(group.get("priority")) or 0
+        if priority == 1:
+            found = [
+                _address(as_map(as_map(lb.get("endpoint")).get("address")))
+                for lb in maps(group.get("lb_endpoints"))
+            ]
+            read_resilience.priority_group(1, cluster, [e for e in found if e is not None])
+            continue
         if priority > 0:
             endpoints_differ(
                 "routing",

@@ -9,8 +9,9 @@ original answers); everything else is a difference, as loud as the route's own a
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from xdsgen.importer import read_resilience
 from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context
 from xdsgen.importer.semantics import (
@@ -101,13 +102,14 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
             else (f"{source}: route configuration {hcm.route_config!r}")
         )
         hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
+        read_resilience.offer_compressors(ctx, config, where, hcm)
     return hcm
 
 
 def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
     """Record where a connection manager or TCP proxy logs (the draft has one log for all)."""
     path: Optional[str] = None
-    custom = False
+    custom: Union[bool, str] = False  # True: a format the draft cannot say
     for entry in as_list(config.get("access_log")):
         kind, log, _ = extension(entry)
         if "filter" in as_map(entry):
@@ -120,7 +122,10 @@ def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
             ctx.report.note(where, f"access logger {kind} is not carried over")
             continue
         formats = {"format", "json_format", "typed_json_format", "log_format"}
-        custom = custom or bool(formats & set(log))
+        if formats & set(log):
+            from xdsgen.model.logformat import recognise
+
+            custom = recognise(log.get("log_format")) or True
     ctx.access_logs.append((where, path, custom))
 
 
@@ -135,6 +140,8 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
         if kind == "Router":
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
+            continue
+        if read_resilience.read_compressor(ctx, entry, where, hcm, config):
             continue
         package = package_name(type_url(unwrap(as_map(entry).get("typed_config"))))
         topic = HTTP_FILTERS.get(kind) or HTTP_FILTER_PACKAGES.get(package, "access")
@@ -205,30 +212,41 @@ def read_route_config(
     for index, entry in enumerate(as_list(data.get("virtual_hosts"))):
         if not isinstance(entry, dict):
             continue
-        vhost = _vhost(ctx, entry, f"{where} virtual_hosts[{index}]", websocket, tls)
+        vhost = _vhost(ctx, entry, f"{where} virtual_hosts[{index}]", websocket, tls, hcm)
         vhost.hcm = hcm
         vhosts.append(vhost)
     return vhosts
 
 
-def _vhost(ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool) -> Vhost:
+def _vhost(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
+) -> Vhost:
     name = text(data.get("name")) or ""
     where = f"{where} ({name!r})" if name else where
     domains = tuple(dict.fromkeys(d.lower() for d in texts(data.get("domains"))))
     vhost = Vhost(name, domains, [], where=where, raw=data)
+    vhost.compression = read_resilience.vhost_compression(hcm, vhost, data)
+    others = read_resilience.other_filter_configs(hcm, data)
     quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
+    if not others:
+        quiet.add("typed_per_filter_config")  # only the compressors, read above
     for key in sorted(set(data) - quiet):
         topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
-            topic = "access"
+            # An error page (custom_response) changes answers; anything else may refuse.
+            pages = set(others) == {"envoy.filters.http.custom_response"}
+            topic = "responses" if pages else "access"
         elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
             topic = "routing"
         elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
             topic = "tuning"
+        # Compressors' configs are read (compression); the others carried as they are,
+        # merged with the ones the draft's compression has there.
+        value = others if key == "typed_per_filter_config" else data[key]
         # A matcher replaces the routes: not a setting of the draft's vhost.
-        merge = None if key == "matcher" else {key: data[key]}
+        merge = None if key == "matcher" else {key: value}
         message = f"{key} is not carried over"
-        carry(ctx, vhost, topic, where, message, "vhost", key, merge, {key: data[key]}, data)
+        carry(ctx, vhost, topic, where, message, "vhost", key, merge, {key: value}, data)
     require = enum(data.get("require_tls"), "NONE")
     if require not in ("NONE", "0") and not tls:
         # Every plain-HTTP request is redirected to https, whatever the routes say.
@@ -286,6 +304,9 @@ def _route(
         return None
     route = Route(kind, match[kind], action, where=where, raw=data, vhost=vhost)
     route.name = text(data.get("name")) or ""
+    if isinstance(action, Proxy):  # read, and rendered by xdsgen too (carrying.py)
+        route.extras[("route", read_resilience.RETRY)] = action.retry
+        route.extras[("route", read_resilience.IDLE_TIMEOUT)] = action.idle_timeout
     for topic_of, message, key, merge, fragment in fields:
         carry(ctx, route, topic_of, where, message, "route", key, merge, fragment, data)
     if match.get("case_sensitive") is False:
@@ -390,7 +411,10 @@ def _proxy(
             message = f"{entry.get('upgrade_type')} upgrade not carried over"
             fields.append(("other", message, "route.upgrade_configs", upgrades, entry))
     timeout = duration_ns(action.get("timeout"))
-    for key in sorted(set(action) - ROUTE_ACTION_READ - {"weighted_clusters"}):
+    idle = duration_ns(action.get("idle_timeout"))
+    for key in sorted(
+        set(action) - ROUTE_ACTION_READ - {"weighted_clusters", "retry_policy", "idle_timeout"}
+    ):
         topic = ROUTE_ACTION_TOPICS.get(key, "other")
         # Another way to choose the cluster is not a setting of the draft's route.
         merge = (
@@ -404,6 +428,8 @@ def _proxy(
         rewrite=rewrite if isinstance(rewrite, str) else None,
         timeout=timeout if timeout is not None and timeout >= 0 else DEFAULT_ROUTE_TIMEOUT,
         websocket=websocket if upgrade is None else upgrade,
+        retry=read_resilience.read_retry(action.get("retry_policy")),
+        idle_timeout=idle if idle is not None and idle >= 0 else None,
     )
 
 

@@ -149,8 +149,14 @@ def _listener_filters(ctx: Context, listener: Listener, data: dict[str, Any]) ->
 def _udp_cluster(ctx: Context, listener: Listener, configs: list[Any]) -> Optional[str]:
     if not configs:
         listener.opaque = True
+        quic = "quic_options" in as_map(as_map(listener.raw).get("udp_listener_config"))
         ctx.report.differ(
-            "ports", listener.where, "a UDP listener without udp_proxy: not in the draft"
+            "ports",
+            listener.where,
+            "an HTTP/3 (QUIC) listener: not in the draft (listen.FAMILY.http3: true serves "
+            "the https vhosts over QUIC)"
+            if quic
+            else "a UDP listener without udp_proxy: not in the draft",
         )
         return None
     config = as_map(configs[0])

@@ -32,9 +32,26 @@ class Carry:
     order: tuple[int, ...] = field(default=(), compare=False)  # where it sits in the original
 
 
-# What an object does beyond what an inventory can say: (kind, key) -> merge patch. The
-# same reader reads the draft's render, so a draft that carries a field shows the same.
+# What an object does beyond what an inventory can say: (kind, key) -> merge patch, or for
+# a field xdsgen renders itself the value read (a HealthCheck, a Retry, None for none).
+# The same reader reads the draft's render, so a draft that carries a field shows the same.
 Extras = dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A route's retry policy, normalised: what is retried, how often, on which hosts."""
+
+    retries: int
+    on: tuple[str, ...]  # retry_on conditions, sorted
+    other_hosts: bool  # retry_host_predicate previous_hosts: a retry goes elsewhere
+    extra: tuple[str, ...] = ()  # other retry_policy keys, by name
+
+    def describe(self) -> str:
+        text = f"{self.retries} retries on {','.join(self.on) or 'nothing'}"
+        if not self.other_hosts:
+            text += " (maybe the same endpoint)"
+        return text + (f" with {', '.join(self.extra)}" if self.extra else "")
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,8 @@ class Proxy:
     rewrite: Optional[str] = None
     timeout: int = DEFAULT_ROUTE_TIMEOUT  # nanoseconds
     websocket: bool = False
+    retry: Optional[Retry] = None
+    idle_timeout: Optional[int] = None  # nanoseconds; None: the connection manager's
 
     def describe(self) -> str:
         extra = []
@@ -50,6 +69,14 @@ class Proxy:
             extra.append(f"rewritten to {self.rewrite}")
         if self.websocket:
             extra.append("websockets allowed")
+        if self.retry is not None:
+            extra.append(self.retry.describe())
+        if self.idle_timeout is not None:
+            extra.append(
+                "no stream idle timeout"
+                if self.idle_timeout == 0
+                else f"stream idle timeout {self.idle_timeout / 10**9:g}s"
+            )
         return f"proxies to {self.cluster!r}" + (f" ({', '.join(extra)})" if extra else "")
 
 
@@ -109,6 +136,8 @@ class Vhost:
     raw: Any = field(default=None, compare=False, repr=False)
     hcm: Optional[Hcm] = field(default=None, compare=False, repr=False)
     extras: Extras = field(default_factory=dict, compare=False, repr=False)
+    # Compression libraries its responses get (brotli, gzip), in the filters' order.
+    compression: tuple[str, ...] = field(default=(), compare=False)
 
     def route_for(self, path: str) -> Optional[Route]:
         for route in self.routes:
@@ -127,6 +156,8 @@ class Hcm:
     where: str = field(default="", compare=False)
     chain: Optional[Chain] = field(default=None, compare=False, repr=False)
     extras: Extras = field(default_factory=dict, compare=False, repr=False)
+    # Compressor filters: (filter name, library, disabled unless a vhost enables it).
+    compressors: list[tuple[str, str, bool]] = field(default_factory=list, compare=False)
 
     index: Optional[VhostIndex] = field(default=None, compare=False, repr=False)
 
@@ -225,12 +256,46 @@ class UpstreamTls:
     names: tuple[str, ...] = ()  # names the certificate must carry (exact SAN matches)
 
 
+@dataclass(frozen=True)
+class HealthCheck:
+    """One active health check, normalised (Envoy's defaults filled in)."""
+
+    http_path: Optional[str]  # None: a TCP connect check
+    host: Optional[str]
+    interval: int  # nanoseconds
+    timeout: int
+    no_traffic_interval: int
+    unhealthy_threshold: int
+    healthy_threshold: int
+    any_2xx: bool  # expected statuses: every 2xx (Envoy's default: 200 only)
+    http2: bool
+    extra: tuple[str, ...] = ()  # anything else, by name
+
+    def describe(self) -> str:
+        what = f"GET {self.http_path}" if self.http_path is not None else "TCP connect"
+        text = f"{what}" + (f" (Host {self.host})" if self.host is not None else "")
+        text += " over HTTP/2" if self.http2 else ""
+        text += f" every {self.interval / 10**9:g}s"
+        if self.no_traffic_interval != self.interval:
+            text += f" ({self.no_traffic_interval / 10**9:g}s without traffic)"
+        text += f", {self.unhealthy_threshold} down / {self.healthy_threshold} up"
+        if self.http_path is not None and not self.any_2xx:
+            text += ", only 200 healthy"
+        return text + (f" with {', '.join(self.extra)}" if self.extra else "")
+
+
 @dataclass
 class Cluster:
     name: str
     endpoints: tuple[str, ...]  # HOST:PORT in the original's order (round robin over all)
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     tls: Optional[UpstreamTls] = None
+    backup: tuple[str, ...] = ()  # priority 1 endpoints
+    health: Optional[HealthCheck] = None
+    outlier: Optional[tuple[Any, ...]] = None  # normalised outlier_detection
+    http2: bool = False
+    panic_threshold: Optional[float] = None  # None: Envoy's 50%
+    overprovisioning: Optional[int] = None  # None: Envoy's 140
     problem: str = field(default="", compare=False)  # why the draft cannot have it
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)

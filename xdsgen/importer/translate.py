@@ -14,9 +14,11 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from xdsgen.importer.carrying import vhost_extras
 from xdsgen.importer.differences import Report
+from xdsgen.importer.read_resilience import MAX_RETRIES, upstream_extras
 from xdsgen.importer.semantics import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_ROUTE_TIMEOUT,
@@ -42,10 +44,9 @@ _VHOST_INDEX = re.compile(r"^vhost(\d+)_")
 _PASS_INDEX = re.compile(r"_pass_(\d+)$")
 
 
-# An inventory vhost: certificate, redirect_to_https, its routes (JSON) and what the original
-# vhost does beyond them (JSON): vhosts differing in that are kept apart, so that a patch
-# can carry each one's own.
-_VhostSpec = tuple[Optional[str], bool, str, str]
+# An inventory vhost: certificate, redirect_to_https, routes (JSON), compress, and what the
+# original does beyond them (carrying.vhost_extras), which keeps vhosts apart for patches.
+_VhostSpec = tuple[Optional[str], bool, str, bool, str]
 
 
 @dataclass
@@ -152,6 +153,7 @@ class Translator:
                 spec["connect_timeout"] = nanos_text(timeout)
             if cluster.tls is not None:
                 spec["tls"] = self.upstream_tls(cluster.tls, cluster.endpoints)
+            spec.update(upstream_extras(cluster))
             short = list(spec) == ["endpoints"] and len(cluster.endpoints) == 1
             upstreams[name] = cluster.endpoints[0] if short else spec
         return upstreams
@@ -236,16 +238,14 @@ class Translator:
                 entry["websocket"] = True
             if action.timeout != DEFAULT_ROUTE_TIMEOUT and action.timeout <= _MAX_DURATION_NS:
                 entry["timeout"] = nanos_text(action.timeout)
+            if action.retry is not None and 0 < action.retry.retries <= MAX_RETRIES:
+                entry["retries"] = action.retry.retries
             out.append(entry)
         return out
 
     def extras_key(self, vhost: Optional[Vhost]) -> str:
         """What the vhost does beyond its routes, when patches are to carry it."""
-        if not self.patches or vhost is None:
-            return ""
-        extras = [vhost.extras] + [route.extras for route in vhost.routes]
-        listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
-        return json.dumps(listed, sort_keys=True, default=lambda _: "not carried")
+        return vhost_extras(vhost) if self.patches and vhost is not None else ""
 
     def certificate_name(self, certificate: Certificate) -> str:
         for known, name in self.certificates.items():
@@ -257,7 +257,7 @@ class Translator:
         return name
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
-        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON).
+        # (domain, spec) -> families (see _VhostSpec).
         found: dict[tuple[str, _VhostSpec], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
@@ -272,19 +272,22 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    spec = (None, False, json.dumps(routes), self.extras_key(vhost))
+                    compress = bool(vhost.compression)
+                    spec = (None, False, json.dumps(routes), compress, self.extras_key(vhost))
                     found.setdefault((domain, spec), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
         for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
             grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
         out = []
-        for (certificate, redirect, routes, _, fams), domains in grouped.items():
+        for (certificate, redirect, routes, compress, _, fams), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
             if certificate:
                 item["tls"] = certificate
             if redirect:
                 item["redirect_to_https"] = True
+            if compress:
+                item["compress"] = True
             if list(fams) != everywhere:
                 item["families"] = list(fams)
             item["routes"] = json.loads(routes)
@@ -318,8 +321,13 @@ class Translator:
                 seen.add(domain)
                 self.served_tls.add(id(listener))
                 redirect = plan.http is not None and not self.same_on_http(plan, probe, routes)
-                certificate = self.certificate_name(chain.certificate)
-                spec = (certificate, redirect, json.dumps(routes), self.extras_key(vhost))
+                spec = (
+                    self.certificate_name(chain.certificate),
+                    redirect,
+                    json.dumps(routes),
+                    bool(vhost.compression),
+                    self.extras_key(vhost),
+                )
                 out.append((domain, spec, vhost))
         return out
 
@@ -391,9 +399,11 @@ class Translator:
         envoy["admin"] = self.admin_address()
         if envoy["admin"] == f"127.0.0.1:{DEFAULT_ADMIN_PORT}":
             del envoy["admin"]
-        log = self.access_log(access_logs)
+        log, log_format = self.access_log(access_logs)
         if log != "/dev/stdout":
             envoy["access_log"] = log
+        if log_format is not None:
+            envoy["access_log_format"] = log_format
         return envoy
 
     def admin_address(self) -> str:
@@ -413,10 +423,16 @@ class Translator:
             number += 1
         return wanted or f"127.0.0.1:{number}"
 
-    def access_log(self, sites: list[tuple[str, Optional[str], bool]]) -> str:
-        """The draft's one access log: the file most chains log to (else off)."""
+    def access_log(
+        self, sites: list[tuple[str, Optional[str], Union[bool, str]]]
+    ) -> tuple[str, Optional[str]]:
+        """The draft's one access log: the file most chains log to (else off), and its
+        line format when every logging chain uses the same one xdsgen can say."""
         paths = Counter(path for _, path, _ in sites if path and path.startswith("/"))
         chosen = paths.most_common(1)[0][0] if paths else "off"
+        kinds = {custom for _, path, custom in sites if path}
+        said = kinds.pop() if len(kinds) == 1 else None
+        log_format = said if isinstance(said, str) else None
         for where, path, custom in sites:
             if path and not path.startswith("/"):
                 self.report.note(
@@ -431,9 +447,13 @@ class Translator:
                     (f"logs to {path}" if path else "does not log")
                     + f"; the draft logs every HTTP and TCP listener to {chosen}",
                 )
-            elif custom:
-                self.report.note(where, "a custom log format: the draft logs Envoy's default")
-        return chosen
+            elif custom and custom != log_format:
+                self.report.note(
+                    where,
+                    "a custom log format: the draft logs "
+                    + (f"the {log_format} format" if log_format else "Envoy's default"),
+                )
+        return chosen, log_format
 
 
 def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:

@@ -25,7 +25,7 @@ from xdsgen import conventions as xds
 from xdsgen.admin import Admin, AdminUnreachable, parse_address
 from xdsgen.errors import IOProblem, UsageProblem
 from xdsgen.files import sweep_temp_files
-from xdsgen.live.certs import fingerprint, is_served, reloads_needed
+from xdsgen.live.certs import CertReload, fingerprint, is_served, reloads_needed
 from xdsgen.live.lock import locked, state_dir
 from xdsgen.live.plan import Plan, compute_plan
 from xdsgen.live.state import State, state_path
@@ -242,20 +242,19 @@ def apply(
             compute_plan({}, {}), admin=address, warnings=list(model.warnings), model=model
         )
         _settle_journal(state, stats, result.notes)
+        if any(c.acme for c in model.certificates):  # obtain and renew first (live/acme_step.py)
+            from xdsgen.live.acme_step import certificates_step
+
+            model, rendered = certificates_step(
+                model, rendered, state, admin, options, progress, result.notes
+            )
+            result.model = model
         managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
         old = read_files(config_dir, managed)
         _drift_notes(state, old, source, result.notes)
         for note in result.notes:
             warn(f"note: {note}")
-        reloads = reloads_needed(model.secrets, state.known_certs())
-        served = set()
-        if admin is not None and reloads:
-            try:
-                serving = admin.served_certificates()
-            except AdminUnreachable:
-                serving = set()
-            served = {r for r in reloads if is_served(r, serving)}
-            reloads = tuple(r for r in reloads if r not in served)
+        reloads, served = _reloads(model, state, admin)
         result.plan = plan = compute_plan(old, rendered.files, reloads, stale_files(old, stats))
         certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
         if plan.empty:
@@ -290,6 +289,22 @@ def apply(
                 f"{exc}; the next apply records it ({state_path(config_dir)} keeps the journal)"
             ) from None
         return result
+
+
+def _reloads(
+    model: Any, state: State, admin: Optional[Admin]
+) -> tuple[tuple[CertReload, ...], set[CertReload]]:
+    """Certificates whose files changed since Envoy was given them, less those Envoy
+    already serves (renewed by a rename it noticed itself: only to be remembered)."""
+    reloads = reloads_needed(model.secrets, state.known_certs())
+    if admin is None or not reloads:
+        return reloads, set()
+    try:
+        serving = admin.served_certificates()
+    except AdminUnreachable:
+        serving = set()
+    served = {r for r in reloads if is_served(r, serving)}
+    return tuple(r for r in reloads if r not in served), served
 
 
 def _dry_run(

@@ -5,11 +5,17 @@ Each part owns one concern and reports to one problems collector:
   families.py      the IPv4/IPv6 split (listen)
   upstreams.py     clusters
   certificates.py  secrets, ACME settings
+  challenges.py    ACME on the listeners: http-01 tokens, certificates not obtained yet
   http.py          vhosts and routes, shadowed routes, domains two vhosts claim
   tls.py           TLS chains by SNI, passthrough, SNI clashes
   listeners.py     the listeners of each family and the port maps
   ports.py         the port table, the admin out of the proxy's reach
   patches.py       Envoy config the inventory cannot say, on named generated resources
+  health.py        health checks, outlier ejection, backup endpoints, HTTP/2 upstreams
+  pages.py         error pages and maintenance (route files only)
+  compression.py   brotli/gzip per vhost
+  http3.py         QUIC listeners and alt-svc
+  logformat.py     access-log line formats
 The IR is in ir.py; single values are parsed in values.py.
 """
 
@@ -17,7 +23,21 @@ from __future__ import annotations
 
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
-from xdsgen.model import certificates, envoy, families, http, patches, tls, upstreams
+from xdsgen.model import (
+    certificates,
+    challenges,
+    compression,
+    envoy,
+    families,
+    health,
+    http,
+    http3,
+    logformat,
+    pages,
+    patches,
+    tls,
+    upstreams,
+)
 from xdsgen.model.ir import (
     AdminAddress,
     Cluster,
@@ -70,22 +90,33 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
     settings = envoy.build(spec.envoy, inventory.base_dir, problems)
     usable = families.build(spec, problems)
     clusters = upstreams.build(spec, problems)
+    clusters = health.build(spec, clusters, problems)
+    error_pages = pages.read(spec, inventory.base_dir, problems)
     secrets, certs = certificates.build(
         spec, settings.config_dir, settings.envoy_dir, problems, check_files
     )
+    challenges.check(spec, usable, problems)
     http.check(spec, problems)
     tls.check_passthrough(spec, problems)
     built = Listeners(spec, usable, problems)
     built.build()
     check_admin_clash(spec, settings, usable, built.tcp_ports, clusters, problems)
     upstreams.check_unused(spec, built.used_upstreams, problems)
-    names = patches.targets(set(clusters), built.listeners, built.route_configs)
-    used_secrets = {c.secret for item in built.listeners for c in item.filter_chains if c.secret}
+    route_configs = pages.apply(spec, error_pages, built.route_configs)
+    route_configs = compression.apply(spec, route_configs)
+    listeners, route_configs = http3.build(
+        spec, usable, built.listeners, route_configs, built.udp_ports, problems
+    )
+    listeners = pages.filters(listeners, route_configs)
+    listeners = compression.filters(listeners, route_configs)
+    listeners = logformat.apply(settings.access_log_format, listeners)
+    names = patches.targets(set(clusters), listeners, route_configs)
+    used_secrets = {c.secret for item in listeners for c in item.filter_chains if c.secret}
     return Model(
         envoy=settings,
         clusters=tuple(sorted(clusters.values(), key=lambda c: c.name)),
-        listeners=tuple(sorted(built.listeners, key=lambda item: item.name)),
-        route_configs=tuple(sorted(built.route_configs, key=lambda r: r.name)),
+        listeners=tuple(sorted(listeners, key=lambda item: item.name)),
+        route_configs=tuple(sorted(route_configs, key=lambda r: r.name)),
         secrets=tuple(
             sorted((s for s in secrets.values() if s.name in used_secrets), key=lambda s: s.name)
         ),

@@ -17,8 +17,7 @@ from typing import Optional
 from xdsgen.conventions import ACME_CHAIN_FILE as CHAIN_FILE
 from xdsgen.conventions import ACME_KEY_FILE as KEY_FILE
 from xdsgen.conventions import acme_paths as default_paths
-from xdsgen.errors import PathKey, Problem
-from xdsgen.inventory import Inventory
+from xdsgen.errors import PathKey
 from xdsgen.model.ir import AcmeSettings, Certificate, Secret
 from xdsgen.model.problems import Problems
 from xdsgen.spec import DEFAULTS, AcmeSpec, Spec
@@ -196,28 +195,3 @@ def _period(path: PathKey, text: str, default: str, problems: Problems) -> float
     if path[-1] == "renew_before" and seconds <= 0:
         problems.error(path, "must be more than 0", f"e.g. {DEFAULT_RENEW_BEFORE}")
     return seconds
-
-
-def missing_acme_files(
-    inventory: Inventory, certificates: tuple[Certificate, ...]
-) -> list[Problem]:
-    """Errors for ACME certificates not obtained yet, for commands that hand them to Envoy
-    (Envoy refuses a listener whose certificate files are missing)."""
-    problems = []
-    for cert in certificates:
-        if cert.acme is None:
-            continue
-        missing = [p for p in (cert.cert, cert.key) if not os.path.isfile(p)]
-        if missing:
-            problems.append(
-                inventory.problem(
-                    ("certificates", cert.name, "acme"),
-                    f"certificate {cert.name!r} has not been obtained yet "
-                    f"({', '.join(missing)} missing)",
-                    f"run: xdsgen certs renew {inventory.source} {cert.name}"
-                    if cert.acme.challenge == DNS01
-                    else "xdsgen does not answer http-01 through Envoy yet: use challenge: "
-                    "dns-01, or give cert and key files obtained elsewhere",
-                )
-            )
-    return problems

@@ -43,6 +43,7 @@ def build(spec: EnvoySpec, base_dir: Path, problems: Problems) -> Envoy:
         access_log=log_path,
         node_id=spec.node_id,
         max_connections=spec.max_connections,
+        access_log_format=spec.access_log_format,
     )
 
 

@@ -15,6 +15,10 @@ from xdsgen.spec import Spec, VhostSpec
 
 HTTPS_DEFAULT_PORT = 443
 REDIRECT_ROUTE = "redirect_to_https"
+NO_TIMEOUT = "0s"
+# Retried only when the request never reached a backend (refused, reset before it was
+# sent, an HTTP/2 stream refused): safe for any method, a POST is never sent twice.
+RETRY_ON = "connect-failure,refused-stream,reset-before-request"
 
 
 def check(spec: Spec, problems: Problems) -> None:
@@ -135,6 +139,9 @@ def virtual_host(vhost: VhostSpec, family: Family, for_tls: bool) -> VirtualHost
                 prefix_rewrite=route.rewrite,
                 websocket=route.websocket,
                 timeout=_timeout(route.timeout),
+                retries=route.retries,
+                retry_on=RETRY_ON if route.retries else None,
+                idle_timeout=streaming_idle_timeout(route.websocket, _timeout(route.timeout)),
             )
             for route in vhost.routes
         )
@@ -142,7 +149,15 @@ def virtual_host(vhost: VhostSpec, family: Family, for_tls: bool) -> VirtualHost
         name=f"vhost{vhost.index}_{vhost.domains[0]}".replace("*", "any"),
         domains=vhost.domains,
         routes=tuple(routes),
+        certificate=vhost.tls,
+        index=vhost.index,
     )
+
+
+def streaming_idle_timeout(websocket: bool, timeout: Optional[str]) -> Optional[str]:
+    """A WebSocket or a route without a response timeout (long polling, downloads) may be
+    silent longer than Envoy's stream idle timeout (5 minutes): such routes get none."""
+    return NO_TIMEOUT if websocket or timeout == NO_TIMEOUT else None
 
 
 def check_domain_clashes(served: list[tuple[str, VhostSpec, str]], problems: Problems) -> None:

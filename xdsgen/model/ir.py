@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from xdsgen import conventions as xds
 from xdsgen.errors import Problem
@@ -29,6 +30,29 @@ class UpstreamTls:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """Active health checks of a cluster (model/health.py decides every value)."""
+
+    interval: str  # protobuf Duration text
+    timeout: str
+    unhealthy_threshold: int
+    healthy_threshold: int
+    http_path: Optional[str] = None  # None: a TCP connect check
+    host: Optional[str] = None  # the HTTP check's Host header (Envoy's default: the cluster)
+    http2: bool = False  # the check speaks the cluster's HTTP/2
+
+
+@dataclass(frozen=True)
+class OutlierDetection:
+    """Passive ejection of endpoints that fail at the gateway (connect failures, 502-504)."""
+
+    consecutive_gateway_failure: int
+    interval: str
+    base_ejection_time: str
+    max_ejection_percent: int
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     discovery: str  # STATIC or STRICT_DNS
@@ -37,6 +61,17 @@ class Cluster:
     tls: Optional[UpstreamTls]
     # A router's LAN names often have only an A record; prefer it over a missing AAAA.
     dns_lookup_family: Optional[str] = None
+    # Upstreams that fail well (model/health.py).
+    backup: tuple[Endpoint, ...] = ()  # priority 1: used while no endpoint is healthy
+    health_check: Optional[HealthCheck] = None
+    outlier: Optional[OutlierDetection] = None
+    http2: bool = False
+    # Set with health checks: 0 turns off Envoy's panic mode, which would otherwise send
+    # requests to unhealthy endpoints as soon as fewer than half are healthy.
+    panic_threshold: Optional[int] = None
+    # Set with backup: a priority stays whole while any of its endpoints is healthy (Envoy
+    # would otherwise shift load to the backup as soon as one endpoint fails).
+    overprovisioning_factor: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +85,26 @@ class Route:
     timeout: Optional[str] = None
     https_redirect: bool = False
     redirect_port: Optional[int] = None  # None: leave the port out (https default 443)
+    retries: int = 0
+    retry_on: Optional[str] = None  # Envoy's retry conditions, with retries
+    # "0s" for websocket and timeout-0s routes: no stream idle cut (model/timeouts).
+    idle_timeout: Optional[str] = None
+    # Answered by Envoy itself (no cluster): maintenance (with the page's content type),
+    # an ACME http-01 token, or a vhost whose certificate is not obtained yet
+    # (model/challenges.py; Envoy adds text/plain).
+    direct_status: Optional[int] = None
+    direct_body: Optional[str] = None
+    direct_content_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """The body Envoy's own 502/503/504 answers of a vhost get (model/pages.py)."""
+
+    body: str
+    content_type: str
+    source: str  # the file it was read from (for people)
+    statuses: str = "50[234]"  # RE2 of the statuses it answers (model/pages.py)
 
 
 @dataclass(frozen=True)
@@ -57,6 +112,11 @@ class VirtualHost:
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    certificate: Optional[str] = None  # the vhost's `tls:` (not printed; model/challenges.py)
+    error_page: Optional[ErrorPage] = None
+    compressors: tuple[str, ...] = ()  # the compressor filters the vhost enables
+    maintenance: bool = False  # every route answers the page itself (error_page unused)
+    index: int = field(default=-1, compare=False)  # the vhost's place in `http`
 
 
 @dataclass(frozen=True)
@@ -65,10 +125,20 @@ class RouteConfig:
     virtual_hosts: tuple[VirtualHost, ...]
     # An edge proxy trusts no hop in front of it: X-Forwarded-For is overwritten.
     request_headers: tuple[tuple[str, str], ...] = ((xds.XFF_HEADER, xds.XFF_VALUE),)
+    response_headers: tuple[tuple[str, str], ...] = ()  # alt-svc (model/http3.py)
+    # Envoy refuses a direct_response body above 4 KiB unless this raises the limit.
+    max_direct_response_body: Optional[int] = None
 
     @property
     def file_name(self) -> str:
         return xds.rds_file(self.name)
+
+    @property
+    def error_pages(self) -> bool:
+        """Whether a vhost has an error page: its listener's managers then carry the
+        custom_response filter, in maintenance too, so that switching maintenance on and
+        off changes the route file only (no listener drain)."""
+        return any(vh.error_page for vh in self.virtual_hosts)
 
 
 @dataclass(frozen=True)
@@ -83,9 +153,27 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class AccessLogFormat:
+    """How the access log lines of one filter look (model/logformat.py): a text line, or
+    JSON fields."""
+
+    text: Optional[str] = None
+    json: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Compressor:
+    """One compressor filter of a connection manager (model/compression.py)."""
+
+    filter: str  # the HTTP filter's name, which vhosts enable in the route file
+    library: str  # the compression library's type URL
+
+
+@dataclass(frozen=True)
 class TcpProxy:
     stat_prefix: str
     cluster: str
+    log_format: Optional[AccessLogFormat] = None  # None: Envoy's default line
 
 
 @dataclass(frozen=True)
@@ -95,6 +183,12 @@ class HttpManager:
     stat_prefix: str
     route_config: str
     settings: tuple[tuple[str, Any], ...] = xds.HCM_SETTINGS
+    log_format: Optional[AccessLogFormat] = None  # None: Envoy's default line
+    http3: bool = False  # the manager of a QUIC listener (codec HTTP3)
+    # HTTP filters before the router, added only where a vhost of the route table uses
+    # them, so that switching a vhost on and off is a route change, not a listener drain.
+    compressors: tuple[Compressor, ...] = ()  # in preference order
+    error_pages: bool = False  # the custom_response filter
 
 
 @dataclass(frozen=True)
@@ -107,6 +201,7 @@ class FilterChain:
     secret: Optional[str] = None
     tcp: Optional[TcpProxy] = None
     http: Optional[HttpManager] = None
+    quic: bool = False  # TLS inside QUIC (HTTP/3) rather than over TCP
 
     @property
     def cluster(self) -> Optional[str]:
@@ -129,10 +224,11 @@ class Listener:
     filter_chains: tuple[FilterChain, ...] = ()
     udp_cluster: Optional[str] = None  # a UDP listener's udp_proxy route
     tls_inspector: bool = False  # chains chosen by SNI need the ClientHello read first
+    quic: bool = False  # an HTTP/3 listener (model/http3.py)
 
     @property
     def protocol(self) -> str:
-        return "UDP" if self.udp_cluster is not None else "TCP"
+        return "UDP" if self.udp_cluster is not None or self.quic else "TCP"
 
     @property
     def route_config(self) -> Optional[str]:
@@ -155,6 +251,17 @@ class Listener:
     @property
     def passthrough(self) -> tuple[FilterChain, ...]:
         return tuple(c for c in self.filter_chains if c.tcp and c.server_names)
+
+
+def map_chains(
+    listeners: Iterable[Listener], change: Callable[[FilterChain], FilterChain]
+) -> list[Listener]:
+    """The listeners with every filter chain passed through `change` (for the model parts
+    that settle one aspect of every chain after the listeners are shaped)."""
+    return [
+        replace(item, filter_chains=tuple(change(c) for c in item.filter_chains))
+        for item in listeners
+    ]
 
 
 @dataclass(frozen=True)
@@ -184,6 +291,7 @@ class Envoy:
     access_log: Optional[str]
     node_id: str
     max_connections: int
+    access_log_format: str = "default"
     # True when the inventory names the container path: moving where files are written
     # (render -o, apply --config-dir) must then not move what Envoy is told.
     envoy_dir_fixed: bool = False

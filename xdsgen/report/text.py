@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 from xdsgen.errors import InventoryError, Problem, XdsgenError
 from xdsgen.report.console import Console, plain_table, terminal_width, wrap
+from xdsgen.upstream_status import traffic
 
 
 def plural(count: int, word: str) -> str:
@@ -109,26 +110,43 @@ class TextReporter:
                 "green" if r.state == "in sync" and not (r.rejected or r.failed) else "yellow"
             )
         console.table(columns, rows, title="config", row_styles=styles, force=True)
-        columns = ["upstream", "endpoints", "health", "active", "conns", "requests", "5xx", "fail"]
+        # Columns that fit 80 characters with upstream names up to ~20 characters.
+        columns = [
+            "upstream",
+            "health",
+            "active",
+            "requests",
+            "5xx",
+            "failed cx",
+            "sent",
+            "received",
+        ]
         rows, styles = [], []
         for u in result.upstreams:
             rows.append(
                 [
                     u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
-                    u.endpoints,
                     u.health,
                     u.active_connections,
-                    u.connections,
                     u.requests,
                     u.errors_5xx,
                     u.connect_failures,
+                    *traffic(u),
                 ]
             )
-            styles.append("green" if u.health == "healthy" and not u.errors_5xx else "yellow")
+            fine = u.health in ("healthy", "no check") and not u.errors_5xx
+            styles.append("green" if fine else "yellow")
         console.table(
             columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
         )
-        console.info("conns: connections so far; fail: connections that failed", "dim", force=True)
+        columns = ["upstream", "endpoint", "role", "health", "requests", "errors"]
+        rows, styles = [], []
+        for u in result.upstreams:
+            for e in u.per_endpoint:
+                rows.append([u.name, e.address, e.role, e.health, e.requests, e.errors])
+                styles.append("green" if e.healthy else "yellow")
+        if rows:
+            console.table(columns, rows, title="endpoints", row_styles=styles, force=True)
 
     def explain(self, target: Any, hops: list[Any]) -> None:
         """Rich: coloured blocks. Plain: a block per listener (wide tables wrap badly in a
@@ -148,6 +166,14 @@ class TextReporter:
             if hop.route:
                 lines.append(("route", hop.route))
             lines.append(("result", hop.result))
+            if hop.backup:
+                lines.append(("backup", ", ".join(hop.backup) + " (while no endpoint is healthy)"))
+            if hop.health_check:
+                lines.append(("health", hop.health_check))
+            if hop.error_page and hop.outcome == "upstream":
+                lines.append(("page", f"Envoy's own 502/503/504 answers show {hop.error_page}"))
+            if hop.timeouts:
+                lines.append(("times", hop.timeouts))
             if hop.patches:
                 lines.append(("patch", "; ".join(hop.patches)))
             blocks.append((f"{hop.family} {hop.kind} :{hop.port} (listener {hop.listener})", lines))
@@ -165,9 +191,12 @@ class TextReporter:
         rich.print(Text(title, style="bold"))
         for hop, (head, lines) in zip(hops, blocks):
             rich.print(Text(head, style="bold"))
-            colour = {"upstream": "green", "passthrough": "green", "redirect": "cyan"}.get(
-                hop.outcome, "red"
-            )
+            colour = {
+                "upstream": "green",
+                "passthrough": "green",
+                "redirect": "cyan",
+                "direct": "yellow",
+            }.get(hop.outcome, "red")
             for key, value in lines:
                 rich.print(
                     Text.assemble(
