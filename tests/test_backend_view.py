@@ -1,7 +1,9 @@
-"""What backends receive (issue 12, item 16), through a real Envoy, as README documents it:
-the Host header without its port, the forwarded headers Envoy sets or replaces, what a
-client's own headers become, the path after rewrite; TCP maps and TLS passthrough show
-the backend Envoy's address, never the client's; `curl --resolve` reaches an SNI vhost.
+"""What backends receive (issue 12, item 16; issue 14), through a real Envoy, as README
+documents it: the Host header as the client sent it (its port too), the forwarded headers
+Envoy sets or replaces (X-Forwarded-For/Proto/Port, X-Real-IP), what a client's own
+headers become, the path after rewrite; TCP maps and TLS passthrough without
+proxy_protocol show the backend Envoy's address, never the client's; `curl --resolve`
+reaches an SNI vhost.
 """
 
 from __future__ import annotations
@@ -143,6 +145,8 @@ SPOOFED = {
 ADDED = {
     "x-forwarded-for",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
     "x-envoy-external-address",
     "x-request-id",
     "x-envoy-expected-rq-timeout-ms",
@@ -154,19 +158,22 @@ def test_plain_http_backend_view(env: dict[str, Any]) -> None:
         env["http"], "/g//a/../b?q=1", {"Host": f"Plain.Example.com:{env['http']}", **SPOOFED}
     )
     headers = seen["headers"]
-    assert headers["host"] == "Plain.Example.com"  # port dropped, case kept
+    assert headers["host"] == f"Plain.Example.com:{env['http']}"  # as sent: port and case
     assert headers["x-forwarded-for"] == CLIENT  # replaced, not appended to
+    assert headers["x-real-ip"] == CLIENT  # replaced too
     assert headers["x-forwarded-proto"] == "http"  # what the connection was
+    assert headers["x-forwarded-port"] == str(env["http"])  # the port the client reached
     assert headers["x-envoy-external-address"] == CLIENT
     assert re.fullmatch(r"[0-9a-f-]{36}", headers["x-request-id"])
     assert headers["x-envoy-expected-rq-timeout-ms"] == "15000"
-    # Passed on as the client wrote them: backends must not trust these.
-    assert headers["x-real-ip"] == "6.6.6.6" and headers["forwarded"] == "for=6.6.6.6"
+    # Passed on as the client wrote it: backends must not trust it.
+    assert headers["forwarded"] == "for=6.6.6.6"
     assert seen["path"] == "/g/b?q=1"  # normalized (merge_slashes, dot segments)
     assert seen["peer"] == "127.0.0.1"  # the connection comes from Envoy
     assert set(headers) - {k.lower() for k in SPOOFED} - {"host", "connection"} == ADDED - {
         "x-forwarded-for",
         "x-forwarded-proto",
+        "x-real-ip",
     }
 
 
@@ -178,8 +185,9 @@ def test_tls_vhost_backend_view(env: dict[str, Any]) -> None:
         "tls.example.com",
     )
     headers = seen["headers"]
-    assert headers["host"] == "tls.example.com"
+    assert headers["host"] == f"tls.example.com:{env['https']}"
     assert headers["x-forwarded-proto"] == "https"
+    assert headers["x-forwarded-port"] == str(env["https"])
     assert headers["x-forwarded-for"] == CLIENT
     assert seen["path"] == "/x"
     assert headers["x-envoy-original-path"] == "/g/x"  # only where rewrite changed it
@@ -210,7 +218,7 @@ def test_readme_documents_what_backends_receive() -> None:
     section = README.split("\n## What backends receive\n", 1)[1].split("\n## ", 1)[0]
     table = re.findall(r"^\| `([A-Za-z-]+)` \|", section, re.M)
     assert {h.lower() for h in table} == {"host", "x-envoy-original-path", *ADDED}
-    for words in ("X-Real-IP", "Forwarded", "proxy_protocol", "TCP map", "passthrough", "fail2ban"):
+    for words in ("Forwarded", "proxy_protocol", "TCP map", "passthrough", "fail2ban"):
         assert words in section, words
 
 
@@ -233,4 +241,4 @@ def test_curl_resolve_reaches_an_sni_vhost(env: dict[str, Any]) -> None:
             timeout=30,
         )
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout)["headers"]["host"] == "tls.example.com"
+        assert json.loads(result.stdout)["headers"]["host"] == f"tls.example.com:{port}"

@@ -192,7 +192,10 @@ def test_pages_are_read_relative_to_the_inventory_with_their_type(tmp_path: Path
     )
     (route,) = b.routes  # maintenance: one route answering every path
     assert (route.direct_status, route.direct_body, route.cluster) == (503, big, None)
-    assert route.direct_content_type == "text/html; charset=utf-8"
+    assert route.headers is not None
+    assert [(h.key, h.value) for h in route.headers.response_add] == [
+        ("content-type", "text/html; charset=utf-8")
+    ]
     assert rc.max_direct_response_body == MAX_PAGE_BYTES  # above Envoy's 4 KiB default
     (listener,) = model.listeners
     assert listener.filter_chains[0].http is not None and listener.filter_chains[0].http.error_pages

@@ -6,7 +6,7 @@ that a changed inventory reaches Envoy under a new version_info.
 
 Ports: every listener and backend is on 127.0.0.1/::1 and a port from free_ports(), with
 one exception made on purpose: the inventory says `ipv6: {https: 443}` so that the IPv6
-redirect must leave the port out, and the test then moves that one listener to a free
+redirect goes to 443, and the test then moves that one listener to a free
 high port in lds.yaml before Envoy starts (tests never bind low ports). The redirect
 route lives in rds_http_ipv6.yaml and is not touched.
 """
@@ -389,11 +389,14 @@ def test_redirect_ipv4_goes_to_the_ipv4_https_port(rich: Rich) -> None:
     assert rich.get("/a", APP, "ipv4")[0] == 200
 
 
-def test_redirect_ipv6_with_443_leaves_the_port_out(rich: Rich) -> None:
+def test_redirect_ipv6_with_443_goes_to_443_whatever_port_host_names(rich: Rich) -> None:
+    """The backend gets Host as sent (issue 14), so Envoy no longer strips its port before
+    the redirect: with http on a port other than 80, the redirect names :443 itself (on
+    80, Envoy leaves the port out)."""
     for host in (SECURE, f"{SECURE}:{rich.ports['http_ipv6']}"):
         status, headers, _ = rich.get("/a/b?x=1", host, "ipv6")
         assert status == 301
-        assert headers["location"] == f"https://{SECURE}/a/b?x=1"
+        assert headers["location"] == f"https://{SECURE}:443/a/b?x=1"
 
 
 # ----------------------------------------------------------------- 3. TLS termination

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,17 @@ def test_example_on_loopback_routes_http_tls_tcp_udp(tmp_path: Path) -> None:
     data["certificates"]["router"] = {"cert": str(cert), "key": str(key)}
     data["tcp"] = [{"port": tcp_port, "upstream": "smb_local"}]
     data["udp"] = [{"port": udp_port, "upstream": "aria2_bt"}]
+    # The example keeps the router's UI to its LAN (issue 14): here the LAN is 127.0.0.1,
+    # and 127.0.0.2 is a client from the internet.
+    data["networks"]["lan"] = ["127.0.0.1/32"]
     inventory = write_inventory(tmp_path / "inventory.yaml", data)
     try:
         with running_envoy(inventory, tmp_path):
             status, _, body = http_get("127.0.0.1", http4, "/x", {"Host": "anything.lan"})
             assert (status, json.loads(body)["backend"]) == (200, "lede")
+            with socket.create_connection(("127.0.0.1", http4), 5, ("127.0.0.2", 0)) as sock:
+                sock.sendall(b"GET /x HTTP/1.1\r\nHost: anything.lan\r\nConnection: close\r\n\r\n")
+                assert sock.recv(4096).startswith(b"HTTP/1.1 403")  # not from the LAN
             status, headers, _ = http_get(
                 "127.0.0.1", http4, "/grafana/?q=1", {"Host": "router.example.com"}
             )

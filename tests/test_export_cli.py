@@ -207,7 +207,8 @@ def test_more_listeners_than_a_gateway_holds(tmp_path: Path) -> None:
 
 
 def test_inventory_keys_no_exporter_knows_are_access_differences() -> None:
-    """A newer feature's key (here an invented allow list) is never dropped silently."""
+    """A newer feature's key (here an invented rate limit and WAF) is never dropped
+    silently."""
     from xdsgen import inventory as inventory_mod
     from xdsgen.export.gateway import GatewayOptions, export_gateway_api
     from xdsgen.export.k8s import K8sOptions, export_k8s
@@ -216,16 +217,16 @@ def test_inventory_keys_no_exporter_knows_are_access_differences() -> None:
     source = load(path)
     assert source.unknown_keys == ()
     data = inventory_mod.load(path).data
-    data["http"][0]["routes"][0]["allow"] = ["192.168.1.0/24"]
-    data["auth"] = {"basic": {}}
-    assert unknown_keys(data) == ["http[0].routes[0].allow", "auth"]
+    data["http"][0]["routes"][0]["rate_limit"] = "10/s"
+    data["waf"] = {"rules": {}}
+    assert unknown_keys(data) == ["http[0].routes[0].rate_limit", "waf"]
     newer = _build(path, source.model, data)
     for result in (export_k8s(newer, K8sOptions()), export_gateway_api(newer, GatewayOptions())):
         assert result.report.differs
         lines = result.report.lines()
-        assert lines[0].startswith("DIFFERENCE (access): auth: not exported")
+        assert any(line.startswith("DIFFERENCE (access): waf: not exported") for line in lines)
         assert any(
-            line.startswith("DIFFERENCE (access): http[0].routes[0].allow: not exported")
+            line.startswith("DIFFERENCE (access): http[0].routes[0].rate_limit: not exported")
             for line in lines
         )
 
@@ -268,3 +269,25 @@ def test_egctl_translate_accepts_the_gateway_objects(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Accepted" in result.stdout or "listeners" in result.stdout.lower()
+
+
+def test_access_keys_are_said_per_exporter(tmp_path: Path) -> None:
+    """Access (issue 14): the k8s export carries it in the xDS files and names only the
+    htpasswd file the pod needs; the Gateway API export names every key it does not write."""
+    from xdsgen.export.gateway import GatewayOptions, export_gateway_api
+    from xdsgen.export.k8s import K8sOptions, export_k8s
+
+    source = load(str(REPO / "tests" / "cases" / "access-issue-example" / "inventory.yaml"))
+    assert source.unknown_keys == ()
+    assert "http[0].allow" in source.access_keys and "auth.sso" in source.access_keys
+    k8s = export_k8s(source, K8sOptions()).report.lines()
+    assert [line for line in k8s if line.startswith("DIFFERENCE (access): auth")] == [
+        "DIFFERENCE (access): auth.family.basic: Envoy reads /etc/xdsgen/family.htpasswd in the "
+        "pod: mount it there (a Secret); until then Envoy refuses the routes that use it"
+    ]
+    assert not any("allow" in line or "networks" in line for line in k8s)  # in the files
+    gateway = export_gateway_api(source, GatewayOptions()).report.lines()
+    for key in source.access_keys:
+        assert any(
+            line.startswith(f"DIFFERENCE (access): {key}: not exported") for line in gateway
+        ), key

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from typing import Optional
+from typing import Any, Optional
 
 # --------------------------------------------------------------------------- files
 
@@ -175,21 +175,51 @@ def cluster_stat(cluster: str, name: str) -> str:
 HCM_SETTINGS = (
     ("codec_type", "AUTO"),
     ("use_remote_address", True),
-    # A Host header with a port (name:8443) must still match the vhost's name.
-    ("strip_any_host_port", True),
+    # A Host header with a port (name:8443) must still match the vhost's name: the route
+    # configuration ignores the port when matching (ignore_port_in_host_matching), so the
+    # backend still gets the Host the client sent (strip_any_host_port would cut it).
     ("normalize_path", True),
     ("merge_slashes", True),
 )
-# The manager of a QUIC listener (HTTP/3): the same settings, the HTTP3 codec.
-HCM_HTTP3_SETTINGS = tuple(
-    ("codec_type", "HTTP3") if key == "codec_type" else (key, value) for key, value in HCM_SETTINGS
-)
+HTTP3_CODEC = "HTTP3"
+
+
+def http3_settings(settings: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """The manager of a QUIC listener (HTTP/3): its TCP twin's settings, the HTTP3 codec."""
+    return tuple(
+        ("codec_type", HTTP3_CODEC) if key == "codec_type" else (key, value)
+        for key, value in settings
+    )
+
+
 XFF_HEADER = "x-forwarded-for"
 XFF_VALUE = "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
 
+# What every HTTP backend is told about the client (issue 14), set by the route
+# configuration of each listener, replacing whatever the client sent.
+REAL_IP_HEADER = "x-real-ip"
+PROTO_HEADER = "x-forwarded-proto"
+PORT_HEADER = "x-forwarded-port"
+PORT_VALUE = "%DOWNSTREAM_LOCAL_PORT%"  # the port the client connected to
+CLIENT_HEADERS = (XFF_HEADER, REAL_IP_HEADER, PROTO_HEADER, PORT_HEADER)
+# How a header is set: replacing a value, or only where the response has none.
+OVERWRITE = "OVERWRITE_IF_EXISTS_OR_ADD"
+ADD_IF_ABSENT = "ADD_IF_ABSENT"
+# Who an RBAC policy asks about: the connection's peer, or the client behind trusted proxies.
+PRINCIPALS = ("direct_remote_ip", "remote_ip")
+
 # Words the templates may print unquoted (keys and enum values xdsgen itself chose, never
 # inventory text): render's `key` and `word` filters refuse anything else.
-BARE_KEYS = frozenset({"prefix", "path", XFF_HEADER, *(key for key, _ in HCM_SETTINGS)})
+BARE_KEYS = frozenset(
+    {"prefix", "path", XFF_HEADER, *CLIENT_HEADERS, *PRINCIPALS, *(key for key, _ in HCM_SETTINGS)}
+)
 BARE_WORDS = frozenset(
-    value for _, value in (*HCM_SETTINGS, *HCM_HTTP3_SETTINGS) if isinstance(value, str)
+    {
+        OVERWRITE,
+        ADD_IF_ABSENT,
+        "V1",
+        "V2",
+        HTTP3_CODEC,
+        *(value for _, value in HCM_SETTINGS if isinstance(value, str)),
+    }
 )

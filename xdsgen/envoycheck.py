@@ -181,6 +181,13 @@ def _use_stand_ins(static: dict[str, Any], tmp: str) -> None:
             ca = node.get("trusted_ca")
             if isinstance(ca, dict) and "filename" in ca and not os.path.isfile(ca["filename"]):
                 node["trusted_ca"] = {"filename": files()["cert"]}
+            users = (
+                node.get("users")
+                if str(node.get("@type", "")).endswith("BasicAuthPerRoute")
+                else None
+            )
+            if isinstance(users, dict) and not os.path.isfile(users.get("filename", "")):
+                node["users"] = {"inline_string": "# stand-in for a missing htpasswd file"}
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

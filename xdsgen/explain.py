@@ -7,14 +7,18 @@ does with the files xdsgen renders (tests send the same requests through a real 
   suffix (*.b.example.com before *.example.com); no match closes the connection;
 - virtual host: exact domain, then suffix wildcards (longest first; "*.example.com"
   matches any non-empty text before ".example.com"), then prefix wildcards ("foo.*"),
-  then "*"; the Host header is lower-cased and its port dropped (strip_any_host_port);
-  no match answers 404;
+  then "*"; the Host header is lower-cased and its port ignored
+  (ignore_port_in_host_matching); no match answers 404;
 - routes in order, first match wins; the path is normalized first (normalize_path,
-  merge_slashes) and the query string takes no part; no match answers 404.
+  merge_slashes) and the query string takes no part; no match answers 404;
+- access (issue 14): the route's (or port map's, passthrough's) allow list decides with
+  `--from ADDRESS` whether a client there gets through (403, closed, dropped), and the
+  route's authenticator is named.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from dataclasses import asdict, dataclass
@@ -74,13 +78,36 @@ class Hop:
     error_page: Optional[str] = None  # the file whose page Envoy's own 502-504 answers get
     compressed: bool = False
     direct_status: Optional[int] = None  # maintenance
+    allow: Optional[str] = None  # who may: the networks or CIDRs (None: everyone)
+    allowed: Optional[bool] = None  # with --from: whether that address gets through
+    auth: Optional[str] = None  # the authenticator asked first
+    source: Optional[str] = None  # --from
+    proxy_protocol: Optional[str] = None  # v1/v2: the client's address is sent first
 
     @property
     def result(self) -> str:
+        if self.allowed is False:
+            refused = {
+                "udp": "datagrams are dropped",
+                "tcp": "the connection is closed",
+            }.get(
+                self.kind if self.outcome != "passthrough" else "tcp", "403 (RBAC: access denied)"
+            )
+            return f"refused: {self.source} is not allowed here: {refused}"
+        return self.routing_result
+
+    @property
+    def routing_result(self) -> str:
+        proxy = (
+            f", after a PROXY protocol {self.proxy_protocol} header with the client's address"
+            if self.proxy_protocol
+            else ""
+        )
         if self.outcome == "upstream" and self.kind == "tcp":
             return (
                 f"TCP port map: the connection goes to upstream {self.upstream} "
-                f"({', '.join(self.endpoints)}) as it is (no HTTP routing, TLS not terminated)"
+                f"({', '.join(self.endpoints)}) as it is (no HTTP routing, TLS not "
+                f"terminated){proxy}"
             )
         if self.outcome == "upstream" and self.kind == "udp":
             return (
@@ -106,7 +133,10 @@ class Hop:
             )
         if self.outcome == "passthrough":
             endpoints = ", ".join(self.endpoints)
-            return f"TLS passed through, not terminated, to upstream {self.upstream} ({endpoints})"
+            return (
+                f"TLS passed through, not terminated, to upstream {self.upstream} "
+                f"({endpoints}){proxy}"
+            )
         if self.outcome == "redirect":
             return f"redirect 301 to {self.location}"
         if self.outcome == "closed":
@@ -238,6 +268,15 @@ def _failover(model: Model, hop: Hop, cluster_name: str) -> None:
         hop.health_check = timeouts.health_text(cluster)
 
 
+def _upstream(model: Model, hop: Hop, cluster: Optional[str]) -> Optional[str]:
+    """An upstream as the inventory names it (a PROXY protocol copy by its upstream)."""
+    found = _cluster(model, cluster or "")
+    if found is not None and found.proxy_protocol and found.derived_from:
+        hop.proxy_protocol = found.proxy_protocol.lower()
+        return found.derived_from
+    return cluster
+
+
 def _route_config(model: Model, name: Optional[str]) -> Optional[RouteConfig]:
     return next((rc for rc in model.route_configs if rc.name == name), None)
 
@@ -271,10 +310,12 @@ def _http_hop(model: Model, listener: Listener, target: Target, hop: Hop) -> Hop
             hop.location = f"https://{host}{port}{path}" + (
                 f"?{query}" if query is not None else ""
             )
+            _route_access(hop, route)
             return hop
         hop.outcome = "upstream"
         hop.upstream = route.cluster
         hop.endpoints = _endpoints(model, route.cluster or "")
+        _route_access(hop, route)
         rest = path[len(route.value) :] if route.match == "prefix" else ""
         hop.path_sent = (route.prefix_rewrite + rest) if route.prefix_rewrite is not None else path
         hop.rewritten = route.prefix_rewrite is not None
@@ -305,8 +346,52 @@ def _port_map_takes(listener: Listener, target: Target) -> bool:
     return port == listener.port
 
 
-def explain(model: Model, target: Target) -> list[Hop]:
-    """Every listener the target can reach, per family, and where each sends it."""
+def _route_access(hop: Hop, route: Any) -> None:
+    for item in route.filters:
+        if item.kind == "allow":
+            hop.allow = f"{item.label} ({', '.join(str(c) for c in item.cidrs)})"
+            hop.allowed = _decide(hop.source, item.cidrs)
+        elif item.kind == "basic":
+            hop.auth = f"{item.label}: basic auth with the users of {item.users} (401 without)"
+        elif item.kind == "forward":
+            hop.auth = f"{item.label}: the auth service decides (its redirect or 401/403 otherwise)"
+
+
+def _source_access(hop: Hop, cidrs: tuple[Any, ...]) -> None:
+    if cidrs:
+        hop.allow = ", ".join(str(c) for c in cidrs)
+        hop.allowed = _decide(hop.source, cidrs)
+
+
+def _decide(source: Optional[str], cidrs: tuple[Any, ...]) -> Optional[bool]:
+    if source is None:
+        return None
+    address = ipaddress.ip_address(source)
+    return any(
+        address.version == ipaddress.ip_address(c.address).version
+        and address in ipaddress.ip_network(str(c))
+        for c in cidrs
+    )
+
+
+def parse_source(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        raise ExplainUsage(
+            f"--from {text!r}: write the client's IP address (203.0.113.5, 2001:db8::1)"
+        ) from None
+
+
+def explain(model: Model, target: Target, source: Optional[str] = None) -> list[Hop]:
+    """Every listener the target can reach, per family, and where each sends it; with
+    `source`, whether a client at that address gets through."""
+    return _explain(model, target, source)
+
+
+def _explain(model: Model, target: Target, source: Optional[str]) -> list[Hop]:
     hops = []
     for listener in sorted(model.listeners, key=lambda lst: (lst.family, lst.port, lst.kind)):
         if listener.kind in ("tcp", "udp"):
@@ -318,13 +403,16 @@ def explain(model: Model, target: Target) -> list[Hop]:
                 listener.kind,
                 listener.port,
                 "upstream",
-                upstream=listener.cluster,
                 endpoints=_endpoints(model, listener.cluster or ""),
                 timeouts=timeouts.port_map_timeouts(
                     listener.kind, _cluster(model, listener.cluster or "")
                 ),
+                source=source,
             )
+            hop.upstream = _upstream(model, hop, listener.cluster)
             _failover(model, hop, listener.cluster or "")
+            chain = listener.filter_chains[0] if listener.filter_chains else None
+            _source_access(hop, listener.udp_sources or (chain.sources if chain else ()))
             hops.append(hop)
             continue
         if target.port is not None and listener.port != target.port:
@@ -333,7 +421,9 @@ def explain(model: Model, target: Target) -> list[Hop]:
         scheme_of = "https" if listener.kind == "http3" else listener.kind
         if target.scheme and scheme_of != target.scheme:
             continue
-        hop = Hop(listener.family, listener.name, listener.kind, listener.port, "closed")
+        hop = Hop(
+            listener.family, listener.name, listener.kind, listener.port, "closed", source=source
+        )
         if scheme_of == "https":
             sni = target.host.strip("[]")
             chains: list[Any] = [*listener.passthrough, *listener.http_chains]
@@ -345,8 +435,9 @@ def explain(model: Model, target: Target) -> list[Hop]:
             hop.chain, hop.sni_match = chain.name, how
             if chain.tcp is not None:
                 hop.outcome = "passthrough"
-                hop.upstream = chain.cluster
+                hop.upstream = _upstream(model, hop, chain.cluster)
                 hop.endpoints = _endpoints(model, chain.cluster)
+                _source_access(hop, chain.sources)
                 hops.append(hop)
                 continue
         hops.append(_http_hop(model, listener, target, hop))
@@ -378,8 +469,10 @@ def _patches_on(model: Model, hop: Hop) -> tuple[str, ...]:
     )
 
 
-def explain_inventory(inventory: str, target_text: str) -> tuple[Target, list[Hop]]:
+def explain_inventory(
+    inventory: str, target_text: str, source: Optional[str] = None
+) -> tuple[Target, list[Hop]]:
     from xdsgen.pipeline import load_model
 
     target = parse_target(target_text)
-    return target, explain(load_model(inventory), target)
+    return target, explain(load_model(inventory), target, parse_source(source))

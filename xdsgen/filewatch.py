@@ -75,6 +75,13 @@ def certificate_paths(inventory: str) -> Optional[set[str]]:
                     value = spec.get(which)
                     if isinstance(value, str) and os.path.isabs(value):
                         found.add(os.path.normpath(value))
+    # htpasswd files of auth: basic (issue 14): an edit must reach Envoy like a renewal.
+    authenticators = data.get("auth") if isinstance(data, dict) else None
+    if isinstance(authenticators, dict):
+        for spec in authenticators.values():
+            value = spec.get("basic") if isinstance(spec, dict) else None
+            if isinstance(value, str) and os.path.isabs(value):
+                found.add(os.path.normpath(value))
     return found
 
 

@@ -8,13 +8,18 @@ is added to or removed from the firewall by the same edit. Three forms:
   adds the current ones: idempotent, safe to run from cron or after every apply;
 - nft: an nftables snippet for fw4's automatic includes
   (/usr/share/nftables.d/chain-pre/input_<zone>/xdsgen.nft), a file xdsgen owns whole.
+
+A listener that only some networks may use (issue 14: `allow` on every vhost, route,
+passthrough or port map it serves) is opened to those networks only (src_ip, saddr): the
+firewall refuses the others before Envoy does. A family whose networks none of them
+names is not opened at all (a comment says so).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from xdsgen.errors import UsageProblem
 from xdsgen.model import Model
@@ -30,16 +35,29 @@ class Opening:
     port: int
     listener: str
     address: str  # the listen address; "" for every address of the family
+    sources: tuple[str, ...] = ()  # only from these networks (allow); () from anywhere
+    closed: bool = False  # allow names no network of the family: not opened
 
     @property
     def section(self) -> str:
         return f"{SECTION_PREFIX}{self.listener}"
+
+    @property
+    def comment(self) -> str:
+        if self.closed:
+            return f"{self.section}: not opened: its allow names no {self.family} network"
+        if self.sources:
+            return f"{self.section}: only from {', '.join(self.sources)} (allow)"
+        return ""
 
 
 def openings(model: Model) -> list[Opening]:
     result = []
     for listener in model.listeners:
         address = "" if ipaddress.ip_address(listener.address).is_unspecified else listener.address
+        allowed = _allowed_sources(model, listener)
+        version = 4 if listener.family == "ipv4" else 6
+        sources = tuple(c for c in allowed or () if ipaddress.ip_network(c).version == version)
         result.append(
             Opening(
                 listener.family,
@@ -47,9 +65,44 @@ def openings(model: Model) -> list[Opening]:
                 listener.port,
                 listener.name,
                 address,
+                sources,
+                closed=allowed is not None and not sources,
             )
         )
     return sorted(result)
+
+
+def _allowed_sources(model: Model, listener: Any) -> Optional[list[str]]:
+    """The networks every client of the listener must come from (None: anywhere): the
+    union of the allow lists of all it serves, when each of them has one."""
+    if listener.kind == "udp":
+        return [str(c) for c in listener.udp_sources] or None
+    found: list[str] = []
+    for chain in listener.filter_chains:
+        if chain.tcp is not None:
+            if not chain.sources:
+                return None
+            found += [str(c) for c in chain.sources]
+            continue
+        manager = chain.http
+        rc = next(
+            (r for r in model.route_configs if manager and r.name == manager.route_config), None
+        )
+        routes = [route for vhost in (rc.virtual_hosts if rc else ()) for route in vhost.routes]
+        for route in routes:
+            allow = next((f for f in route.filters if f.kind == "allow"), None)
+            if allow is None or any(c.prefix_len == 0 for c in allow.cidrs):
+                return None
+            found += [str(c) for c in allow.cidrs]
+        if manager is not None and manager.trusted_proxies:
+            # Behind trusted proxies the connection comes from the proxy.
+            found += [str(c) for c in manager.trusted_proxies]
+    return sorted(set(found), key=_network_order) if found else None
+
+
+def _network_order(text: str) -> tuple[int, int, int]:
+    network = ipaddress.ip_network(text)
+    return (network.version, int(network.network_address), network.prefixlen)
 
 
 def _check_zone(zone: str) -> str:
@@ -68,7 +121,11 @@ def _header(source: str, comment: str = "#") -> str:
 def to_uci(items: list[Opening], zone: str, source: str) -> str:
     out = [_header(source)]
     for item in items:
-        lines = [
+        if item.closed:
+            out.append(f"# {item.comment}\n")
+            continue
+        lines = [f"# {item.comment}"] if item.comment else []
+        lines += [
             f"config rule '{item.section}'",
             f"\toption name '{item.section}'",
             f"\toption src '{zone}'",
@@ -78,6 +135,7 @@ def to_uci(items: list[Opening], zone: str, source: str) -> str:
         ]
         if item.address:
             lines.append(f"\toption dest_ip '{item.address}'")
+        lines += [f"\tlist src_ip '{network}'" for network in item.sources]
         lines.append("\toption target 'ACCEPT'")
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
@@ -96,6 +154,10 @@ def to_uci_script(items: list[Opening], zone: str, source: str) -> str:
         "done",
     ]
     for item in items:
+        if item.comment:
+            lines.append(f"# {item.comment}")
+        if item.closed:
+            continue
         key = f"firewall.{item.section}"
         lines += [
             f"uci set {key}=rule",
@@ -107,24 +169,30 @@ def to_uci_script(items: list[Opening], zone: str, source: str) -> str:
         ]
         if item.address:
             lines.append(f"uci set {key}.dest_ip='{item.address}'")
+        lines += [f"uci add_list {key}.src_ip='{network}'" for network in item.sources]
         lines.append(f"uci set {key}.target='ACCEPT'")
     lines += ["uci commit firewall", ""]
     return "\n".join(lines)
 
 
 def to_nft(items: list[Opening], zone: str, source: str) -> str:
-    groups: dict[tuple[str, str, str], list[int]] = {}
+    groups: dict[tuple[str, str, str, tuple[str, ...]], list[int]] = {}
     for item in items:
-        groups.setdefault((item.family, item.address, item.proto), []).append(item.port)
+        if not item.closed:
+            groups.setdefault((item.family, item.address, item.proto, item.sources), []).append(
+                item.port
+            )
     out = [
         _header(source).rstrip("\n"),
         f"# Install as /usr/share/nftables.d/chain-pre/input_{zone}/xdsgen.nft, then: fw4 reload",
+        *(f"# {item.comment}" for item in items if item.comment),
     ]
-    for (family, address, proto), ports in sorted(groups.items()):
-        if address:
-            match = f"{'ip' if family == 'ipv4' else 'ip6'} daddr {address}"
-        else:
-            match = f"meta nfproto {family}"
+    for (family, address, proto, sources), ports in sorted(groups.items()):
+        ip = "ip" if family == "ipv4" else "ip6"
+        match = f"{ip} daddr {address}" if address else f"meta nfproto {family}"
+        if sources:
+            networks = sources[0] if len(sources) == 1 else "{ " + ", ".join(sources) + " }"
+            match += f" {ip} saddr {networks}"
         port_set = (
             str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, sorted(ports))) + " }"
         )

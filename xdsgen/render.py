@@ -273,9 +273,12 @@ def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any,
         extras = []
         for lf in listener.get("listener_filters", []):
             if lf["name"] == "envoy.filters.udp_listener.udp_proxy":
-                cluster = lf["typed_config"]["matcher"]["on_no_match"]["action"]["typed_config"][
-                    "cluster"
-                ]
+                matcher = lf["typed_config"]["matcher"]
+                if "on_no_match" in matcher:
+                    action = matcher["on_no_match"]["action"]
+                else:  # allow (issue 14): the route of the allowed sources
+                    action = matcher["matcher_list"]["matchers"][0]["on_match"]["action"]
+                cluster = action["typed_config"]["cluster"]
         for chain in listener.get("filter_chains", []):
             names = tuple((chain.get("filter_chain_match") or {}).get("server_names", ()))
             config = chain["filters"][0]["typed_config"]
@@ -408,10 +411,13 @@ def _verify(model: Model, rendered: Rendered) -> None:
     expected_names = {name for name, _, _ in checks}
     if expected_names != set(rendered.files):
         raise RenderError(f"rendered files {sorted(rendered.files)} != {sorted(expected_names)}")
+    checks += _access_checks(model)
+    docs: dict[str, Any] = {}  # each file parsed once, however many checks read it
     for name, parse, expected in checks:
         text = rendered.files[name]
         try:
-            doc = parse_back(text)
+            doc = docs[name] if name in docs else parse_back(text)
+            docs[name] = doc
             got = parse(doc)
         except RenderError:
             raise
@@ -422,6 +428,21 @@ def _verify(model: Model, rendered: Rendered) -> None:
             raise RenderError(_mismatch(name, expected, got))
         if doc.get("version_info") != rendered.version(name):
             raise RenderError(f"{name}: version_info does not parse back")
+
+
+def _access_checks(model: Model) -> list[tuple[str, Callable[[Any], Any], Any]]:
+    """Who may reach what (issue 14): xdsgen/access_facts.py."""
+    from xdsgen import access_facts as facts
+
+    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
+        (CDS_FILE, facts.parsed_clusters, facts.expected_clusters(model)),
+        (LDS_FILE, facts.parsed_listeners, facts.expected_listeners(model)),
+    ]
+    for rc in model.route_configs:
+        checks.append(
+            (rc.file_name, facts.parsed_routes, facts.expected_routes(model, rc.file_name))
+        )
+    return checks
 
 
 def _normalise(value: Any) -> Any:

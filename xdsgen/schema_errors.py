@@ -161,6 +161,8 @@ def _describe(error: Any, path: PathKey, ctx: _Context) -> list[Described]:
         hint = suggest(str(error.instance), choices) or "one of: " + ", ".join(choices)
         return [(f"invalid value {_short(error.instance)}", hint, path)]
     if validator in ("minItems", "minProperties", "minLength"):
+        if "x-empty-message" in schema:  # why empty is wrong here (allow: [] locks all out)
+            return [(str(schema["x-empty-message"]), schema.get("x-hint"), path)]
         return [("must not be empty", None, path)]
     if validator == "maxLength":
         return [

@@ -10,10 +10,32 @@ the meaning checks run on the rest and never trip over a wrong type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from xdsgen.errors import PathKey
+
+# The dataclasses live in spec_types.py; the model parts import them from here.
+from xdsgen.spec_types import (
+    PATCH_TARGETS,
+    AcmeSpec,
+    AuthSpec,
+    CertificateSpec,
+    EnvoySpec,
+    FamilySpec,
+    ForwardAuthSpec,
+    HeaderChangesSpec,
+    HeadersSpec,
+    HealthCheckSpec,
+    NetworkSpec,
+    PassthroughSpec,
+    PatchSpec,
+    PortMapSpec,
+    RouteSpec,
+    Spec,
+    UpstreamSpec,
+    UpstreamTlsSpec,
+    VhostSpec,
+)
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
@@ -45,169 +67,12 @@ DEFAULTS: dict[str, Any] = {
     "http[].maintenance": False,
     "http[].compress": False,
     "http[].routes[].retries": 0,
+    "http[].security_headers": False,
 }
 
 
 def default(key: str) -> Any:
     return DEFAULTS[key]
-
-
-# --------------------------------------------------------------------------- the spec
-
-
-@dataclass(frozen=True)
-class EnvoySpec:
-    config_dir: str
-    container_config_dir: Optional[str]
-    admin: Optional[str]  # None: the default Unix socket
-    admin_allow_remote: bool
-    access_log: Union[str, bool]  # a path, or False/"off"
-    node_id: str
-    max_connections: int
-    written: frozenset[str]  # the keys the inventory wrote (not defaulted)
-    access_log_format: str = "default"  # default, combined or json
-
-
-@dataclass(frozen=True)
-class FamilySpec:
-    family: str  # ipv4 or ipv6
-    path: PathKey
-    address: str
-    http: Optional[int]
-    https: Optional[int]
-    http3: bool = False  # a QUIC listener on the https port
-    http3_advertised_port: Optional[int] = None  # alt-svc's port when it is not `https`
-
-
-@dataclass(frozen=True)
-class UpstreamTlsSpec:
-    path: PathKey
-    sni: Optional[str]
-    verify: bool
-    ca: str
-    ca_written: bool
-
-
-@dataclass(frozen=True)
-class UpstreamSpec:
-    name: str
-    path: PathKey
-    endpoints: tuple[tuple[str, PathKey], ...]  # (HOST:PORT text, where it is written)
-    connect_timeout: str
-    tls: Optional[UpstreamTlsSpec]
-    backup: tuple[tuple[str, PathKey], ...] = ()  # endpoints used while no endpoint is healthy
-    health_check: Optional[HealthCheckSpec] = None
-    h2: bool = False
-
-
-@dataclass(frozen=True)
-class HealthCheckSpec:
-    path: PathKey  # where `health_check` is written
-    http_path: Optional[str]  # GET this path; None: no HTTP check
-    tcp: bool
-    interval: str
-    timeout: str
-    unhealthy_threshold: int
-    healthy_threshold: int
-    host: Optional[str]
-
-
-@dataclass(frozen=True)
-class AcmeSpec:
-    path: PathKey
-    email: str
-    directory: str
-    ca_bundle: Optional[str]
-    challenge: str
-    dns_hook: Optional[str]
-    dns_propagation: str
-    renew_before: str
-
-
-@dataclass(frozen=True)
-class CertificateSpec:
-    name: str
-    path: PathKey
-    cert: Optional[str]
-    key: Optional[str]
-    acme: Optional[AcmeSpec]
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    index: int
-    path: PathKey
-    match: str  # "prefix" or "path"
-    value: str
-    upstream: str
-    rewrite: Optional[str]
-    websocket: bool
-    timeout: Optional[str]
-    retries: int = 0
-
-
-@dataclass(frozen=True)
-class VhostSpec:
-    index: int
-    path: PathKey
-    domains: tuple[str, ...]
-    tls: Optional[str]
-    redirect_to_https: bool
-    families: Optional[tuple[str, ...]]
-    routes: tuple[RouteSpec, ...]
-    error_page: Optional[str] = None  # a file read at render
-    maintenance: bool = False
-    compress: bool = False
-
-
-@dataclass(frozen=True)
-class PassthroughSpec:
-    index: int
-    path: PathKey
-    sni: tuple[str, ...]
-    upstream: str
-    families: Optional[tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class PortMapSpec:
-    kind: str  # tcp or udp
-    index: int
-    path: PathKey
-    port: int
-    upstream: str
-    families: Optional[tuple[str, ...]]
-
-
-PATCH_TARGETS = ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
-
-
-@dataclass(frozen=True)
-class PatchSpec:
-    index: int
-    path: PathKey
-    kind: str  # one of PATCH_TARGETS
-    target: str
-    merge: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Spec:
-    envoy: EnvoySpec
-    listen: dict[str, FamilySpec]  # by family, sorted
-    listen_written: frozenset[str]  # families the inventory names (even if malformed)
-    upstreams: dict[str, UpstreamSpec]  # in inventory order
-    upstream_names: frozenset[str]  # every name under upstreams (even if malformed)
-    # False when `upstreams` itself has not the shape of a mapping (already reported):
-    # then no reference to an upstream can be judged.
-    upstreams_readable: bool
-    certificates: dict[str, CertificateSpec]
-    certificate_names: frozenset[str]
-    http: tuple[VhostSpec, ...]
-    tls_passthrough: tuple[PassthroughSpec, ...]
-    tcp: tuple[PortMapSpec, ...]
-    udp: tuple[PortMapSpec, ...]
-    patches: tuple[PatchSpec, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
@@ -277,6 +142,11 @@ def read(data: dict[str, Any], tolerant: bool = False) -> Spec:
         tcp=tuple(each(((i, v, "tcp") for i, v in enumerate(_items(data, "tcp"))), _port_map)),
         udp=tuple(each(((i, v, "udp") for i, v in enumerate(_items(data, "udp"))), _port_map)),
         patches=tuple(each(enumerate(_items(data, "patches")), _patch)),
+        networks={n.name: n for n in each(_mapping(data, "networks").items(), _network)},
+        network_names=frozenset(_mapping(data, "networks")),
+        auth={a.name: a for a in each(_mapping(data, "auth").items(), _authenticator)},
+        auth_names=frozenset(_mapping(data, "auth")),
+        trusted_proxies=tuple(each(((v,) for v in _items(data, "trusted_proxies")), _string)),
     )
 
 
@@ -424,6 +294,9 @@ def _route(vhost_path: PathKey, index: int, data: Any) -> RouteSpec:
         websocket=_get(data, "websocket", bool, DEFAULTS["http[].routes[].websocket"]),
         timeout=_get(data, "timeout", str),
         retries=_get(data, "retries", int, DEFAULTS["http[].routes[].retries"]),
+        allow=_optional_strings(data, "allow"),
+        auth=_get(data, "auth", str),
+        headers=_headers(data, path),
     )
 
 
@@ -444,6 +317,11 @@ def _vhost(index: int, data: Any) -> VhostSpec:
         error_page=_get(data, "error_page", str),
         maintenance=_get(data, "maintenance", bool, DEFAULTS["http[].maintenance"]),
         compress=_get(data, "compress", bool, DEFAULTS["http[].compress"]),
+        allow=_optional_strings(data, "allow"),
+        auth=_get(data, "auth", str),
+        hsts=_hsts(data),
+        security_headers=_get(data, "security_headers", bool, DEFAULTS["http[].security_headers"]),
+        headers=_headers(data, path),
     )
 
 
@@ -456,6 +334,8 @@ def _passthrough(index: int, data: Any) -> PassthroughSpec:
         sni=_strings(data.get("sni")),
         upstream=_get(data, "upstream", str) or _missing("upstream"),
         families=_optional_strings(data, "families"),
+        allow=_optional_strings(data, "allow"),
+        proxy_protocol=_get(data, "proxy_protocol", str),
     )
 
 
@@ -469,6 +349,64 @@ def _port_map(index: int, data: Any, kind: str) -> PortMapSpec:
         port=_get(data, "port", int) or _missing("port"),
         upstream=_get(data, "upstream", str) or _missing("upstream"),
         families=_optional_strings(data, "families"),
+        allow=_optional_strings(data, "allow"),
+        proxy_protocol=_get(data, "proxy_protocol", str),
+    )
+
+
+# --------------------------------------------------------------------------- access (issue 14)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Skip("string")
+    return value
+
+
+def _network(name: str, value: Any) -> NetworkSpec:
+    return NetworkSpec(name, ("networks", name), _strings(value))
+
+
+def _authenticator(name: str, value: Any) -> AuthSpec:
+    path: PathKey = ("auth", name)
+    if not isinstance(value, dict):
+        raise _Skip(name)
+    forward_data = _get(value, "forward", dict)
+    forward = None
+    if forward_data is not None:
+        forward = ForwardAuthSpec(
+            path=(*path, "forward"),
+            url=_get(forward_data, "url", str) or _missing("url"),
+            headers_to_upstream=_optional_strings(forward_data, "headers_to_upstream") or (),
+        )
+    return AuthSpec(name, path, _get(value, "basic", str), forward)
+
+
+def _hsts(data: dict[str, Any]) -> Union[bool, int, None]:
+    value = data.get("hsts")
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    raise _Skip("hsts")
+
+
+def _header_changes(data: Any) -> HeaderChangesSpec:
+    set_data = _get(data, "set", dict) or {}
+    if not all(isinstance(v, str) for v in set_data.values()):
+        raise _Skip("set")
+    return HeaderChangesSpec(
+        set=tuple((str(k), v) for k, v in set_data.items()),
+        remove=_optional_strings(data, "remove") or (),
+    )
+
+
+def _headers(data: Any, path: PathKey) -> Optional[HeadersSpec]:
+    headers = _get(data, "headers", dict)
+    if headers is None:
+        return None
+    return HeadersSpec(
+        path=(*path, "headers"),
+        request=_header_changes(_get(headers, "request", dict) or {}),
+        response=_header_changes(_get(headers, "response", dict) or {}),
     )
 
 

@@ -94,6 +94,7 @@ class Status:
     config_dir: Optional[str]
     resources: list[Resource] = field(default_factory=list)
     upstreams: list[Upstream] = field(default_factory=list)
+    access: list[Any] = field(default_factory=list)  # status_access.AccessRow (issue 14)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -210,6 +211,7 @@ def collect(
     config_dir: Optional[str] = None,
     rendered: Optional[dict[str, str]] = None,
     inventory_clusters: Optional[set[str]] = None,
+    model: Any = None,
 ) -> Status:
     """Ask Envoy, read the files, and put them side by side.
 
@@ -228,6 +230,7 @@ def collect(
         config_dir=config_dir,
         resources=_resources(stats, dump, config_dir, rendered),
         upstreams=_upstreams(stats, clusters, dump, inventory_clusters),
+        access=_access_rows(model, stats),
     )
 
 
@@ -289,6 +292,14 @@ def _upstreams(
     return upstreams
 
 
+def _access_rows(model: Any, stats: dict[str, Any]) -> list[Any]:
+    if model is None:
+        return []
+    from xdsgen.status_access import rows
+
+    return rows(model, stats)
+
+
 def status(
     inventory: Optional[str], admin_address: Optional[str], config_dir: Optional[str]
 ) -> Status:
@@ -298,6 +309,7 @@ def status(
 
     rendered = None
     clusters = None
+    model = None
     address = AdminAddress(path=xds.envoy_path(config_dir or DEFAULT_CONFIG_DIR, xds.ADMIN_SOCKET))
     if admin_address:
         try:
@@ -314,4 +326,4 @@ def status(
         config_dir = model.envoy.config_dir
         if not admin_address:
             address = model.envoy.admin
-    return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters)
+    return collect(Reader(Admin(address, ADMIN_TIMEOUT)), config_dir, rendered, clusters, model)

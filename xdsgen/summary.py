@@ -77,7 +77,7 @@ def summarize(model: Model) -> Summary:
     for listener in sorted(model.listeners, key=lambda item: (item.kind, item.port)):
         listeners.setdefault(listener.family, []).append(f"{listener.kind} {listener.port}")
     return Summary(
-        upstreams=len(model.clusters),
+        upstreams=sum(1 for c in model.clusters if c.derived_from is None),
         vhosts=len(vhosts),
         routes=sum(len(vh.routes) for vh in vhosts.values()),
         certificates=len(model.secrets),

@@ -121,19 +121,26 @@ def schema() -> None:
 @main.command(short_help="Which listener, vhost, route and upstream a request hits.")
 @inventory_argument
 @click.argument("target", metavar="HOST[/PATH]")
+@click.option(
+    "--from",
+    "source",
+    metavar="ADDRESS",
+    help="The client's IP address: say whether allow lets it through (403, closed, dropped).",
+)
 @format_option("the answer")
 @output_options
 @handle_errors
-def explain(inventory: str, target: str, output_format: str) -> None:
+def explain(inventory: str, target: str, source: Optional[str], output_format: str) -> None:
     """Show which listener, vhost, route and upstream a request would hit, per family.
 
     HOST[/PATH] may also be HOST:PORT/PATH or a URL (http://... or https://...) to look at
     one listener. Envoy's order is followed: exact domain, then *.suffix (longest first),
-    then prefix*, then "*"; routes in order, the first match wins.
+    then prefix*, then "*"; routes in order, the first match wins. Each answer names who
+    may reach it (allow) and the authenticator asked first (auth).
     """
     from xdsgen.explain import explain_inventory
 
-    parsed, hops = explain_inventory(inventory, target)
+    parsed, hops = explain_inventory(inventory, target, source)
     reporter().explain(parsed, hops)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import click
@@ -61,3 +62,29 @@ def demo(no_wait: bool, envoy_path: Optional[str], keep: Optional[str]) -> None:
     from xdsgen.demo import run_demo
 
     run_demo(get_console(), envoy_path, keep, wait=not no_wait)
+
+
+@main.command(short_help="Add a user to an htpasswd file (auth: basic).")
+@click.argument("file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("user", metavar="USER")
+@output_options
+@handle_errors
+def passwd(file: str, user: str) -> None:
+    """Add USER to the htpasswd FILE, or change their password, for `auth: {basic: FILE}`.
+
+    Writes a {SHA} entry, the only kind Envoy's basic auth reads. On a terminal the
+    password is asked twice; otherwise it is the first line of stdin (`echo "$PW" | xdsgen
+    passwd FILE USER`). A new FILE is made 0640; an existing one keeps its mode, owner and
+    group (Envoy must go on reading it). The next `xdsgen apply` hands the change to Envoy.
+    """
+    from xdsgen.passwd import check_user, set_password
+
+    check_user(user)
+    if sys.stdin.isatty():
+        password = click.prompt(
+            f"password for {user}", hide_input=True, confirmation_prompt="again"
+        )
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    what = set_password(file, user, password)
+    get_console().note(f"{what} user {user} in {file}")

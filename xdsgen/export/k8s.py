@@ -69,6 +69,13 @@ def export_k8s(source: Source, options: K8sOptions) -> Export:
     }
     for key in source.unknown_keys:
         report.access(key, "not exported: this xdsgen does not know how to carry it to Kubernetes")
+    # Access (issue 14) is in the xDS files; only an htpasswd file lives outside them.
+    for name, auth in sorted(source.basic_files.items()):
+        report.access(
+            f"auth.{name}.basic",
+            f"Envoy reads {auth} in the pod: mount it there (a Secret); until then Envoy "
+            "refuses the routes that use it",
+        )
 
     allocate = Names(253, dots=True)
     secret_names = {cert: allocate(f"{name}-tls-{cert}") for cert in sorted(source.certificates)}

@@ -7,7 +7,7 @@ When the model's shape changes, only this module changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from xdsgen.export.edge import KEYS as EDGE_KEYS
@@ -111,6 +111,9 @@ class Source:
     upstreams: dict[str, Upstream]
     certificates: dict[str, Certificate]  # only those a listener uses
     unknown_keys: tuple[str, ...]  # inventory keys no exporter knows (newer features)
+    # Who may reach what (issue 14): each exporter says what it carries of these.
+    access_keys: tuple[str, ...] = ()
+    basic_files: dict[str, str] = field(default_factory=dict)  # auth name -> htpasswd file
 
 
 def load(path: str) -> Source:
@@ -136,6 +139,8 @@ def _build(path: str, model: Model, data: dict[str, Any]) -> Source:
     )
     upstreams = {}
     for cluster in model.clusters:
+        if cluster.derived_from is not None:
+            continue  # an auth service or a PROXY protocol copy (access: not exported yet)
         spec = data["upstreams"][cluster.name]
         tls_spec = spec.get("tls") if isinstance(spec, dict) else None
         upstreams[cluster.name] = Upstream(
@@ -168,6 +173,12 @@ def _build(path: str, model: Model, data: dict[str, Any]) -> Source:
         upstreams=upstreams,
         certificates=certificates,
         unknown_keys=tuple(unknown_keys(data)),
+        access_keys=tuple(access_keys(data)),
+        basic_files={
+            name: str(spec["basic"])
+            for name, spec in (data.get("auth") or {}).items()
+            if isinstance(spec, dict) and "basic" in spec
+        },
     )
 
 
@@ -188,9 +199,11 @@ def _listener(model: Model, data: dict[str, Any], item: Any) -> Listener:
             for i, entry in enumerate(data.get(item.kind) or [])
             if entry["port"] == item.port
             and item.family in entry.get("families", FAMILIES)
-            and entry["upstream"] == item.cluster
+            and entry["upstream"] == _upstream_of(model, item.cluster)
         )
-        return Listener(**common, path=f"{item.kind}[{index}]", upstream=item.cluster)
+        return Listener(
+            **common, path=f"{item.kind}[{index}]", upstream=_upstream_of(model, item.cluster)
+        )
     vhosts: tuple[VirtualHost, ...] = ()
     if item.route_config:
         rc = next(r for r in model.route_configs if r.name == item.route_config)
@@ -200,7 +213,9 @@ def _listener(model: Model, data: dict[str, Any], item: Any) -> Listener:
     for chain in item.passthrough:
         match = pass_index.search(chain.name)
         where = f"tls_passthrough[{match.group(1)}]" if match else "tls_passthrough"
-        passthrough.append(Passthrough(where, chain.server_names, chain.cluster))
+        passthrough.append(
+            Passthrough(where, chain.server_names, _upstream_of(model, chain.cluster))
+        )
     return Listener(
         **common,
         path=f"listen.{item.family}.{item.kind}",
@@ -212,6 +227,12 @@ def _listener(model: Model, data: dict[str, Any], item: Any) -> Listener:
         ),
         passthrough=tuple(passthrough),
     )
+
+
+def _upstream_of(model: Model, cluster: Any) -> Any:
+    """The inventory's upstream behind a cluster (a PROXY protocol copy is its upstream's)."""
+    found = next((c for c in model.clusters if c.name == cluster), None)
+    return found.derived_from if found is not None and found.proxy_protocol else cluster
 
 
 def _vhost(vh: Any) -> VirtualHost:
@@ -382,6 +403,27 @@ _KNOWN = frozenset(
         *EDGE_KEYS,
     }
 )
+# Access (issue 14): known, and reported by each exporter as far as it cannot carry them.
+ACCESS_TOP = ("networks", "auth", "trusted_proxies")
+ACCESS_KEYS = frozenset(
+    {
+        *ACCESS_TOP,
+        "http[].allow",
+        "http[].auth",
+        "http[].hsts",
+        "http[].security_headers",
+        "http[].headers",
+        "http[].routes[].allow",
+        "http[].routes[].auth",
+        "http[].routes[].headers",
+        *(
+            f"{section}[].{key}"
+            for section in ("tcp", "tls_passthrough")
+            for key in ("allow", "proxy_protocol")
+        ),
+        "udp[].allow",
+    }
+)
 _NAMED = ("listen", "upstreams", "certificates")  # mappings whose keys the person chooses
 _OPAQUE = ("patches[].merge",)  # Envoy's own config, carried whole
 
@@ -393,6 +435,8 @@ def unknown_keys(data: Any) -> list[str]:
     def walk(node: Any, pattern: str, where: str) -> None:
         if pattern in _OPAQUE:
             return
+        if pattern in ACCESS_KEYS:
+            return  # access_keys() lists these
         if pattern and pattern not in _KNOWN:
             found.append(where)
             return
@@ -406,4 +450,27 @@ def unknown_keys(data: Any) -> list[str]:
                 walk(value, f"{pattern}[]", f"{where}[{index}]")
 
     walk(data, "", "")
+    return found
+
+
+def access_keys(data: Any) -> list[str]:
+    """Key paths (http[0].routes[1].allow, auth.sso) of the inventory's access settings."""
+    found: list[str] = []
+    for key in ACCESS_TOP:
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, dict):
+            found += [f"{key}.{name}" for name in value]
+        elif value is not None:
+            found.append(key)
+    for section in ("http", "tcp", "udp", "tls_passthrough"):
+        for index, item in enumerate(data.get(section) or [] if isinstance(data, dict) else []):
+            if not isinstance(item, dict):
+                continue
+            for key in sorted(item):
+                if f"{section}[].{key}" in ACCESS_KEYS:
+                    found.append(f"{section}[{index}].{key}")
+            for r_index, route in enumerate(item.get("routes") or [] if section == "http" else []):
+                for key in sorted(route) if isinstance(route, dict) else []:
+                    if f"http[].routes[].{key}" in ACCESS_KEYS:
+                        found.append(f"http[{index}].routes[{r_index}].{key}")
     return found

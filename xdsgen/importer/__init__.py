@@ -95,7 +95,9 @@ def _compare(original: Any, draft: Any, report: Report, patches: bool) -> tuple[
     def evaluate(written: list[Any]) -> Evaluation:
         rendered = read_render(render_files(with_patches(draft.inventory, written)))
         compared = report.copy()
-        comparer = Comparer(original, rendered, draft.upstream_names, compared, draft.reasons)
+        comparer = Comparer(
+            original, rendered, draft.upstream_names, compared, draft.reasons, draft.auth_clusters
+        )
         comparer.run()
         resolve(compared, original, rendered, draft.upstream_names)
         return Evaluation(compared, comparer.pairs)

@@ -57,13 +57,15 @@ def carry(
     fragment: Any = None,
     within: Any = None,
     quiet: bool = False,
+    extends: bool = False,
 ) -> None:
     """Record the field on `anchor` and report its difference, with the patch that would
     carry it when Envoy can read that patch as it is. `within`: the original mapping the
     patch merges into, whose order the patch keeps. `quiet`: a field that changes nothing
-    alone, offered as a patch without a difference."""
+    alone (or one the comparer names), offered as a patch without a difference. `extends`:
+    a list carried after the draft's own entries (semantics.Carry)."""
     anchor.extras[(kind, key)] = UNCARRIABLE if merge is None else merge
-    offer = offered(kind, key, merge, within)
+    offer = offered(kind, key, merge, within, extends)
     if quiet:
         if offer is not None:
             ctx.report.offers.append(Difference(topic, where, message, None, None, anchor, offer))
@@ -71,11 +73,13 @@ def carry(
     ctx.report.differ(topic, where, message, fragment, anchor, carry=offer)
 
 
-def offered(kind: str, key: str, merge: Any, within: Any = None) -> Optional[Carry]:
+def offered(
+    kind: str, key: str, merge: Any, within: Any = None, extends: bool = False
+) -> Optional[Carry]:
     """The patch that carries `merge`, when Envoy reads it as it is (else None)."""
     if merge is None or not v3_shape(merge):
         return None
-    return Carry(kind, key, merge, _position(within, merge))
+    return Carry(kind, key, merge, _position(within, merge), extends)
 
 
 _MISSING = object()
@@ -166,9 +170,12 @@ def filter_list(entries: list[Any]) -> Optional[list[Any]]:
     return out
 
 
-def vhost_extras(vhost: Vhost) -> str:
+def vhost_extras(vhost: Vhost, wanted: bool = True) -> str:
     """What a vhost and its routes do beyond what an inventory says, as one text: vhosts
-    that differ in it are kept apart in the draft, so that patches can carry each one's."""
+    that differ in it are kept apart in the draft, so that patches can carry each one's
+    (only when patches are `wanted`)."""
+    if not wanted:
+        return ""
     extras = [vhost.extras] + [route.extras for route in vhost.routes]
     listed = [sorted((list(key), value) for key, value in found.items()) for found in extras]
     return json.dumps(listed, sort_keys=True, default=_extra_text)

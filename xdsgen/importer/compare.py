@@ -14,7 +14,18 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Optional
 
-from xdsgen.importer.compare_resilience import compare_cluster, compare_compression, route_fields
+from xdsgen.importer.compare_access import (
+    _route_resource,
+    _sources,
+    _where_in_vhost,
+    compare_route,
+)
+from xdsgen.importer.compare_clusters import compare_upstream
+from xdsgen.importer.compare_resilience import (
+    compare_compression,
+    compare_route_fields,
+    route_fields,
+)
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
     PROBE_LABEL,
@@ -30,14 +41,12 @@ from xdsgen.importer.semantics import (
     Vhost,
     representative,
 )
-from xdsgen.importer.shapes import nanos_text
 from xdsgen.importer.wording import (
     Outcome,
     action_text,
     certificate_text,
     outcome_text,
     serves_nothing,
-    tls_text,
     topic,
 )
 
@@ -76,12 +85,14 @@ class Comparer:
         names: dict[str, str],
         report: Report,
         reasons: Optional[dict[int, str]] = None,
+        auth_clusters: Optional[dict[str, str]] = None,
     ):
         self.original = original
         self.draft = draft
         self.names = names
         self.report = report
         self.reasons = reasons or {}
+        self.auth_clusters = auth_clusters or {}  # an auth service -> the draft's cluster
         # (topic, where, what) -> contexts it was seen in, its resource, fragment, the
         # original object it is about and the patch that would carry it (or None).
         self.pending: dict[tuple[str, str, str], _Pending] = {}
@@ -185,6 +196,15 @@ class Comparer:
                         f"datagrams go to {ours_cluster!r}; in the draft to {draft.udp_cluster!r}",
                         resource,
                     )
+                if _sources(original.udp_sources) != _sources(draft.udp_sources):
+                    self.add(
+                        "access",
+                        original.where,
+                        context,
+                        f"the original takes datagrams from {_who(original.udp_sources)}; the "
+                        f"draft from {_who(draft.udp_sources)}",
+                        resource,
+                    )
             else:
                 self.compare_chains(original, draft, context, resource)
 
@@ -250,6 +270,16 @@ class Comparer:
                         f"the original passes it to {ours[1]!r}; the draft to {theirs[1]!r}",
                         resource,
                     )
+                assert ours_chain is not None and theirs_chain is not None
+                if _sources(ours_chain.sources) != _sources(theirs_chain.sources):
+                    self.add(
+                        "access",
+                        where,
+                        here,
+                        f"the original accepts it from {_who(ours_chain.sources)}; the draft "
+                        f"from {_who(theirs_chain.sources)}",
+                        resource,
+                    )
             else:
                 self.pairs.append((ours[1], theirs[1]))
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
@@ -289,6 +319,15 @@ class Comparer:
     # ------------------------------------------------------------------ HTTP
 
     def compare_hcm(self, ours: Hcm, theirs: Hcm, context: str, hosts: Optional[list[str]]) -> None:
+        if ours.trusted != theirs.trusted:
+            self.add(
+                "headers",
+                ours.where,
+                context,
+                "the client's address is taken from X-Forwarded-For on connections from "
+                f"{', '.join(ours.trusted) or 'no proxy'}; in the draft from "
+                f"{', '.join(theirs.trusted) or 'no proxy'}",
+            )
         if hosts is None:
             domains = [d for h in (ours, theirs) for v in h.vhosts or [] for d in v.domains]
             hosts = []
@@ -308,49 +347,36 @@ class Comparer:
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
-                ours_action = self.originalaction_text(ours_route)
+                ours_action = self.original_action(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
-                if ours_action == theirs_action:
-                    if ours_route is not None and theirs_route is not None:
-                        # Only routes that do the same: a field of a proxy route means
-                        # nothing on a redirect.
-                        self.pairs.append((ours_route, theirs_route))
+                if ours_action == theirs_action and (ours_route is None or theirs_route is None):
+                    continue
+                fields = route_fields(ours_route, theirs_route, ours_action, theirs_action)
+                if fields is not None and ours_route is not None and theirs_route is not None:
+                    # Routes that do the same, but maybe for settings xdsgen renders itself
+                    # (their patches carry them); a field of a proxy route means nothing on
+                    # a redirect.
+                    self.pairs.append((ours_route, theirs_route))
+                    self.compare_access(ours_route, theirs_route, context, shown, path)
+                    compare_route_fields(self, fields, ours_route, theirs_route, context, shown)
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
-                message = (
-                    f"{shown}, {what}: the original {action_text(ours_action, ours_vhost)}; the "
-                    f"draft {action_text(theirs_action, theirs_vhost)}"
-                )
-                route_resource = _route_resource(theirs_vhost, theirs_route) or resource
-                fields = route_fields(ours_route, theirs_route, ours_action, theirs_action)
-                if fields is not None:
-                    assert ours_route is not None and theirs_route is not None
-                    # The same route but for settings xdsgen renders itself (retries, idle
-                    # timeout): a patch can carry those.
-                    self.pairs.append((ours_route, theirs_route))
-                    for key, carried in fields:
-                        suffix = f" ({key})" if len(fields) > 1 else ""
-                        self.add(
-                            topic(ours_action, theirs_action),
-                            ours_route.where,
-                            context,
-                            message + suffix,
-                            route_resource,
-                            ours_route.raw,
-                            ours_route,
-                            carried,
-                        )
-                    continue
                 self.add(
                     topic(ours_action, theirs_action),
                     ours_route.where if ours_route else where,
                     context,
-                    message,
-                    route_resource,
+                    f"{shown}, {what}: the original {action_text(ours_action, ours_vhost)}; the "
+                    f"draft {action_text(theirs_action, theirs_vhost)}",
+                    _route_resource(theirs_vhost, theirs_route) or resource,
                     ours_route.raw if ours_route else None,
                 )
 
-    def originalaction_text(self, route: Optional[Route]) -> Optional[Action]:
+    def compare_access(
+        self, ours: Route, theirs: Route, context: str, shown: str, path: str
+    ) -> None:
+        compare_route(self, ours, theirs, context, shown, path)
+
+    def original_action(self, route: Optional[Route]) -> Optional[Action]:
         if route is None:
             return None
         action = route.action
@@ -382,6 +408,8 @@ class Comparer:
         used = _used_clusters(self.original)
         for name, cluster in self.original.clusters.items():
             theirs = self.draft.clusters.get(self.names.get(name, ""))
+            if theirs is None and name in self.auth_clusters:
+                theirs = self.draft.clusters.get(self.auth_clusters[name])
             resource = Resource("cluster", theirs.name if theirs else None)
             if theirs is not None:
                 self.pairs.append((cluster, theirs))
@@ -394,37 +422,7 @@ class Comparer:
                 else:
                     self.report.note(cluster.where, f"not in the draft ({why}); nothing uses it")
                 continue
-            if sorted(cluster.endpoints) != sorted(theirs.endpoints):
-                self.report.differ(
-                    "upstream",
-                    cluster.where,
-                    f"endpoints {', '.join(cluster.endpoints)}; the draft "
-                    f"{', '.join(theirs.endpoints)}",
-                    None,
-                    None,
-                    resource,
-                )
-            if cluster.connect_timeout != theirs.connect_timeout:
-                self.report.differ(
-                    "timeouts",
-                    cluster.where,
-                    f"connect timeout {nanos_text(cluster.connect_timeout)}; the draft "
-                    f"{nanos_text(theirs.connect_timeout)}",
-                    None,
-                    None,
-                    resource,
-                )
-            compare_cluster(self.report, cluster, theirs, resource)
-            if cluster.tls != theirs.tls:
-                self.report.differ(
-                    "upstream",
-                    cluster.where,
-                    f"TLS to the upstream: {tls_text(cluster.tls)}; "
-                    f"the draft {tls_text(theirs.tls)}",
-                    None,
-                    None,
-                    resource,
-                )
+            compare_upstream(self.report, cluster, theirs, resource)
 
 
 def _contexts(contexts: list[str]) -> str:
@@ -451,16 +449,6 @@ def _paths(ours: Optional[Vhost], theirs: Optional[Vhost]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def _where_in_vhost(ours: Optional[Route], theirs: Optional[Route], path: str) -> str:
-    """Which requests: the original's route, and the draft's when it is narrower."""
-    if ours is None:
-        return theirs.describe() if theirs else f"path {path}"
-    narrower = theirs is not None and theirs.value.startswith(ours.value)
-    if theirs is not None and narrower and theirs.describe() != ours.describe():
-        return f"{ours.describe()}, within it {theirs.describe()}"
-    return ours.describe()
-
-
 def _sni_like(name: str) -> bool:
     """A name a client may send as SNI (a vhost's domain may hold a port or a prefix *)."""
     return name != "*" and ":" not in name and not name.endswith("*")
@@ -478,13 +466,17 @@ def _used_clusters(config: Config) -> set[str]:
                 used.add(chain.cluster)
             for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
                 used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
+                used.update(
+                    r.access.auth[1]
+                    for r in vhost.routes
+                    if r.access.auth and r.access.auth[0] == "forward"
+                )
     return used
 
 
-def _route_resource(vhost: Optional[Vhost], route: Optional[Route]) -> Optional[Resource]:
-    if vhost is None or route is None:
-        return None
-    return Resource("route", f"{vhost.name}/{route.name}")
+def _who(cidrs: Optional[tuple[str, ...]]) -> str:
+    found = _sources(cidrs)
+    return "everyone" if found is None else "only " + ", ".join(found)
 
 
 def _ip(address: str) -> Any:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any, Optional
 
 from xdsgen.importer.carrying import replacing
+from xdsgen.importer.compare_access import _route_resource, _where_in_vhost
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.read_resilience import (
     IDLE_TIMEOUT,
@@ -18,6 +19,7 @@ from xdsgen.importer.read_resilience import (
     describe_outlier,
 )
 from xdsgen.importer.semantics import Action, Carry, Cluster, HealthCheck, Proxy, Route, Vhost
+from xdsgen.importer.wording import action_text, topic
 
 
 def _check(check: Optional[HealthCheck]) -> str:
@@ -96,11 +98,13 @@ def route_fields(
     ours: Optional[Action],
     theirs: Optional[Action],
 ) -> Optional[list[tuple[str, Optional[Carry]]]]:
-    """When two routes do the same but for settings xdsgen renders itself (the retry
+    """When two routes do the same but maybe for settings xdsgen renders itself (the retry
     policy, the idle timeout): each such field, with the patch that carries it (None when
     none can); None when the routes differ otherwise."""
     if ours_route is None or theirs_route is None:
         return None
+    if ours == theirs:
+        return []
     if not isinstance(ours, Proxy) or not isinstance(theirs, Proxy):
         return None
     if replace(ours, retry=None, idle_timeout=None) != replace(
@@ -116,6 +120,34 @@ def route_fields(
             path = tuple(key.split("."))
             out.append((key, replacing("route", key, path, ours_route.raw, theirs_route.raw)))
     return out
+
+
+def compare_route_fields(
+    comparer: Any,
+    fields: list[tuple[str, Optional[Carry]]],
+    ours: Route,
+    theirs: Route,
+    context: str,
+    shown: str,
+) -> None:
+    """A difference for each setting of `route_fields`, with the patch that carries it."""
+    what = _where_in_vhost(ours, theirs, ours.value)
+    mine = comparer.original_action(ours)
+    message = (
+        f"{shown}, {what}: the original {action_text(mine, ours.vhost)}; the draft "
+        f"{action_text(theirs.action, theirs.vhost)}"
+    )
+    for key, carried in fields:
+        comparer.add(
+            topic(mine, theirs.action),
+            ours.where,
+            context,
+            message + (f" ({key})" if len(fields) > 1 else ""),
+            _route_resource(theirs.vhost, theirs),
+            ours.raw,
+            ours,
+            carried,
+        )
 
 
 def compare_compression(

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 from xdsgen.importer.differences import Difference, Report, printable
 from xdsgen.importer.semantics import Cluster, Hcm, Listener, Route, Vhost
+from xdsgen.importer.shapes import as_list
 
 KINDS = ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
 MAX_ROUNDS = 12
@@ -120,13 +121,23 @@ def propose(
             if target is None:
                 continue
             slot = (offer.kind, target, offer.key)
-            candidate = found.setdefault(slot, _Candidate(offer.merge, offer.order))
-            if candidate.merge != offer.merge:
+            merge = _extended(offer, theirs)
+            candidate = found.setdefault(slot, _Candidate(merge, offer.order))
+            if candidate.merge != merge:
                 conflicts.add(slot)
             if difference.where not in candidate.origins:
                 candidate.origins.append(difference.where)
             candidate.serves.append((difference.anchor, (offer.kind, offer.key)))
     return {slot: c for slot, c in found.items() if slot not in conflicts}
+
+
+def _extended(offer: Any, theirs: Any) -> Any:
+    """An extending offer's lists after what the draft's resource has there already."""
+    if not offer.extends:
+        return offer.merge
+    raw = theirs.route_headers if isinstance(theirs, Hcm) else theirs.raw
+    own = raw if isinstance(raw, dict) else {}
+    return {key: [*as_list(own.get(key)), *value] for key, value in offer.merge.items()}
 
 
 def failing(candidates: dict[Slot, _Candidate], pairs: list[tuple[Any, Any]]) -> set[Slot]:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from xdsgen.importer import read_resilience
 from xdsgen.importer.carrying import carry
 from xdsgen.importer.inputs import Context, Item
+from xdsgen.importer.read_access import read_proxy_protocol
 from xdsgen.importer.semantics import DEFAULT_CONNECT_TIMEOUT, Cluster, UpstreamTls
 from xdsgen.importer.shapes import (
     as_list,
@@ -266,6 +267,8 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
         ctx.v2 = ctx.v2 or v2
         if kind == "TlsContext":
             context = config
+        elif kind == "ProxyProtocolUpstreamTransport" and read_proxy_protocol(config):
+            cluster.proxy_protocol = read_proxy_protocol(config)  # issue 14
         elif kind != "RawBuffer":
             ctx.report.differ(
                 "upstream",

@@ -12,8 +12,15 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from xdsgen.importer import read_resilience
+from xdsgen.importer.carry_headers import offer_headers
 from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context
+from xdsgen.importer.read_access import (
+    HEADER_LISTS,
+    read_http_filter,
+    read_route_access,
+    read_trusted,
+)
 from xdsgen.importer.semantics import (
     DEFAULT_ROUTE_TIMEOUT,
     Action,
@@ -49,7 +56,6 @@ from xdsgen.importer.topics import (
     HTTP_FILTERS,
     ROUTE_ACTION_READ,
     ROUTE_ACTION_TOPICS,
-    XFF_HEADER,
 )
 
 
@@ -59,7 +65,8 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     hcm.strip_port = flag(config.get("strip_any_host_port")) or flag(
         config.get("strip_matching_host_port")
     )
-    for key in sorted(set(config) - HCM_QUIET):
+    trusted = {"original_ip_detection_extensions"} if read_trusted(config, hcm) else set()
+    for key in sorted(set(config) - HCM_QUIET - trusted):
         carry(
             ctx,
             hcm,
@@ -103,6 +110,8 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
         )
         hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
         read_resilience.offer_compressors(ctx, config, where, hcm)
+        read_route_access(ctx, hcm)
+        offer_headers(ctx, hcm)
     return hcm
 
 
@@ -137,7 +146,7 @@ def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) ->
     for index, entry in enumerate(entries):
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
-        if kind == "Router":
+        if kind == "Router" or read_http_filter(ctx, entry, hcm):
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
             continue
@@ -191,10 +200,11 @@ def _route_config(
 def read_route_config(
     ctx: Context, data: dict[str, Any], where: str, websocket: bool, tls: bool, hcm: Hcm
 ) -> list[Vhost]:
+    hcm.route_headers = data  # its header changes apply to every route (read_access)
     for key in sorted(set(data) - {"@type", "name", "virtual_hosts", "validate_clusters"}):
         value = data[key]
-        if key == "request_headers_to_add" and as_list(value) == [XFF_HEADER]:
-            continue  # what every xdsgen route configuration does
+        if key in HEADER_LISTS:
+            continue  # per route, with xdsgen's own client headers left out (read_access)
         if key in ("most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"):
             # Nothing a request sees without the fields they qualify: no difference, but
             # carried along when a patch can.
@@ -226,27 +236,20 @@ def _vhost(
     domains = tuple(dict.fromkeys(d.lower() for d in texts(data.get("domains"))))
     vhost = Vhost(name, domains, [], where=where, raw=data)
     vhost.compression = read_resilience.vhost_compression(hcm, vhost, data)
-    others = read_resilience.other_filter_configs(hcm, data)
+    # Per-filter configs and header changes are read per route (read_access), which leaves
+    # the compressors (read above) to read_resilience.
     quiet = {"name", "domains", "routes", "virtual_clusters", "metadata", "require_tls"}
-    if not others:
-        quiet.add("typed_per_filter_config")  # only the compressors, read above
+    quiet |= {"typed_per_filter_config", *HEADER_LISTS}
     for key in sorted(set(data) - quiet):
         topic = "headers" if key in HEADER_KEYS else "other"
-        if key == "typed_per_filter_config":
-            # An error page (custom_response) changes answers; anything else may refuse.
-            pages = set(others) == {"envoy.filters.http.custom_response"}
-            topic = "responses" if pages else "access"
-        elif key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
+        if key in ("retry_policy", "hedge_policy", "retry_policy_typed_config"):
             topic = "routing"
         elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
             topic = "tuning"
-        # Compressors' configs are read (compression); the others carried as they are,
-        # merged with the ones the draft's compression has there.
-        value = others if key == "typed_per_filter_config" else data[key]
         # A matcher replaces the routes: not a setting of the draft's vhost.
-        merge = None if key == "matcher" else {key: value}
+        merge = None if key == "matcher" else {key: data[key]}
         message = f"{key} is not carried over"
-        carry(ctx, vhost, topic, where, message, "vhost", key, merge, {key: value}, data)
+        carry(ctx, vhost, topic, where, message, "vhost", key, merge, merge, data)
     require = enum(data.get("require_tls"), "NONE")
     if require not in ("NONE", "0") and not tls:
         # Every plain-HTTP request is redirected to https, whatever the routes say.
@@ -325,8 +328,8 @@ def _route(
     for key in sorted(
         set(data) - {"match", "route", "redirect", "direct_response", "name", "use_websocket"}
     ):
-        if key == "metadata":
-            continue
+        if key in ("metadata", "typed_per_filter_config", *HEADER_LISTS):
+            continue  # read per route (read_access)
         key_topic = "headers" if key in HEADER_KEYS else "other"
         if key == "typed_per_filter_config":
             key_topic = "access"

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context, Item
+from xdsgen.importer.read_access import cidrs, read_network_rbac, read_udp_matcher
 from xdsgen.importer.read_http import read_access_log, read_hcm
 from xdsgen.importer.semantics import Certificate, Chain, Listener
 from xdsgen.importer.shapes import (
@@ -106,6 +107,7 @@ def _listener(ctx: Context, item: Item) -> Optional[Listener]:
         chain = _chain(ctx, listener, chain_data, f"{where} filter_chains[{index}]", item.source)
         if chain is not None:
             listener.chains.append(chain)
+    _source_groups(ctx, listener)
     if "default_filter_chain" in data:
         listener.default_chain = _chain(
             ctx,
@@ -165,6 +167,8 @@ def _udp_cluster(ctx: Context, listener: Listener, configs: list[Any]) -> Option
     if cluster is None and not matcher.get("matcher_tree") and not matcher.get("matcher_list"):
         action = as_map(as_map(matcher.get("on_no_match")).get("action"))
         cluster = text(as_map(action.get("typed_config")).get("cluster"))
+    elif cluster is None and read_udp_matcher(matcher) is not None:
+        cluster, listener.udp_sources = read_udp_matcher(matcher) or (None, None)
     if cluster is None:
         listener.opaque = True
         ctx.report.differ(
@@ -194,7 +198,11 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
     transport = (text(match.get("transport_protocol")) or "").lower() or None
     chain = Chain(server_names, transport, False, None, "opaque", name=name, where=where)
     chain.listener = listener
-    for key in sorted(set(match) - MATCH_READ):
+    read = MATCH_READ
+    if "source_prefix_ranges" in match and cidrs(match["source_prefix_ranges"]) is not None:
+        chain.sources = cidrs(match["source_prefix_ranges"])  # allow (read_access)
+        read = MATCH_READ | {"source_prefix_ranges"}
+    for key in sorted(set(match) - read):
         ctx.report.differ(
             "access",
             where,
@@ -215,9 +223,12 @@ def _chain(ctx: Context, listener: Listener, data: Any, where: str, source: str)
             "ports", where, "a filter chain without filters: not in the draft", data, listener
         )
         return chain
+    before_tcp_proxy = extension(filters[-1])[0] == "TcpProxy"
     for index, entry in enumerate(filters[:-1]):
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
+        if before_tcp_proxy and read_network_rbac(ctx, entry, chain):
+            continue
         ctx.report.differ(
             NETWORK_FILTERS.get(kind, "access"),
             where,
@@ -393,3 +404,21 @@ def _sds(ctx: Context, entry: dict[str, Any], where: str, source: str) -> Option
         entry,
     )
     return None
+
+
+def _source_groups(ctx: Context, listener: Listener) -> None:
+    """Chains told apart only by the client's address: an inventory has one per name."""
+    groups: dict[tuple[Any, ...], list[Chain]] = {}
+    for chain in listener.chains:
+        groups.setdefault((chain.server_names, chain.transport), []).append(chain)
+    for chains in groups.values():
+        if len(chains) > 1 and any(c.sources is not None for c in chains):
+            for chain in chains[1:]:
+                ctx.report.differ(
+                    "access",
+                    chain.where,
+                    "a second filter chain for the same server names, chosen by the client's "
+                    "address: the draft serves only the first",
+                    None,
+                    listener,
+                )

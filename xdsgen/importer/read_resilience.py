@@ -301,13 +301,13 @@ def offer_compressors(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm
     carry(ctx, hcm, "responses", where, "", kind, "http_filters", merge, None, config, quiet=True)
 
 
-def other_filter_configs(hcm: Hcm, data: dict[str, Any]) -> dict[str, Any]:
-    """A vhost's typed_per_filter_config but for the compressors' (read as compression);
-    a compressor's override without its filter in the chain does nothing."""
+def other_filter_configs(hcm: Hcm, configs: dict[str, Any]) -> dict[str, Any]:
+    """Per-filter configs but for the compressors' (read as compression); a compressor's
+    override without its filter in the chain does nothing."""
     compressors = {name for name, _, _ in hcm.compressors}
     return {
         name: config
-        for name, config in as_map(data.get("typed_per_filter_config")).items()
+        for name, config in configs.items()
         if name not in compressors and not _compressor_override(config)
     }
 

@@ -30,6 +30,9 @@ class Carry:
     key: str
     merge: Any = field(compare=False, hash=False)
     order: tuple[int, ...] = field(default=(), compare=False)  # where it sits in the original
+    # A list the draft's resource has too (header changes): carried after the draft's own
+    # entries there (patches.propose), not instead of them.
+    extends: bool = field(default=False, compare=False)
 
 
 # What an object does beyond what an inventory can say: (kind, key) -> merge patch, or for
@@ -108,6 +111,25 @@ class Respond:
 
 Action = Union[Proxy, Redirect, Respond]
 
+Header = tuple[str, str, str]  # lower-case name, value, append action
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a route does besides its action (issue 14): who may use it, who must pass an
+    authenticator first, and the headers it changes. Read the same way from the original
+    and from the draft's render (read_access), then compared."""
+
+    allow: Optional[tuple[str, ...]] = None  # CIDRs; None: everyone
+    client: bool = False  # judged on the client behind trusted proxies (remote_ip)
+    # ("basic", htpasswd file) or ("forward", cluster, uri, path prefix, upstream headers)
+    auth: Optional[tuple[str, ...]] = None
+    strip: tuple[str, ...] = ()  # request headers removed before the auth check
+    # What the route does to each header: (name, ("set", value)), (name, ("removed",)),
+    # (name, ("default", value)) where absent; others an inventory cannot say.
+    request_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    response_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
 
 @dataclass
 class Route:
@@ -119,6 +141,7 @@ class Route:
     vhost: Optional[Vhost] = field(default=None, compare=False, repr=False)
     name: str = field(default="", compare=False)
     extras: Extras = field(default_factory=dict, compare=False, repr=False)
+    access: Access = field(default_factory=Access, compare=False)
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.value) if self.match == "prefix" else path == self.value
@@ -152,6 +175,11 @@ class Hcm:
 
     vhosts: Optional[list[Vhost]]
     strip_port: bool = False
+    # Access (issue 14): the proxies whose X-Forwarded-For names the client, and the
+    # HTTP filters read (name -> what it does), for read_access to resolve per route.
+    trusted: tuple[str, ...] = ()
+    filters: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    route_headers: Any = field(default=None, compare=False, repr=False)
     route_config: str = field(default="", compare=False)
     where: str = field(default="", compare=False)
     chain: Optional[Chain] = field(default=None, compare=False, repr=False)
@@ -190,6 +218,7 @@ class Chain:
     kind: str  # "http", "tcp" or "opaque" (something the inventory cannot say)
     hcm: Optional[Hcm] = None
     cluster: Optional[str] = None
+    sources: Optional[tuple[str, ...]] = None  # filter_chain_match.source_prefix_ranges
     name: str = field(default="", compare=False)
     where: str = field(default="", compare=False)
     listener: Optional[Listener] = field(default=None, compare=False, repr=False)
@@ -205,6 +234,7 @@ class Listener:
     chains: list[Chain] = field(default_factory=list)
     default_chain: Optional[Chain] = None
     udp_cluster: Optional[str] = None
+    udp_sources: Optional[tuple[str, ...]] = None  # datagrams from elsewhere are dropped
     opaque: bool = False  # the listener as a whole cannot be said (its difference is listed)
     # Without a TLS inspector Envoy learns neither the server name nor that a client speaks
     # TLS (Envoy 1.40 adds none by itself): chains with server_names never match.
@@ -296,6 +326,7 @@ class Cluster:
     http2: bool = False
     panic_threshold: Optional[float] = None  # None: Envoy's 50%
     overprovisioning: Optional[int] = None  # None: Envoy's 140
+    proxy_protocol: Optional[str] = None  # v1 or v2: the client's address goes first
     problem: str = field(default="", compare=False)  # why the draft cannot have it
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)

@@ -145,12 +145,6 @@ HEADER_KEYS = {
     "cors",
     "internal_only_headers",
 }
-# The one header xdsgen's own route configurations set (the client's real address).
-XFF_HEADER = {
-    "header": {"key": "x-forwarded-for", "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"},
-    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-}
-
 # ---------------------------------------------------------------- listeners
 
 LISTENER_QUIET = {

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from xdsgen.importer.carrying import vhost_extras
 from xdsgen.importer.differences import Report
@@ -33,20 +31,16 @@ from xdsgen.importer.semantics import (
     representative,
 )
 from xdsgen.importer.shapes import nanos_text
+from xdsgen.importer.translate_access import AccessTranslator, lift, without_hsts
+from xdsgen.importer.translate_envoy import envoy_section
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CA = "/etc/ssl/certs/ca-certificates.crt"
-DEFAULT_ADMIN_PORT = 15001
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 _MAX_DURATION_NS = 999_999_999 * 10**9
 _VHOST_INDEX = re.compile(r"^vhost(\d+)_")
 _PASS_INDEX = re.compile(r"_pass_(\d+)$")
-
-
-# An inventory vhost: certificate, redirect_to_https, routes (JSON), compress, and what the
-# original does beyond them (carrying.vhost_extras), which keeps vhosts apart for patches.
-_VhostSpec = tuple[Optional[str], bool, str, bool, str]
 
 
 @dataclass
@@ -55,8 +49,8 @@ class _Family:
     http: Optional[Chain] = None  # the plain HTTP chain of the family's http listener
     http_port: Optional[int] = None
     https: Optional[Listener] = None
-    tcp: list[tuple[int, str]] = field(default_factory=list)
-    udp: list[tuple[int, str]] = field(default_factory=list)
+    tcp: list[tuple[int, str, Any]] = field(default_factory=list)  # port, cluster, sources
+    udp: list[tuple[int, str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +58,7 @@ class Draft:
     inventory: dict[str, Any]
     upstream_names: dict[str, str]  # original cluster -> draft upstream
     reasons: dict[int, str] = field(default_factory=dict)  # id(listener) -> why it is left out
+    auth_clusters: dict[str, str] = field(default_factory=dict)  # auth service -> draft's
 
 
 def domain_ok(domain: str, tls: bool) -> bool:
@@ -84,12 +79,15 @@ class Translator:
         self.certificates: dict[Certificate, str] = {}
         self.reasons: dict[int, str] = {}
         self.served_tls: set[int] = set()  # https listeners the draft serves something of
+        self.access = AccessTranslator(config)  # issue 14
 
     def run(self, referenced_dirs: list[str], access_logs: list[Any]) -> Draft:
         upstreams = self.upstreams()
         families = self.families()
         inventory: dict[str, Any] = {"version": 1}
-        inventory["envoy"] = self.envoy(referenced_dirs, access_logs)
+        inventory["envoy"] = envoy_section(
+            self.config, self.report, self.paths, self.admin, referenced_dirs, access_logs
+        )
         listen: dict[str, Any] = {}
         for name, plan in sorted(families.items()):
             spec: dict[str, Any] = {"address": plan.address}
@@ -114,6 +112,11 @@ class Translator:
                 name: {"cert": c.cert, "key": c.key}
                 for c, name in sorted(self.certificates.items(), key=lambda kv: kv[1])
             }
+        if self.access.auth_specs:
+            inventory["auth"] = self.access.auth_section()
+        trusted = self.access.trusted()
+        if trusted:
+            inventory["trusted_proxies"] = trusted
         if http:
             inventory["http"] = http
         if passthrough:
@@ -122,7 +125,7 @@ class Translator:
             maps = self.port_maps(families, kind, everywhere)
             if maps:
                 inventory[kind] = maps
-        return Draft(inventory, dict(self.upstream_names), self.reasons)
+        return Draft(inventory, dict(self.upstream_names), self.reasons, self.access.auth_clusters)
 
     # ------------------------------------------------------------------ names
 
@@ -140,8 +143,10 @@ class Translator:
     def upstreams(self) -> dict[str, Any]:
         upstreams: dict[str, Any] = {}
         taken: set[str] = set()
+        self.access.prepare()
+        used = _used_by_traffic(self.config)
         for cluster in self.config.clusters.values():
-            if not cluster.endpoints:
+            if not cluster.endpoints or self.access.skips(cluster, used):
                 continue
             name = self.unique_name(cluster.name, taken, "upstream")
             if name != cluster.name:
@@ -156,6 +161,7 @@ class Translator:
             spec.update(upstream_extras(cluster))
             short = list(spec) == ["endpoints"] and len(cluster.endpoints) == 1
             upstreams[name] = cluster.endpoints[0] if short else spec
+        self.access.map_derived(self.upstream_names)
         return upstreams
 
     def upstream_tls(self, tls: UpstreamTls, endpoints: tuple[str, ...]) -> dict[str, Any]:
@@ -187,9 +193,11 @@ class Translator:
                 elif role == "https" and plan.https is None:
                     plan.https = listener
                 elif role == "tcp" and chain is not None and chain.cluster in self.upstream_names:
-                    plan.tcp.append((listener.port, str(chain.cluster)))
+                    plan.tcp.append((listener.port, str(chain.cluster), chain.sources))
                 elif role == "udp" and listener.udp_cluster in self.upstream_names:
-                    plan.udp.append((listener.port, str(listener.udp_cluster)))
+                    plan.udp.append(
+                        (listener.port, str(listener.udp_cluster), listener.udp_sources)
+                    )
                 else:
                     self.reasons[id(listener)] = self.why_not(listener, role, plan)
                     continue
@@ -240,12 +248,9 @@ class Translator:
                 entry["timeout"] = nanos_text(action.timeout)
             if action.retry is not None and 0 < action.retry.retries <= MAX_RETRIES:
                 entry["retries"] = action.retry.retries
+            entry.update(self.access.route_keys(route.access))
             out.append(entry)
         return out
-
-    def extras_key(self, vhost: Optional[Vhost]) -> str:
-        """What the vhost does beyond its routes, when patches are to carry it."""
-        return vhost_extras(vhost) if self.patches and vhost is not None else ""
 
     def certificate_name(self, certificate: Certificate) -> str:
         for known, name in self.certificates.items():
@@ -257,8 +262,9 @@ class Translator:
         return name
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
-        # (domain, spec) -> families (see _VhostSpec).
-        found: dict[tuple[str, _VhostSpec], list[str]] = {}
+        # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON,
+        # compressed, the redirect's allow as JSON, carrying.vhost_extras).
+        found: dict[tuple[str, tuple[Any, ...]], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
             claimed: set[str] = set()
@@ -272,15 +278,23 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    compress = bool(vhost.compression)
-                    spec = (None, False, json.dumps(routes), compress, self.extras_key(vhost))
-                    found.setdefault((domain, spec), []).append(family)
+                    compress, extras = bool(vhost.compression), vhost_extras(vhost, self.patches)
+                    plain = (None, False, json.dumps(routes), compress, None, extras)
+                    found.setdefault((domain, plain), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
         for (domain, spec), fams in sorted(found.items(), key=lambda kv: order[kv[0][0]]):
             grouped.setdefault((*spec, tuple(sorted(set(fams)))), []).append(domain)
         out = []
-        for (certificate, redirect, routes, compress, _, fams), domains in grouped.items():
+        for (
+            certificate,
+            redirect,
+            route_text,
+            compress,
+            redirect_allow,
+            _,
+            fams,
+        ), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
             if certificate:
                 item["tls"] = certificate
@@ -290,17 +304,19 @@ class Translator:
                 item["compress"] = True
             if list(fams) != everywhere:
                 item["families"] = list(fams)
-            item["routes"] = json.loads(routes)
+            entries = json.loads(route_text)
+            lift(item, entries, bool(certificate), redirect_allow if redirect else None)
+            item["routes"] = entries
             out.append(item)
         return out
 
-    def tls_entries(self, plan: _Family) -> list[tuple[str, _VhostSpec, Vhost]]:
+    def tls_entries(self, plan: _Family) -> list[tuple[str, tuple[Any, ...], Vhost]]:
         """(domain, spec, original vhost) for every name the family's https listener
         terminates: the vhost a client sending that name (as SNI and Host) reaches."""
         listener = plan.https
         if listener is None:
             return []
-        out: list[tuple[str, _VhostSpec, Vhost]] = []
+        out: list[tuple[str, tuple[Any, ...], Vhost]] = []
         seen: set[str] = set()
         for chain in [*listener.chains, listener.default_chain]:
             if chain is None or chain.kind != "http" or not chain.tls:
@@ -326,7 +342,8 @@ class Translator:
                     redirect,
                     json.dumps(routes),
                     bool(vhost.compression),
-                    self.extras_key(vhost),
+                    self.redirect_allow(plan, probe) if redirect else None,
+                    vhost_extras(vhost, self.patches),
                 )
                 out.append((domain, spec, vhost))
         return out
@@ -339,18 +356,30 @@ class Translator:
         if vhost is None or _redirects_all(vhost):
             return False
         modelled = [r for r in vhost.routes if isinstance(r.action, Proxy)]
-        return len(modelled) == len(vhost.routes) and self.routes(vhost) == routes
+        # HSTS is for TLS only: the same vhost has none on plain HTTP.
+        return len(modelled) == len(vhost.routes) and without_hsts(
+            self.routes(vhost)
+        ) == without_hsts(routes)
+
+    def redirect_allow(self, plan: _Family, probe: str) -> Optional[str]:
+        """Who the plain HTTP redirect of this name lets through (the vhost's allow)."""
+        hcm = plan.http.hcm if plan.http else None
+        vhost = hcm.vhost_for(probe) if hcm else None
+        if vhost is None or not vhost.routes:
+            return None
+        allow = vhost.routes[0].access.allow
+        return json.dumps(list(allow)) if allow is not None else None
 
     # ------------------------------------------------------------------ TLS and ports
 
     def passthrough(self, families: dict[str, _Family], everywhere: list[str]) -> list[Any]:
-        found: dict[tuple[tuple[str, ...], str], tuple[list[str], int]] = {}
+        found: dict[tuple[Any, ...], tuple[list[str], int]] = {}
         for family, plan in sorted(families.items()):
             listener = plan.https
             for chain in listener.chains if listener else []:
                 if chain.kind != "tcp" or chain.tls or not chain.server_names:
                     continue
-                upstream = self.upstream_names.get(str(chain.cluster))
+                upstream = self.access.upstream_of(str(chain.cluster), self.upstream_names)
                 names = tuple(
                     s
                     for s in chain.server_names
@@ -363,97 +392,47 @@ class Translator:
                     continue
                 self.served_tls.add(id(listener))
                 order = _index(_PASS_INDEX, chain.name) or 0
-                entry = found.setdefault((names, upstream), ([], order * 10**6 + len(found)))
+                key = (names, upstream, chain.sources, self.access.proxy_protocol(chain.cluster))
+                entry = found.setdefault(key, ([], order * 10**6 + len(found)))
                 entry[0].append(family)
         out = []
-        for (names, upstream), (fams, _) in sorted(found.items(), key=lambda kv: kv[1][1]):
+        for (names, upstream, sources, proxy), (fams, _) in sorted(
+            found.items(), key=lambda kv: kv[1][1]
+        ):
             item: dict[str, Any] = {"sni": list(names), "upstream": upstream}
             if sorted(set(fams)) != everywhere:
                 item["families"] = sorted(set(fams))
+            if sources is not None:
+                item["allow"] = list(sources)
+            if proxy:
+                item["proxy_protocol"] = proxy
             out.append(item)
         return out
 
     def port_maps(
         self, families: dict[str, _Family], kind: str, everywhere: list[str]
     ) -> list[Any]:
-        found: dict[tuple[int, str], list[str]] = {}
+        found: dict[tuple[int, str, Any, Any], list[str]] = {}
         for family, plan in sorted(families.items()):
-            for number, cluster in getattr(plan, kind):
-                found.setdefault((number, self.upstream_names[cluster]), []).append(family)
+            for number, cluster, sources in getattr(plan, kind):
+                upstream = self.access.upstream_of(cluster, self.upstream_names)
+                if upstream is None:
+                    continue
+                key = (number, upstream, sources, self.access.proxy_protocol(cluster))
+                found.setdefault(key, []).append(family)
         out = []
-        for (number, upstream), fams in sorted(found.items()):
+        for (number, upstream, sources, proxy), fams in sorted(
+            found.items(), key=lambda kv: (kv[0][0], kv[0][1])
+        ):
             item: dict[str, Any] = {"port": number, "upstream": upstream}
             if sorted(set(fams)) != everywhere:
                 item["families"] = sorted(set(fams))
+            if sources is not None:
+                item["allow"] = list(sources)
+            if proxy:
+                item["proxy_protocol"] = proxy
             out.append(item)
         return out
-
-    # ------------------------------------------------------------------ envoy
-
-    def envoy(self, referenced_dirs: list[str], access_logs: list[Any]) -> dict[str, Any]:
-        base = os.path.dirname(os.path.abspath(self.paths[0]))
-        envoy: dict[str, Any] = {"config_dir": base}
-        others = [d for d in referenced_dirs if d and os.path.isabs(d)]
-        if len(set(others)) == 1 and others[0] != base:
-            envoy["container_config_dir"] = others[0]
-        envoy["admin"] = self.admin_address()
-        if envoy["admin"] == f"127.0.0.1:{DEFAULT_ADMIN_PORT}":
-            del envoy["admin"]
-        log, log_format = self.access_log(access_logs)
-        if log != "/dev/stdout":
-            envoy["access_log"] = log
-        if log_format is not None:
-            envoy["access_log_format"] = log_format
-        return envoy
-
-    def admin_address(self) -> str:
-        used = {listener.port for listener in self.config.listeners}
-        for cluster in self.config.clusters.values():
-            used.update(int(e.rsplit(":", 1)[1]) for e in cluster.endpoints)
-        wanted = None
-        if self.admin is not None:
-            host, number = self.admin
-            try:
-                if ipaddress.ip_address(host).is_loopback and number not in used:
-                    wanted = f"[{host}]:{number}" if ":" in host else f"{host}:{number}"
-            except ValueError:
-                pass
-        number = DEFAULT_ADMIN_PORT
-        while number in used:
-            number += 1
-        return wanted or f"127.0.0.1:{number}"
-
-    def access_log(
-        self, sites: list[tuple[str, Optional[str], Union[bool, str]]]
-    ) -> tuple[str, Optional[str]]:
-        """The draft's one access log: the file most chains log to (else off), and its
-        line format when every logging chain uses the same one xdsgen can say."""
-        paths = Counter(path for _, path, _ in sites if path and path.startswith("/"))
-        chosen = paths.most_common(1)[0][0] if paths else "off"
-        kinds = {custom for _, path, custom in sites if path}
-        said = kinds.pop() if len(kinds) == 1 else None
-        log_format = said if isinstance(said, str) else None
-        for where, path, custom in sites:
-            if path and not path.startswith("/"):
-                self.report.note(
-                    where,
-                    f"logs to {path}, relative to Envoy's working directory; the draft "
-                    + (f"logs to {chosen}" if chosen != "off" else "does not log")
-                    + " (set envoy.access_log to an absolute path)",
-                )
-            elif (path or "off") != chosen:
-                self.report.note(
-                    where,
-                    (f"logs to {path}" if path else "does not log")
-                    + f"; the draft logs every HTTP and TCP listener to {chosen}",
-                )
-            elif custom and custom != log_format:
-                self.report.note(
-                    where,
-                    "a custom log format: the draft logs "
-                    + (f"the {log_format} format" if log_format else "Envoy's default"),
-                )
-        return chosen, log_format
 
 
 def _role(listener: Listener) -> tuple[Optional[str], Optional[Chain]]:
@@ -498,3 +477,19 @@ def _index(pattern: re.Pattern[str], name: str) -> int:
     """xdsgen's own names keep the inventory's order (vhost3_..., https_ipv4_pass_2)."""
     match = pattern.search(name or "")
     return int(match.group(1)) if match else 10**6
+
+
+def _used_by_traffic(config: Config) -> set[str]:
+    """Clusters routes, TCP chains and UDP maps send to (not auth services)."""
+    used: set[str] = set()
+    for listener in config.listeners:
+        if listener.udp_cluster:
+            used.add(listener.udp_cluster)
+        for chain in [*listener.chains, listener.default_chain]:
+            if chain is None:
+                continue
+            if chain.cluster:
+                used.add(chain.cluster)
+            for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
+                used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
+    return used

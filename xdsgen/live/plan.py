@@ -165,12 +165,32 @@ def _differences(kind: str, old: Any, new: Any) -> str:
         parts += [f"-vhost {n}" for n in sorted(set(old_vh) - set(new_vh), key=str)]
         parts += [
             f"~vhost {n}"
+            + (" (htpasswd file changed)" if _users_only(old_vh[n], new_vh[n]) else "")
             for n in sorted(set(old_vh) & set(new_vh), key=str)
             if old_vh[n] != new_vh[n]
         ]
         return ", ".join(parts)
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     return ", ".join(keys)
+
+
+def _users_only(old: Any, new: Any) -> bool:
+    """Whether two vhosts differ only in their routes' metadata: the hash of an htpasswd
+    file they name (auth basic, issue 14), i.e. the file was edited."""
+
+    def without_metadata(vhost: Any) -> Any:
+        routes = [
+            {k: v for k, v in route.items() if k != "metadata"}
+            for route in vhost.get("routes") or []
+            if isinstance(route, dict)
+        ]
+        return {**vhost, "routes": routes}
+
+    return (
+        isinstance(old, dict)
+        and isinstance(new, dict)
+        and (without_metadata(old) == without_metadata(new))
+    )
 
 
 def _order(change: Change) -> tuple[int, str]:

@@ -16,6 +16,9 @@ Each part owns one concern and reports to one problems collector:
   compression.py   brotli/gzip per vhost
   http3.py         QUIC listeners and alt-svc
   logformat.py     access-log line formats
+  access.py        who may reach what: allow lists, trusted proxies, PROXY protocol
+  auth.py          authenticators: htpasswd files, forward auth services
+  headers.py       what backends are told about the client; hsts, security and other headers
 The IR is in ir.py; single values are parsed in values.py.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
 from xdsgen.model import (
+    access,
     certificates,
     challenges,
     compression,
@@ -102,10 +106,16 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
     built.build()
     check_admin_clash(spec, settings, usable, built.tcp_ports, clusters, problems)
     upstreams.check_unused(spec, built.used_upstreams, problems)
+    # Maintenance routes first, so that access gives them the vhost's allow, auth and headers.
     route_configs = pages.apply(spec, error_pages, built.route_configs)
+    # Who may reach what (issue 14): decorates what the parts above built.
+    access_part = access.Access(spec, clusters, problems, check_files)
+    access_part.build()
+    listeners, route_configs, access_clusters = access_part.apply(built.listeners, route_configs)
+    clusters = {**clusters, **{c.name: c for c in access_clusters}}
     route_configs = compression.apply(spec, route_configs)
     listeners, route_configs = http3.build(
-        spec, usable, built.listeners, route_configs, built.udp_ports, problems
+        spec, usable, listeners, route_configs, built.udp_ports, problems
     )
     listeners = pages.filters(listeners, route_configs)
     listeners = compression.filters(listeners, route_configs)
@@ -123,6 +133,7 @@ def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bo
         warnings=tuple(sorted(problems.warnings)),
         certificates=certs,
         patches=patches.build(spec, names, problems),
+        user_files=tuple(sorted(access_part.user_files)),
     )
 
 

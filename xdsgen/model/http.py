@@ -14,6 +14,7 @@ from xdsgen.schema_errors import suggest
 from xdsgen.spec import Spec, VhostSpec
 
 HTTPS_DEFAULT_PORT = 443
+HTTP_DEFAULT_PORT = 80
 REDIRECT_ROUTE = "redirect_to_https"
 NO_TIMEOUT = "0s"
 # Retried only when the request never reached a backend (refused, reset before it was
@@ -126,7 +127,12 @@ def virtual_host(vhost: VhostSpec, family: Family, for_tls: bool) -> VirtualHost
                 value="/",
                 cluster=None,
                 https_redirect=True,
-                redirect_port=None if https_port == HTTPS_DEFAULT_PORT else https_port,
+                # Envoy keeps the Host's port in the redirect unless it is 80 (the backend
+                # gets Host as sent, so no port is stripped before): another http port
+                # must be replaced by 443 itself.
+                redirect_port=None
+                if https_port == HTTPS_DEFAULT_PORT and family.http in (None, HTTP_DEFAULT_PORT)
+                else https_port,
             )
         )
     else:

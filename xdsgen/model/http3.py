@@ -83,7 +83,7 @@ def _quic_listener(family: str, address: Family, chains: tuple[FilterChain, ...]
             chain,
             name=name + (chain.name or "")[len(f"https_{family}") :],
             quic=True,
-            http=replace(chain.http, http3=True, settings=xds.HCM_HTTP3_SETTINGS)
+            http=replace(chain.http, http3=True, settings=xds.http3_settings(chain.http.settings))
             if chain.http
             else None,
         )

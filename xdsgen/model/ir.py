@@ -13,6 +13,16 @@ from typing import Any, Callable, Optional
 from xdsgen import conventions as xds
 from xdsgen.errors import Problem
 
+# The access IR lives in ir_access.py; model parts import all IR from here.
+from xdsgen.model.ir_access import (  # noqa: F401 (re-exported)
+    Cidr,
+    ForwardAuth,
+    HeaderRules,
+    HeaderValue,
+    HttpFilter,
+    PerFilter,
+)
+
 ADMIN_SOCKET_MODE = 0o660  # Envoy's user and group only
 
 
@@ -72,6 +82,11 @@ class Cluster:
     # Set with backup: a priority stays whole while any of its endpoints is healthy (Envoy
     # would otherwise shift load to the backup as soon as one endpoint fails).
     overprovisioning_factor: Optional[int] = None
+    # Access (issue 14): V1 or V2 for a copy of an upstream that sends the client's address
+    # first (PROXY protocol). `derived_from` is set on clusters xdsgen adds itself: the
+    # upstream a PROXY protocol copy copies, or "auth.NAME" for a forward auth service.
+    proxy_protocol: Optional[str] = None
+    derived_from: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,15 @@ class Route:
     retry_on: Optional[str] = None  # Envoy's retry conditions, with retries
     # "0s" for websocket and timeout-0s routes: no stream idle cut (model/timeouts).
     idle_timeout: Optional[str] = None
-    # Answered by Envoy itself (no cluster): maintenance (with the page's content type),
-    # an ACME http-01 token, or a vhost whose certificate is not obtained yet
+    # Answered by Envoy itself (no cluster): maintenance (the page's content type in
+    # `headers`), an ACME http-01 token, or a vhost whose certificate is not obtained yet
     # (model/challenges.py; Envoy adds text/plain).
     direct_status: Optional[int] = None
     direct_body: Optional[str] = None
-    direct_content_type: Optional[str] = None
+    # Access (issue 14): the route's own settings for its connection manager's filters,
+    # the vhost's already merged in (model/access.py), and its header changes.
+    filters: tuple[PerFilter, ...] = ()
+    headers: Optional[HeaderRules] = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +141,8 @@ class VirtualHost:
 class RouteConfig:
     name: str  # same as its listener: http_ipv4, https_ipv6
     virtual_hosts: tuple[VirtualHost, ...]
-    # An edge proxy trusts no hop in front of it: X-Forwarded-For is overwritten.
+    # An edge proxy trusts no hop in front of it: X-Forwarded-For is overwritten; set for
+    # every listener by model/access.py with the client's address, scheme and port.
     request_headers: tuple[tuple[str, str], ...] = ((xds.XFF_HEADER, xds.XFF_VALUE),)
     response_headers: tuple[tuple[str, str], ...] = ()  # alt-svc (model/http3.py)
     # Envoy refuses a direct_response body above 4 KiB unless this raises the limit.
@@ -189,6 +208,10 @@ class HttpManager:
     # them, so that switching a vhost on and off is a route change, not a listener drain.
     compressors: tuple[Compressor, ...] = ()  # in preference order
     error_pages: bool = False  # the custom_response filter
+    # Access (issue 14): HTTP filters before the router, and the proxies whose
+    # X-Forwarded-For is believed (then use_remote_address is off in `settings`).
+    filters: tuple[HttpFilter, ...] = ()
+    trusted_proxies: tuple[Cidr, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +225,9 @@ class FilterChain:
     tcp: Optional[TcpProxy] = None
     http: Optional[HttpManager] = None
     quic: bool = False  # TLS inside QUIC (HTTP/3) rather than over TCP
+    # Access (issue 14): only connections from these networks match the chain; others
+    # match none and are closed before any byte reaches the upstream.
+    sources: tuple[Cidr, ...] = ()
 
     @property
     def cluster(self) -> Optional[str]:
@@ -225,6 +251,8 @@ class Listener:
     udp_cluster: Optional[str] = None  # a UDP listener's udp_proxy route
     tls_inspector: bool = False  # chains chosen by SNI need the ClientHello read first
     quic: bool = False  # an HTTP/3 listener (model/http3.py)
+    # Access (issue 14): a UDP map's datagrams from elsewhere are dropped.
+    udp_sources: tuple[Cidr, ...] = ()
 
     @property
     def protocol(self) -> str:
@@ -360,6 +388,8 @@ class Model:
     # Every certificate (used or not) as xdsgen reads it; acme: ones it obtains and renews.
     certificates: tuple[Certificate, ...] = field(default=(), compare=False)
     patches: tuple[Patch, ...] = ()
+    # htpasswd files Envoy reads (auth basic): a change must reach Envoy like a renewal.
+    user_files: tuple[str, ...] = field(default=(), compare=False)
 
     def with_config_dir(self, config_dir: str, envoy_dir: Optional[str] = None) -> Model:
         """The same model writing to another directory (render -o, apply --config-dir)."""
@@ -427,4 +457,6 @@ class Model:
         return {c.name for c in self.clusters}
 
     def secret_files(self) -> set[str]:
-        return {path for s in self.secrets for path in (s.cert, s.key)}
+        """Every file Envoy reads whose change must be applied (apply --watch watches
+        them): certificates, keys and htpasswd files."""
+        return {path for s in self.secrets for path in (s.cert, s.key)} | set(self.user_files)

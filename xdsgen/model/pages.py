@@ -19,9 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+from xdsgen import conventions as xds
 from xdsgen.model.ir import (
     ErrorPage,
     FilterChain,
+    HeaderRules,
+    HeaderValue,
     Listener,
     Route,
     RouteConfig,
@@ -147,7 +150,10 @@ def _vhost(vh: VirtualHost, spec: VhostSpec, page: Optional[ErrorPage]) -> Virtu
                 cluster=None,
                 direct_status=MAINTENANCE_STATUS,
                 direct_body=shown.body,
-                direct_content_type=shown.content_type,
+                # Envoy would say text/plain; model/access.py keeps this over the vhost's.
+                headers=HeaderRules(
+                    response_add=(HeaderValue("content-type", shown.content_type, xds.OVERWRITE),)
+                ),
             ),
         ),
     )

@@ -110,43 +110,7 @@ class TextReporter:
                 "green" if r.state == "in sync" and not (r.rejected or r.failed) else "yellow"
             )
         console.table(columns, rows, title="config", row_styles=styles, force=True)
-        # Columns that fit 80 characters with upstream names up to ~20 characters.
-        columns = [
-            "upstream",
-            "health",
-            "active",
-            "requests",
-            "5xx",
-            "failed cx",
-            "sent",
-            "received",
-        ]
-        rows, styles = [], []
-        for u in result.upstreams:
-            rows.append(
-                [
-                    u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
-                    u.health,
-                    u.active_connections,
-                    u.requests,
-                    u.errors_5xx,
-                    u.connect_failures,
-                    *traffic(u),
-                ]
-            )
-            fine = u.health in ("healthy", "no check") and not u.errors_5xx
-            styles.append("green" if fine else "yellow")
-        console.table(
-            columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
-        )
-        columns = ["upstream", "endpoint", "role", "health", "requests", "errors"]
-        rows, styles = [], []
-        for u in result.upstreams:
-            for e in u.per_endpoint:
-                rows.append([u.name, e.address, e.role, e.health, e.requests, e.errors])
-                styles.append("green" if e.healthy else "yellow")
-        if rows:
-            console.table(columns, rows, title="endpoints", row_styles=styles, force=True)
+        _upstream_tables(console, result)
 
     def explain(self, target: Any, hops: list[Any]) -> None:
         """Rich: coloured blocks. Plain: a block per listener (wide tables wrap badly in a
@@ -165,6 +129,15 @@ class TextReporter:
                 lines.append(("vhost", f"{hop.vhost} ({hop.vhost_match})"))
             if hop.route:
                 lines.append(("route", hop.route))
+            if hop.allow:
+                verdict = ""
+                if hop.allowed is not None:
+                    verdict = f": {hop.source} is " + ("in it" if hop.allowed else "not in it")
+                lines.append(("allow", f"only {hop.allow}{verdict}"))
+            elif hop.source is not None and hop.outcome in ("upstream", "passthrough", "redirect"):
+                lines.append(("allow", "everyone"))
+            if hop.auth and hop.allowed is not False:
+                lines.append(("auth", hop.auth))
             lines.append(("result", hop.result))
             if hop.backup:
                 lines.append(("backup", ", ".join(hop.backup) + " (while no endpoint is healthy)"))
@@ -197,6 +170,8 @@ class TextReporter:
                 "redirect": "cyan",
                 "direct": "yellow",
             }.get(hop.outcome, "red")
+            if hop.allowed is False:
+                colour = "red"
             for key, value in lines:
                 rich.print(
                     Text.assemble(
@@ -229,3 +204,54 @@ def summary_table(summary: Any) -> tuple[list[str], list[list[str]]]:
             [family, *(port_runs(by_kind[kind]).replace(", ", " ") or "-" for kind in columns[1:])]
         )
     return columns, rows
+
+
+def _upstream_tables(console: Console, result: Any) -> None:
+    """status's tables after the config one: upstreams, their endpoints, access."""
+    # Columns that fit 80 characters with upstream names up to ~20 characters.
+    columns = [
+        "upstream",
+        "health",
+        "active",
+        "requests",
+        "5xx",
+        "failed cx",
+        "sent",
+        "received",
+    ]
+    rows, styles = [], []
+    for u in result.upstreams:
+        rows.append(
+            [
+                u.name + ("" if u.in_inventory in (None, True) else " (not in inventory)"),
+                u.health,
+                u.active_connections,
+                u.requests,
+                u.errors_5xx,
+                u.connect_failures,
+                *traffic(u),
+            ]
+        )
+        fine = u.health in ("healthy", "no check") and not u.errors_5xx
+        styles.append("green" if fine else "yellow")
+    console.table(
+        columns, rows, title="upstreams (since Envoy started)", row_styles=styles, force=True
+    )
+    columns = ["upstream", "endpoint", "role", "health", "requests", "errors"]
+    rows, styles = [], []
+    for u in result.upstreams:
+        for e in u.per_endpoint:
+            rows.append([u.name, e.address, e.role, e.health, e.requests, e.errors])
+            styles.append("green" if e.healthy else "yellow")
+    if rows:
+        console.table(columns, rows, title="endpoints", row_styles=styles, force=True)
+    if result.access:
+        console.table(
+            ["listener", "allow", "auth", "refused", "auth fail"],
+            [
+                [a.listener, a.allow, a.auth or "-", a.not_allowed, a.auth_refused]
+                for a in result.access
+            ],
+            title="access (refused since Envoy started)",
+            force=True,
+        )
