@@ -185,11 +185,14 @@ class _Threaded(socketserver.ThreadingMixIn):
 
 
 class HttpBackend:
-    """Answers every request with JSON: which backend, the path and the headers it saw."""
+    """Answers every request with JSON: which backend, the path and the headers it saw.
+    `X-Delay: SECONDS` answers that much later; `X-Fail-Attempts: N` answers 503 to the
+    first N attempts of a request (by its x-request-id), to show a retry policy."""
 
     def __init__(self, name: str, host: str = "127.0.0.1", tls: Optional[tuple[Path, Path]] = None):
         self.name = name
         backend = self
+        attempts: dict[str, int] = {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -210,6 +213,15 @@ class HttpBackend:
                 delay = float(self.headers.get("X-Delay", "0"))
                 if delay:
                     time.sleep(delay)
+                failing = int(self.headers.get("X-Fail-Attempts", "0"))
+                if failing:
+                    request_id = self.headers.get("x-request-id", "")
+                    attempts[request_id] = attempts.get(request_id, 0) + 1
+                    if attempts[request_id] <= failing:
+                        self.send_response(503)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 body = json.dumps(
                     {"backend": backend.name, "path": self.path, "headers": dict(self.headers)}
                 ).encode()

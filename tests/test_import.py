@@ -134,7 +134,7 @@ def write(tmp_path: Path, **files: Any) -> list[str]:
 
 def test_v3_pair_names_every_difference(tmp_path: Path) -> None:
     out = tmp_path / "draft.yaml"
-    result, text = import_to(pair("v3"), str(out))
+    result, text = import_to(pair("v3"), str(out), patches=False)
     assert out.read_text() == text
     assert result.problems == [] and not result.v2
     inv = yaml.safe_load(text)
@@ -186,6 +186,45 @@ def test_v3_pair_names_every_difference(tmp_path: Path) -> None:
     header = text.split("version: 1", 1)[0]
     assert all(line in header for line in lines(result))
     assert "It behaves differently from the original (7 differences)" in header
+    assert result.patches == [] and "patches" not in inv
+
+
+def test_v3_pair_carries_what_it_can_as_patches(tmp_path: Path) -> None:
+    out = tmp_path / "draft.yaml"
+    result, text = import_to(pair("v3"), str(out))
+    assert [p.line() for p in result.patches] == [
+        "patched: cluster api: lb_policy, health_checks, "
+        "common_lb_config.healthy_panic_threshold, outlier_detection",
+        "patched: connection manager http_ipv4: http_filters",
+    ]
+    inv = yaml.safe_load(text)
+    assert inv["patches"] == result.inventory["patches"]
+    api, hcm = inv["patches"]
+    assert api["cluster"] == "api" and api["merge"]["lb_policy"] == "LEAST_REQUEST"
+    # The draft says the check with health_check; the patch replaces what xdsgen renders
+    # for it with the original's (no no_traffic_interval, 200 only) and removes what xdsgen
+    # adds that the original has not: no panic mode off, no ejection.
+    assert inv["upstreams"]["api"]["health_check"]["path"] == "/healthz"
+    assert api["merge"]["health_checks"][0]["http_health_check"] == {"path": "/healthz"}
+    assert api["merge"]["common_lb_config"] == {"healthy_panic_threshold": None}
+    assert api["merge"]["outlier_detection"] is None
+    # The whole filter list, in order, router included (a merge patch replaces a list).
+    assert hcm["connection_manager"] == "http_ipv4"
+    assert [f["name"] for f in hcm["merge"]["http_filters"]] == [
+        "envoy.filters.http.cors",
+        "envoy.filters.http.router",
+    ]
+    # What no patch carries stays listed, the loud one first.
+    assert [d.topic for d in result.differences] == ["redirect", "routing"]
+    assert not with_text(result, "lb_policy") and not with_text(result, "http_filters")
+    # Each patch says where it came from, in the draft itself.
+    patches = text.split("\npatches:\n", 1)[1]
+    assert "# from " + str(CASES / "v3" / "cds.yaml") + ": cluster 'api'\n- cluster: api" in (
+        patches
+    )
+    assert "It behaves differently from the original (2 differences)" in text
+    assert "# 2 patches at the end carry over what the inventory cannot say." in text
+    load_model(str(out))  # the draft with its patches and comments is a valid inventory
 
 
 def test_seed_blog_v2_imports_as_an_equivalent_draft() -> None:
@@ -241,6 +280,9 @@ def test_round_trip_import_of_a_render_renders_the_same(tmp_path: Path, inventor
     )
     assert result.equivalent, lines(result)
     assert result.notes == []
+    # What xdsgen renders (checks, ejection, retries, compression, ...) reads back into
+    # keys: nothing of it is patched.
+    assert result.patches == []
     again = render(load_model(str(tmp_path / "draft.yaml")))
     assert again.files == files.files
 
@@ -321,12 +363,31 @@ def test_loud_differences_come_first_and_every_one_names_its_resource() -> None:
 def test_route_config_headers_are_named_on_each_route_they_change() -> None:
     """A route configuration's header changes apply to every route; one an inventory cannot
     say (appending to the backend's own header) is named on the routes it changes."""
-    result = import_files(pair("route-headers"))
+    result = import_files(pair("route-headers"), patches=False)
     (difference,) = result.differences
     assert difference.topic == "headers" and not difference.loud
     assert "the original appends content-security-policy" in difference.message
     assert difference.resource is not None and difference.resource.kind == "route"
     assert difference.resource.name == "vhost0_any/0"
+
+
+def test_route_config_headers_are_carried_as_a_patch() -> None:
+    """The header no key says is carried at the level it was set, after the draft's own
+    headers there (a merge patch replaces a list: xdsgen's client headers stay)."""
+    result = import_files(pair("route-headers"))
+    assert result.equivalent, lines(result)
+    (patch,) = result.patches
+    assert patch.line() == "patched: route config http_ipv4: response_headers_to_add"
+    assert result.inventory["patches"] == [
+        {
+            "route_config": "http_ipv4",
+            "merge": {
+                "response_headers_to_add": [
+                    {"header": {"key": "content-security-policy", "value": "default-src 'self'"}}
+                ]
+            },
+        }
+    ]
 
 
 def test_eds_files_are_followed(tmp_path: Path) -> None:
@@ -536,14 +597,18 @@ def test_the_readme_shows_real_import_sessions(tmp_path: Path, monkeypatch: Any)
     readme = (HERE.parent / "README.md").read_text()
     section = readme.split("## Coming from a hand-written config", 1)[1].split("\n## ", 1)[0]
     sessions = section.split("    $ xdsgen import ")[1:]
-    assert len(sessions) == 2
-    for case, session in zip(("v2", "v3"), sessions):
+    cases = ("v2", "patch-route", "v3", "v3")
+    assert len(sessions) == len(cases)
+    for index, (case, session) in enumerate(zip(cases, sessions)):
         command, _, rest = session.partition("\n")
         shown, _, code = rest.partition("    $ echo $?\n")
-        work = tmp_path / case
+        work = tmp_path / f"{index}-{case}"
         shutil.copytree(CASES / case, work)
         monkeypatch.chdir(work)
         result = CliRunner().invoke(main, ["import", *command.split()])
         assert result.exit_code == int(code.split()[0])
         expected = [line[4:] for line in shown.splitlines()]
         assert result.stderr.splitlines() == expected
+        if case == "patch-route":  # the end of its draft, as shown
+            draft = section.split("The end of its draft:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+            assert (work / "inventory.yaml").read_text().endswith(draft)

@@ -34,12 +34,20 @@ def allow_rules(*cidrs: str, principal: str = "remote_ip") -> dict[str, Any]:
     }
 
 
-def imported(tmp_path: Path, filters: list[Any], routes: Any = None, **extra: Any) -> Any:
+def imported(
+    tmp_path: Path, filters: list[Any], routes: Any = None, patches: bool = True, **extra: Any
+) -> Any:
     lds = http_lds(routes or [{"match": {"prefix": "/"}, "route": {"cluster": "web"}}])
     hcm = lds["resources"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"] = [*filters, ROUTER]
     clusters = cds("web", *extra.pop("clusters", ()))
-    return import_files(write(tmp_path, lds_yaml=lds, cds_yaml=clusters))
+    return import_files(write(tmp_path, lds_yaml=lds, cds_yaml=clusters), patches)
+
+
+def carried_as_the_filter_list(result: Any) -> bool:
+    """What no key says, carried by a patch of the whole HTTP filter list (import patches)."""
+    lines_ = [p.line() for p in result.patches]
+    return result.equivalent and lines_ == ["patched: connection manager http_ipv4: http_filters"]
 
 
 def test_an_rbac_allow_list_on_source_addresses_becomes_allow(tmp_path: Path) -> None:
@@ -82,10 +90,12 @@ def test_rbac_on_anything_but_the_source_stays_a_loud_difference(tmp_path: Path)
     rules["policies"]["lan"]["permissions"] = [
         {"header": {"name": ":method", "exact_match": "GET"}}
     ]
-    result = imported(tmp_path, [{"name": "rbac", "typed_config": {"@type": RBAC, "rules": rules}}])
+    rbac = {"name": "rbac", "typed_config": {"@type": RBAC, "rules": rules}}
+    result = imported(tmp_path, [rbac], patches=False)
     assert [d.topic for d in result.differences] == ["access"]
     assert "requests it refused reach the routes" in result.differences[0].message
     assert "allow" not in result.inventory["http"][0]
+    assert carried_as_the_filter_list(imported(tmp_path, [rbac])), lines(result)
 
 
 def test_authelias_envoy_guide_becomes_a_forward_authenticator(tmp_path: Path) -> None:
@@ -141,9 +151,11 @@ def test_an_auth_service_that_fails_open_stays_a_difference(tmp_path: Path) -> N
             },
         },
     }
-    result = imported(tmp_path, [authz], clusters=("authelia",))
+    result = imported(tmp_path, [authz], clusters=("authelia",), patches=False)
     assert "auth" not in result.inventory
     assert any(d.topic == "auth" and d.loud for d in result.differences), lines(result)
+    result = imported(tmp_path, [authz], clusters=("authelia",))
+    assert "auth" not in result.inventory and carried_as_the_filter_list(result)
 
 
 def test_basic_auth_with_inline_users_stays_a_difference(tmp_path: Path) -> None:
@@ -151,9 +163,11 @@ def test_basic_auth_with_inline_users_stays_a_difference(tmp_path: Path) -> None
         "name": "basic",
         "typed_config": {"@type": BASIC, "users": {"inline_string": "a:{SHA}" + "x" * 27 + "="}},
     }
-    result = imported(tmp_path, [inline])
+    result = imported(tmp_path, [inline], patches=False)
     assert "auth" not in result.inventory
     assert [d.topic for d in result.differences] == ["auth"]
+    result = imported(tmp_path, [inline])
+    assert "auth" not in result.inventory and carried_as_the_filter_list(result)
     by_file = {
         "name": "basic",
         "typed_config": {"@type": BASIC, "users": {"filename": "/etc/envoy/users"}},
@@ -212,9 +226,9 @@ def test_a_wrong_allow_in_the_draft_would_be_named(tmp_path: Path) -> None:
     """The comparer reads who may reach a route from both sides: a draft that allows more
     than the original is a loud difference (checked by comparing a render with itself
     after changing one side)."""
-    from xdsgen.importer import read_render
     from xdsgen.importer.compare import Comparer
     from xdsgen.importer.differences import Report
+    from xdsgen.importer.drafts import read_render
     from xdsgen.pipeline import load_model, render
 
     def config(allow: Any) -> Any:
@@ -234,3 +248,34 @@ def test_a_wrong_allow_in_the_draft_would_be_named(tmp_path: Path) -> None:
     (difference,) = report.differences
     assert difference.topic == "access" and difference.loud
     assert "the original allows only 10.0.0.0/8; the draft everyone" in difference.message
+
+
+def test_header_changes_no_key_says_are_patched_after_the_drafts_own(tmp_path: Path) -> None:
+    """A value set goes to `headers`; one appended (Envoy's default action) cannot, and is
+    carried at the level it was made, after what the draft renders there itself (a merge
+    patch replaces a list)."""
+    routes = [
+        {
+            "match": {"prefix": "/"},
+            "route": {"cluster": "web"},
+            "response_headers_to_add": [
+                {
+                    "header": {"key": "x-set", "value": "1"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                },
+                {"header": {"key": "x-appended", "value": "2"}},
+            ],
+        }
+    ]
+    bare = imported(tmp_path, [], routes, patches=False)
+    assert bare.inventory["http"][0]["headers"] == {"response": {"set": {"x-set": "1"}}}
+    assert [d.topic for d in bare.differences] == ["headers"], lines(bare)
+    assert "the original appends x-appended: 2" in bare.differences[0].message
+    result = imported(tmp_path, [], routes)
+    assert result.equivalent, lines(result)
+    assert result.inventory["http"][0]["headers"] == {"response": {"set": {"x-set": "1"}}}
+    (patch,) = result.patches
+    assert patch.line() == "patched: route vhost0_any/0: response_headers_to_add"
+    own, carried = patch.merge["response_headers_to_add"]
+    assert own["header"] == {"key": "x-set", "value": "1"}  # what xdsgen renders for the key
+    assert carried == {"header": {"key": "x-appended", "value": "2"}}

@@ -5,9 +5,13 @@ original to loopback (listener ports to free ports, listener addresses to 127.0.
 every cluster's endpoints to a backend that answers with its own name, CERTS/ to
 certificates made here, /etc/envoy/ to the case's own files), imports it, starts Envoy
 with the original and then with the render of the draft on the same ports, and sends both
-the same requests (hosts, paths, SNI, websocket upgrades, TCP, UDP). A request may answer
-differently only when the case marks it (`differs: TOPIC`) and the import reported a
-difference of that topic; a case that exits 0 may have no such request.
+the same requests (hosts, paths, SNI, websocket upgrades, TCP, UDP; request headers sent,
+response headers shown, request headers the backend saw, requests sent while others are
+in flight). A request may answer differently only when the case marks it (`differs:
+TOPIC`) and the import reported a difference of that topic; a case that exits 0 may have
+no such request. A case lists the patches the import writes (`patched:`); when there are
+some, the draft without them (--no-patches) runs too and must answer some request
+otherwise: the requests see what the patches carry.
 
 Cases in `mode: expect` cannot run their original here (Envoy 1.40 does not read v2; a
 dual-stack "::" listener binds more than loopback): the draft's render alone runs, and
@@ -23,6 +27,8 @@ import json
 import os
 import socket
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -137,10 +143,14 @@ class Lab:
         _walk(listener, redirect)
 
     def rewrite_endpoints(self, node: Any, cluster: str) -> None:
+        """Every endpoint to the cluster's backend, or to the backend its address names
+        (a cluster balancing over several backends)."""
+
         def visit(item: dict[str, Any]) -> None:
             key = _key(item, "socket_address")
             if key:
-                item[key] = self.backend_address(cluster)
+                named = item[key].get("address") if isinstance(item[key], dict) else None
+                item[key] = self.backend_address(named if named in self.backends else cluster)
 
         _walk(node, visit)
 
@@ -276,21 +286,30 @@ class Lab:
             if tls:
                 context = ssl.create_default_context(cafile=str(self.certs.ca_path))
                 context.check_hostname = False
+            sent = {"Host": request.get("host", "example"), **request.get("headers", {})}
+            busy = self.busy(host, port, request, sent) if "while_busy" in request else None
             status, headers, body = http_get(
                 host,
                 port,
                 request.get("path", "/"),
-                headers={"Host": request.get("host", "example")},
+                headers=sent,
                 tls_context=context,
                 sni=request.get("sni"),
                 timeout=3,
             )
+            if busy is not None:
+                busy.join()
             result: dict[str, Any] = {"status": status}
             with contextlib.suppress(ValueError):
                 seen = json.loads(body)
                 result.update(backend=seen["backend"], path=seen["path"])
+                upstream = {k.lower(): v for k, v in seen["headers"].items()}
+                for name in request.get("seen", []):  # request headers the backend saw
+                    result[f"seen {name}"] = upstream.get(name)
             if "location" in headers:
                 result["location"] = headers["location"]
+            for name in request.get("show", []):  # response headers
+                result[f"header {name}"] = headers.get(name)
             if tls:
                 names = peer_certificate_names(host, port, request.get("sni"), self.certs.ca_path)
                 result["certificate"] = names[0]
@@ -306,6 +325,30 @@ class Lab:
             return {"backend": reply.decode().split(":", 1)[0]} if reply else {"refused": True}
         reply = udp_roundtrip(host, self.port(request["udp"]), b"ping", timeout=3)
         return {"backend": reply.decode().split(":", 1)[0]}
+
+    @staticmethod
+    def busy(host: str, port: int, request: dict[str, Any], sent: dict[str, str]) -> Any:
+        """`while_busy: [SECONDS, COUNT]`: COUNT slow requests in flight (the backend
+        answers SECONDS later) before the request itself: what a circuit breaker lets
+        through. The object returned waits for them."""
+        delay, count = request["while_busy"]
+
+        def slow() -> None:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                http_get(host, port, "/", headers={**sent, "X-Delay": str(delay)}, timeout=10)
+
+        threads = [threading.Thread(target=slow, daemon=True) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.3)
+
+        class Waiter:
+            @staticmethod
+            def join() -> None:
+                for thread in threads:
+                    thread.join()
+
+        return Waiter
 
     @staticmethod
     def websocket(host: str, port: int, request: dict[str, Any]) -> int:
@@ -358,6 +401,7 @@ def _run_compared(lab: Lab, spec: dict[str, Any]) -> None:
     files, bootstrap, admin = lab.original()
     result = import_files([str(p) for p in files])
     _check_report(result, spec)
+    assert [p.line() for p in result.patches] == spec.get("patched", [])
     topics = {d.topic for d in result.differences}
     original = Envoy(bootstrap, admin, lab.work / "original.log").start()
     try:
@@ -367,6 +411,14 @@ def _run_compared(lab: Lab, spec: dict[str, Any]) -> None:
     draft = lab.draft_inventory(result.inventory, lab.port(-2), remap=False)
     with running_envoy(draft, lab.work / "draft-run"):
         after = [lab.send(r) for r in spec["requests"]]
+    if result.patches:
+        # The requests see what the patches carry: without them the draft answers otherwise.
+        bare = import_files([str(p) for p in files], patches=False)
+        assert not bare.equivalent and "patches" not in bare.inventory
+        unpatched = lab.draft_inventory(bare.inventory, lab.port(-3), remap=False)
+        with running_envoy(unpatched, lab.work / "unpatched-run"):
+            without = [lab.send(r) for r in spec["requests"]]
+        assert without != before, "the requests do not see what the patches carry"
     for request, ours, theirs in zip(spec["requests"], before, after):
         if "differs" in request:
             assert ours != theirs, f"{request}: both answered {ours}: the case is out of date"

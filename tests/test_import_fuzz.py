@@ -14,13 +14,15 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from harness import envoy_binary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdsgen.cli import main
+from xdsgen.envoycheck import check_with_envoy
 from xdsgen.errors import XdsgenError
 from xdsgen.importer import import_to
-from xdsgen.pipeline import load_model
+from xdsgen.pipeline import load_model, render
 
 # Hypothesis describes the nested Envoy-shaped strategies in a long repr: harmless.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -350,7 +352,7 @@ def _mutate(doc: Any, data: st.DataObject) -> Any:
     return doc
 
 
-def _import(tmp_path: Path, docs: dict[str, Any]) -> None:
+def _import(tmp_path: Path, docs: dict[str, Any]) -> Any:
     paths = []
     for name, doc in docs.items():
         path = tmp_path / name
@@ -360,9 +362,13 @@ def _import(tmp_path: Path, docs: dict[str, Any]) -> None:
     try:
         result, _ = import_to(paths, str(out), force=True)
     except XdsgenError:
-        return
+        return None
     assert result.problems == [], [p.format() for p in result.problems]
-    load_model(str(out))  # the written draft, header included, is a valid inventory
+    model = load_model(str(out))  # the written draft, header included, is a valid inventory
+    if result.patches:
+        # Patches are the original's own config: Envoy must accept the patched render.
+        check_with_envoy(model, render(model), envoy_binary(), stand_ins=True)
+    return result
 
 
 @SETTINGS
@@ -389,6 +395,36 @@ def test_mutated_real_configs_never_crash(tmp_path_factory: Any, data: st.DataOb
                 files["cds.yaml"] = other_doc
                 break
     _import(tmp_path_factory.mktemp("fuzz"), files)
+
+
+# The feature cases whose import writes patches.
+PATCH_CASES = [
+    (case.name, path.name, yaml.safe_load(path.read_text()))
+    for case in sorted(CASES.iterdir())
+    if (case / "case.yaml").is_file()
+    and "patched" in yaml.safe_load((case / "case.yaml").read_text())
+    for path in sorted(case.glob("*.yaml"))
+    if path.name != "case.yaml"
+]
+
+
+@pytest.mark.parametrize("case", sorted({name for name, _, _ in PATCH_CASES}))
+def test_patch_cases_write_patches_envoy_accepts(tmp_path: Path, case: str) -> None:
+    docs = {name: doc for found, name, doc in PATCH_CASES if found == case}
+    result = _import(tmp_path, docs)
+    assert result is not None and result.patches
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.data())
+def test_mutated_patch_cases_never_crash_and_keep_valid_patches(
+    tmp_path_factory: Any, data: st.DataObject
+) -> None:
+    case = data.draw(st.sampled_from(sorted({name for name, _, _ in PATCH_CASES})))
+    docs = {name: json.loads(json.dumps(doc)) for found, name, doc in PATCH_CASES if found == case}
+    name = data.draw(st.sampled_from(sorted(docs)))
+    docs[name] = _mutate(docs[name], data)
+    _import(tmp_path_factory.mktemp("fuzz"), docs)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)

@@ -37,25 +37,38 @@ F = TypeVar("F", bound=Callable[..., Any])
     help="Write the draft here instead of stdout.",
 )
 @click.option("--force", is_flag=True, help="Replace --output if it exists.")
+@click.option(
+    "--no-patches",
+    is_flag=True,
+    help="Carry nothing over as patches: a clean inventory, every difference listed.",
+)
 @output_options
 @handle_errors
-def import_command(files: tuple[str, ...], output: Optional[str], force: bool) -> None:
+def import_command(
+    files: tuple[str, ...], output: Optional[str], force: bool, no_patches: bool
+) -> None:
     """Turn a hand-written Envoy config into an inventory draft, naming every difference.
 
     FILE is a static bootstrap (envoy.yaml or .json), or an LDS and a CDS file in either
     order; RDS, SDS and EDS files are followed from the paths they are named by, or found
     beside the file naming them. v2 configs of older blog posts are read too. The draft is
-    always a valid inventory. Exit 0: the draft behaves like the original. Exit 7: it was
-    written, but behaves differently; every difference is listed, those that change who can
-    reach what first, as DIFFERENCE (...). Exit 1: a file could not be read (why is said).
+    always a valid inventory. What it cannot say (circuit breakers, a retry policy, an HTTP
+    filter chain...) is carried over verbatim as `patches:` on the generated resources
+    wherever that makes the draft do what the original does, each listed as `patched:`;
+    --no-patches leaves them all out. Exit 0: the draft behaves like the original. Exit 7:
+    it was written, but behaves differently; every difference is listed, those that change
+    who can reach what first, as DIFFERENCE (...). Exit 1: a file could not be read (why is
+    said).
     """
     from xdsgen.errors import EXIT_DIFFERS
     from xdsgen.importer import import_to
 
     console = get_console()
-    result, text = import_to(list(files), output, force)
+    result, text = import_to(list(files), output, force, patches=not no_patches)
     for difference in result.differences:
         console.error(difference.line())
+    for patch in result.patches:
+        console.note(patch.line())
     for note in result.notes:
         console.note(note.line())
     if output:
@@ -74,7 +87,9 @@ def import_command(files: tuple[str, ...], output: Optional[str], force: bool) -
             "(DIFFERENCE)"
         )
         sys.exit(EXIT_DIFFERS)
-    console.note("the draft behaves like the original")
+    count = len(result.patches)
+    with_patches = f" (with {count} patch{'es' if count != 1 else ''})" if count else ""
+    console.note(f"the draft behaves like the original{with_patches}")
 
 
 @main.group(

@@ -20,11 +20,17 @@ from xdsgen.importer.compare_access import (
     _where_in_vhost,
     compare_route,
 )
-from xdsgen.importer.compare_resilience import compare_cluster, compare_compression
+from xdsgen.importer.compare_clusters import compare_upstream
+from xdsgen.importer.compare_resilience import (
+    compare_compression,
+    compare_route_fields,
+    route_fields,
+)
 from xdsgen.importer.differences import Report, Resource
 from xdsgen.importer.semantics import (
     PROBE_LABEL,
     Action,
+    Carry,
     Chain,
     Config,
     Hcm,
@@ -35,18 +41,17 @@ from xdsgen.importer.semantics import (
     Vhost,
     representative,
 )
-from xdsgen.importer.shapes import nanos_text
 from xdsgen.importer.wording import (
     Outcome,
     action_text,
     certificate_text,
     outcome_text,
     serves_nothing,
-    tls_text,
     topic,
 )
 
 UNKNOWN_HOST = PROBE_LABEL + ".invalid"
+_Pending = tuple[list[str], Optional[Resource], Any, Any, Optional[Carry]]
 Socket = tuple[str, str, int]  # family, protocol, port
 
 
@@ -88,16 +93,21 @@ class Comparer:
         self.report = report
         self.reasons = reasons or {}
         self.auth_clusters = auth_clusters or {}  # an auth service -> the draft's cluster
-        # (topic, where, what) -> contexts it was seen in, and its resource and fragment
-        self.pending: dict[tuple[str, str, str], tuple[list[str], Optional[Resource], Any]] = {}
+        # (topic, where, what) -> contexts it was seen in, its resource, fragment, the
+        # original object it is about and the patch that would carry it (or None).
+        self.pending: dict[tuple[str, str, str], _Pending] = {}
         self.hosts_shown: dict[str, str] = {}
+        # (original object, draft object) that answered the same question: cluster, listener,
+        # connection manager, vhost, route. Their extras must match (xdsgen/importer/carried).
+        self.pairs: list[tuple[Any, Any]] = []
 
     def run(self) -> None:
         self.compare_sockets()
         self.compare_clusters()
-        for (subject, where, what), (contexts, resource, fragment) in self.pending.items():
+        for (subject, where, what), found in self.pending.items():
+            contexts, resource, fragment, anchor, carried = found
             message = f"{_contexts(contexts)}: {what}"
-            self.report.differ(subject, where, message, fragment, None, resource)
+            self.report.differ(subject, where, message, fragment, anchor, resource, carried)
 
     def add(
         self,
@@ -107,8 +117,11 @@ class Comparer:
         what: str,
         resource: Optional[Resource] = None,
         fragment: Any = None,
+        anchor: Any = None,
+        carried: Optional[Carry] = None,
     ) -> None:
-        contexts, _, _ = self.pending.setdefault((topic, where, what), ([], resource, fragment))
+        found: _Pending = ([], resource, fragment, anchor, carried)
+        contexts = self.pending.setdefault((topic, where, what), found)[0]
         if context not in contexts:
             contexts.append(context)
 
@@ -161,6 +174,7 @@ class Comparer:
                 )
                 continue
             assert original is not None and draft is not None
+            self.pairs.append((original, draft))
             resource = Resource("listener", draft.name)
             ours_address, theirs_address = original.address_for(family), draft.address_for(family)
             if _ip(ours_address) != _ip(theirs_address):
@@ -267,6 +281,7 @@ class Comparer:
                         resource,
                     )
             else:
+                self.pairs.append((ours[1], theirs[1]))
                 self.compare_hcm(ours[1], theirs[1], here, hosts)
 
     def refuses_all(self, listener: Listener) -> bool:
@@ -326,15 +341,24 @@ class Comparer:
             shown = "any other host" if host == UNKNOWN_HOST else f"host {shown}"
             resource = Resource("vhost", theirs_vhost.name if theirs_vhost else None)
             where = (ours_vhost or ours).where
+            if ours_vhost is not None and theirs_vhost is not None:
+                self.pairs.append((ours_vhost, theirs_vhost))
             compare_compression(self.report, ours_vhost, theirs_vhost, shown, context, resource)
             for path in _paths(ours_vhost, theirs_vhost):
                 ours_route = ours_vhost.route_for(path) if ours_vhost else None
                 theirs_route = theirs_vhost.route_for(path) if theirs_vhost else None
                 ours_action = self.original_action(ours_route)
                 theirs_action = theirs_route.action if theirs_route else None
-                if ours_action == theirs_action:
-                    if ours_route is not None and theirs_route is not None:
-                        self.compare_access(ours_route, theirs_route, context, shown, path)
+                if ours_action == theirs_action and (ours_route is None or theirs_route is None):
+                    continue
+                fields = route_fields(ours_route, theirs_route, ours_action, theirs_action)
+                if fields is not None and ours_route is not None and theirs_route is not None:
+                    # Routes that do the same, but maybe for settings xdsgen renders itself
+                    # (their patches carry them); a field of a proxy route means nothing on
+                    # a redirect.
+                    self.pairs.append((ours_route, theirs_route))
+                    self.compare_access(ours_route, theirs_route, context, shown, path)
+                    compare_route_fields(self, fields, ours_route, theirs_route, context, shown)
                     continue
                 what = _where_in_vhost(ours_route, theirs_route, path)
                 self.add(
@@ -387,6 +411,8 @@ class Comparer:
             if theirs is None and name in self.auth_clusters:
                 theirs = self.draft.clusters.get(self.auth_clusters[name])
             resource = Resource("cluster", theirs.name if theirs else None)
+            if theirs is not None:
+                self.pairs.append((cluster, theirs))
             if theirs is None:
                 why = cluster.problem or "it has no endpoints"
                 if name in used:
@@ -396,47 +422,7 @@ class Comparer:
                 else:
                     self.report.note(cluster.where, f"not in the draft ({why}); nothing uses it")
                 continue
-            if sorted(cluster.endpoints) != sorted(theirs.endpoints):
-                self.report.differ(
-                    "upstream",
-                    cluster.where,
-                    f"endpoints {', '.join(cluster.endpoints)}; the draft "
-                    f"{', '.join(theirs.endpoints)}",
-                    None,
-                    None,
-                    resource,
-                )
-            if cluster.connect_timeout != theirs.connect_timeout:
-                self.report.differ(
-                    "timeouts",
-                    cluster.where,
-                    f"connect timeout {nanos_text(cluster.connect_timeout)}; the draft "
-                    f"{nanos_text(theirs.connect_timeout)}",
-                    None,
-                    None,
-                    resource,
-                )
-            compare_cluster(self.report, cluster, theirs, resource)
-            if cluster.proxy_protocol != theirs.proxy_protocol:
-                self.report.differ(
-                    "upstream",
-                    cluster.where,
-                    f"PROXY protocol to the upstream: {cluster.proxy_protocol or 'none'}; the "
-                    f"draft {theirs.proxy_protocol or 'none'}",
-                    None,
-                    None,
-                    resource,
-                )
-            if cluster.tls != theirs.tls:
-                self.report.differ(
-                    "upstream",
-                    cluster.where,
-                    f"TLS to the upstream: {tls_text(cluster.tls)}; "
-                    f"the draft {tls_text(theirs.tls)}",
-                    None,
-                    None,
-                    resource,
-                )
+            compare_upstream(self.report, cluster, theirs, resource)
 
 
 def _contexts(contexts: list[str]) -> str:

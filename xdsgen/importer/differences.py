@@ -1,15 +1,16 @@
 """What an import reports: differences (the draft behaves otherwise) and notes (it does not).
 
 Each difference names the generated resource it belongs to (its kind and its name in the
-draft's render, when the draft has one) and keeps the original config fragment, so that
-it can become a `patches:` entry of the inventory later without reading the files again.
-Differences that change who can reach what come first and are marked loudly.
+draft's render, when the draft has one) and keeps the original config fragment; one about
+a field the inventory cannot say also carries the patch that would carry that field over
+(`carry`, see xdsgen/importer/carrying.py). Differences that change who can reach what
+come first and are marked loudly.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 # Topics that change who can reach what: reported first, in capitals.
@@ -59,6 +60,7 @@ class Difference:
     fragment: Any = field(default=None, repr=False)
     # The original object the difference is about, until resolved into `resource`.
     anchor: Any = field(default=None, repr=False, compare=False)
+    carry: Any = field(default=None, repr=False, compare=False)  # a semantics.Carry
 
     @property
     def loud(self) -> bool:
@@ -86,6 +88,10 @@ class Report:
         self.differences: list[Difference] = []
         self.notes: list[Note] = []
         self._seen: set[tuple[str, str, str]] = set()
+        # Notes true only while a field is not carried over: note -> (object, extras key).
+        self.unless: dict[Note, tuple[Any, tuple[str, str]]] = {}
+        # Fields that change nothing alone, offered as patches without a difference.
+        self.offers: list[Difference] = []
 
     def differ(
         self,
@@ -95,18 +101,36 @@ class Report:
         fragment: Any = None,
         anchor: Any = None,
         resource: Optional[Resource] = None,
+        carry: Any = None,
     ) -> None:
         if topic not in LOUD_TOPICS and topic not in QUIET_TOPICS:
             topic = "other"
         key = (topic, where, message)
         if key not in self._seen:
             self._seen.add(key)
-            self.differences.append(Difference(topic, where, message, resource, fragment, anchor))
+            self.differences.append(
+                Difference(topic, where, message, resource, fragment, anchor, carry)
+            )
 
-    def note(self, where: str, message: str) -> None:
+    def note(
+        self, where: str, message: str, unless: Optional[tuple[Any, tuple[str, str]]] = None
+    ) -> None:
+        """`unless`: the note is dropped if a patch carries that field of that object."""
         note = Note(where, message)
         if note not in self.notes:
             self.notes.append(note)
+            if unless is not None:
+                self.unless[note] = unless
+
+    def copy(self) -> Report:
+        """What was reported so far, to compare a draft against without changing this."""
+        other = Report()
+        other.differences = [replace(d) for d in self.differences]
+        other.notes = list(self.notes)
+        other._seen = set(self._seen)
+        other.unless = dict(self.unless)
+        other.offers = self.offers
+        return other
 
     def ordered(self) -> list[Difference]:
         """Loud differences first, each group in the order found."""

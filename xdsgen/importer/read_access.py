@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from xdsgen.importer import read_resilience
+from xdsgen.importer.carrying import carry
 from xdsgen.importer.inputs import Context
 from xdsgen.importer.semantics import Access, Chain, Hcm, Header, Route
 from xdsgen.importer.shapes import as_list, as_map, enum, extension, maps, text, texts, type_url
@@ -249,16 +251,24 @@ def _per_filter(
         str(name): as_map(config)
         for name, config in as_map(as_map(data).get("typed_per_filter_config")).items()
     }
-    compressors = {name for name, _, _ in hcm.compressors}  # read_resilience reads them
-    for name in sorted(set(configs) - set(hcm.filters) - compressors):
+    # The others are carried as they are, merged with the draft's own (one patch field).
+    others = read_resilience.other_filter_configs(hcm, configs)
+    unread = {name: configs[name] for name in sorted(set(others) - set(hcm.filters))}
+    kind = "route" if isinstance(anchor, Route) else "vhost"
+    for name in unread:
         if id(data) not in reported:
-            ctx.report.differ(
+            carry(
+                ctx,
+                anchor,
                 # An error page (custom_response) changes answers; anything else may refuse.
                 "responses" if name == CUSTOM_RESPONSE else "access",
                 where,
                 f"typed_per_filter_config {name} is not carried over",
+                kind,
+                "typed_per_filter_config",
+                {"typed_per_filter_config": unread},
                 {name: configs[name]},
-                anchor,
+                data,
             )
     reported.add(id(data))
     return {name: config for name, config in configs.items() if name in hcm.filters}

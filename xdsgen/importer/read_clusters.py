@@ -7,6 +7,7 @@ import ipaddress
 from typing import Any, Optional
 
 from xdsgen.importer import read_resilience
+from xdsgen.importer.carrying import carry
 from xdsgen.importer.inputs import Context, Item
 from xdsgen.importer.read_access import read_proxy_protocol
 from xdsgen.importer.semantics import DEFAULT_CONNECT_TIMEOUT, Cluster, UpstreamTls
@@ -23,6 +24,15 @@ from xdsgen.importer.shapes import (
     texts,
 )
 from xdsgen.importer.topics import CLUSTER_READ, CLUSTER_TOPICS
+
+LB_CONFIGS = {
+    "ring_hash_lb_config",
+    "maglev_lb_config",
+    "least_request_lb_config",
+    "round_robin_lb_config",
+}
+NOT_CARRIED = {"lb_subset_config", "transport_socket_matches"}
+ENDPOINTS = "load_assignment.endpoints"
 
 
 def read_clusters(ctx: Context) -> dict[str, Cluster]:
@@ -70,12 +80,20 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
         ctx.report.note(where, f"dns_lookup_family {family}: the draft resolves V4_PREFERRED")
     policy = enum(data.get("lb_policy"), "ROUND_ROBIN")
     if policy not in ("ROUND_ROBIN", "0") and len(cluster.endpoints) > 1:
-        ctx.report.differ(
+        # The policy with its own settings (ring_hash_lb_config, ...), which the draft's
+        # round robin ignores.
+        merge = {k: v for k, v in data.items() if k == "lb_policy" or k in LB_CONFIGS}
+        carry(
+            ctx,
+            cluster,
             "routing",
             where,
             f"lb_policy {policy}: the draft balances round robin",
+            "cluster",
+            "lb_policy",
+            merge,
             {"lb_policy": data.get("lb_policy")},
-            cluster,
+            data,
         )
     cluster.tls = _upstream_tls(ctx, cluster, data)
     read = read_resilience.read_cluster(ctx, cluster, data)
@@ -83,7 +101,12 @@ def _cluster(ctx: Context, item: Item) -> Optional[Cluster]:
         topic, message = CLUSTER_TOPICS.get(key, ("other", f"{key} is not carried over"))
         if key == "typed_extension_protocol_options":
             topic, message = _protocol_options(data[key])
-        ctx.report.differ(topic, where, message, fragment={key: data[key]}, anchor=cluster)
+        value = read_resilience.unread_part(key, data[key])
+        # Subsets and per-endpoint sockets match endpoint metadata the draft's endpoints
+        # do not have: carried alone they would match nothing.
+        offer = None if key in NOT_CARRIED else {key: value}
+        fragment = {key: value}
+        carry(ctx, cluster, topic, where, message, "cluster", key, offer, fragment, data)
     return cluster
 
 
@@ -117,6 +140,31 @@ def _eds(ctx: Context, item: Item, name: str, where: str) -> tuple[Optional[dict
     return None, "EDS: " + (why or f"no load assignment for {service!r}")
 
 
+def _assignment_settings(ctx: Context, cluster: Cluster, assignment: dict[str, Any]) -> None:
+    """A load assignment's settings beside its endpoints: the overprovisioning factor is
+    read (xdsgen sets it with a backup), the rest carried as it is."""
+    policy = as_map(assignment.get("policy"))
+    cluster.overprovisioning = integer(policy.get("overprovisioning_factor"))
+    for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
+        value = assignment[key]
+        if key == "policy":
+            value = {k: v for k, v in policy.items() if k != "overprovisioning_factor"}
+            if not value:
+                continue
+        carry(
+            ctx,
+            cluster,
+            "routing",
+            cluster.where,
+            f"load_assignment.{key} (e.g. dropped requests) is not carried over",
+            "cluster",
+            f"load_assignment.{key}",
+            {"load_assignment": {key: value}},
+            {key: value},
+            cluster.raw,
+        )
+
+
 def _endpoints(
     ctx: Context, cluster: Cluster, assignment: dict[str, Any], hosts: list[Any]
 ) -> list[str]:
@@ -124,19 +172,16 @@ def _endpoints(
     out = []
     weights = set()
     groups = maps(assignment.get("endpoints"))
-    policy = as_map(assignment.get("policy"))
-    if "policy" in assignment and set(policy) <= {"overprovisioning_factor"}:
-        cluster.overprovisioning = integer(policy.get("overprovisioning_factor"))
-    for key in sorted(set(assignment) - {"@type", "cluster_name", "endpoints"}):
-        if key == "policy" and set(policy) <= {"overprovisioning_factor"}:
-            continue
-        ctx.report.differ(
-            "routing",
-            where,
-            f"load_assignment.{key} (e.g. dropped requests, overprovisioning) is not carried over",
-            {key: assignment[key]},
-            cluster,
-        )
+    # Weights, priorities and health settings live in the endpoint list: carried over as
+    # the whole list, which a patch replaces (the draft's has the same addresses).
+    listed = as_list(assignment.get("endpoints"))
+    whole = None if hosts else {"load_assignment": {"endpoints": listed}}
+
+    def endpoints_differ(topic: str, message: str, fragment: Any = None) -> None:
+        kind, raw = "cluster", cluster.raw
+        carry(ctx, cluster, topic, where, message, kind, ENDPOINTS, whole, fragment, raw)
+
+    _assignment_settings(ctx, cluster, assignment)
     for group in groups:
         priority = integer(group.get("priority")) or 0
         if priority == 1:
@@ -147,12 +192,10 @@ def _endpoints(
             read_resilience.priority_group(1, cluster, [e for e in found if e is not None])
             continue
         if priority > 0:
-            ctx.report.differ(
+            endpoints_differ(
                 "routing",
-                where,
                 f"endpoints of priority {priority} only take over when the others fail; the draft "
                 "balances over all endpoints",
-                anchor=cluster,
             )
         for lb in maps(group.get("lb_endpoints")):
             status = enum(lb.get("health_status"), "UNKNOWN")
@@ -165,21 +208,21 @@ def _endpoints(
                 cluster.problem = cluster.problem or "an endpoint without address + port_value"
                 continue
             if status not in ("UNKNOWN", "HEALTHY", "0", "1"):
-                ctx.report.differ(
+                endpoints_differ(
                     "routing",
-                    where,
                     f"endpoint {endpoint} is {status}: the original sends it nothing; the draft "
                     "balances over it",
-                    anchor=cluster,
                 )
             out.append(endpoint)
+            if text(as_map(lb.get("endpoint")).get("hostname")):
+                endpoints_differ(
+                    "upstream",
+                    "endpoint hostnames (for auto_host_rewrite, health checks, hashing) are not "
+                    "carried over",
+                )
             if "health_check_config" in as_map(lb.get("endpoint")):
-                ctx.report.differ(
-                    "health-checks",
-                    where,
-                    "endpoint health check settings are not carried over",
-                    lb,
-                    cluster,
+                endpoints_differ(
+                    "health-checks", "endpoint health check settings are not carried over", lb
                 )
     for host in hosts:  # v2
         ctx.v2 = True
@@ -187,14 +230,15 @@ def _endpoints(
         if endpoint is not None:
             out.append(endpoint)
     if len(weights) > 1:
-        ctx.report.differ(
-            "routing",
-            where,
-            "endpoint weights are not carried over: the draft balances evenly",
-            anchor=cluster,
+        endpoints_differ(
+            "routing", "endpoint weights are not carried over: the draft balances evenly"
         )
     if len({integer(g.get("load_balancing_weight")) for g in groups}) > 1:
-        ctx.report.note(where, "locality weights are not carried over")
+        # True unless a patch carries the endpoint list (and the weights with it).
+        unless = (
+            (cluster, ("cluster", ENDPOINTS)) if ("cluster", ENDPOINTS) in cluster.extras else None
+        )
+        ctx.report.note(where, "locality weights are not carried over", unless)
     return out
 
 
@@ -255,17 +299,27 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
             validation,
             cluster,
         )
+    # Carried into the draft's own TLS socket (a merge into its typed_config); v2's
+    # tls_context holds the same UpstreamTlsContext fields.
+
+    def socket_field(topic: str, message: str, key: str, merge: dict[str, Any]) -> None:
+        offer = {"transport_socket": {"typed_config": merge}}
+        name = f"transport_socket.{key}"
+        carry(ctx, cluster, topic, where, message, "cluster", name, offer, merge, data)
+
     for key in sorted(set(common) - {"validation_context", "alpn_protocols"}):
-        ctx.report.differ(
+        socket_field(
             "upstream",
-            where,
             f"upstream TLS common_tls_context.{key} is not carried over",
-            fragment={key: common[key]},
-            anchor=cluster,
+            f"common_tls_context.{key}",
+            {"common_tls_context": {key: common[key]}},
         )
     if "h2" in texts(common.get("alpn_protocols")):
-        ctx.report.differ(
-            "upstream", where, "it offers HTTP/2 (ALPN h2); the draft HTTP/1.1", common, cluster
+        socket_field(
+            "upstream",
+            "it offers HTTP/2 (ALPN h2); the draft HTTP/1.1",
+            "common_tls_context.alpn_protocols",
+            {"common_tls_context": {"alpn_protocols": common["alpn_protocols"]}},
         )
     if validation and not ca:
         ctx.report.differ(
@@ -275,12 +329,8 @@ def _upstream_tls(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> Optio
             anchor=cluster,
         )
     for key in sorted(set(context) - {"@type", "sni", "common_tls_context"}):
-        ctx.report.differ(
-            "upstream",
-            where,
-            f"upstream TLS {key} is not carried over",
-            {key: context[key]},
-            cluster,
+        socket_field(
+            "upstream", f"upstream TLS {key} is not carried over", key, {key: context[key]}
         )
     return UpstreamTls(
         sni=(text(context.get("sni")) or "").lower() or None,

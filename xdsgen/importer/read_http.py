@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Optional, Union
 
 from xdsgen.importer import read_resilience
+from xdsgen.importer.carry_headers import offer_headers
+from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context
 from xdsgen.importer.read_access import (
     HEADER_LISTS,
@@ -65,30 +67,37 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
     )
     trusted = {"original_ip_detection_extensions"} if read_trusted(config, hcm) else set()
     for key in sorted(set(config) - HCM_QUIET - trusted):
-        topic = HCM_TOPICS.get(key, "other")
-        ctx.report.differ(
-            topic,
+        carry(
+            ctx,
+            hcm,
+            HCM_TOPICS.get(key, "other"),
             where,
             f"http_connection_manager.{key} is not carried over",
+            "connection_manager",
+            key,
+            None if key == "scoped_routes" else {key: config[key]},
             {key: config[key]},
-            hcm,
+            config,
         )
     codec = enum(config.get("codec_type"), "AUTO")
     if codec not in ("AUTO", "0"):
-        ctx.report.differ(
-            "tuning", where, f"codec_type {codec}: the draft accepts HTTP/1 and 2", None, hcm
-        )
+        message = f"codec_type {codec}: the draft accepts HTTP/1 and 2"
+        merge = {"codec_type": config["codec_type"]}
+        kind = "connection_manager"
+        carry(ctx, hcm, "tuning", where, message, kind, "codec_type", merge, None, config)
     _http_filters(ctx, config, where, hcm)
     read_access_log(ctx, config, where)
     websocket = False
+    upgrades = {"upgrade_configs": as_list(config.get("upgrade_configs"))}  # the whole list
     for upgrade in maps(config.get("upgrade_configs")):
         kind = (text(upgrade.get("upgrade_type")) or "").lower()
         if kind == "websocket":
             websocket = upgrade.get("enabled") is not False
         else:
-            ctx.report.differ(
-                "other", where, f"{kind or 'an'} upgrade is not carried over", upgrade, hcm
-            )
+            message = f"{kind or 'an'} upgrade is not carried over"
+            key = "upgrade_configs"
+            kind = "connection_manager"
+            carry(ctx, hcm, "other", where, message, kind, key, upgrades, upgrade, config)
     route_config = _route_config(ctx, config, where, referrer, hcm)
     if route_config is not None:
         data, source = route_config
@@ -100,7 +109,9 @@ def read_hcm(ctx: Context, config: dict[str, Any], where: str, referrer: str, tl
             else (f"{source}: route configuration {hcm.route_config!r}")
         )
         hcm.vhosts = read_route_config(ctx, data, rc_where, websocket, tls, hcm)
+        read_resilience.offer_compressors(ctx, config, where, hcm)
         read_route_access(ctx, hcm)
+        offer_headers(ctx, hcm)
     return hcm
 
 
@@ -128,37 +139,33 @@ def read_access_log(ctx: Context, config: dict[str, Any], where: str) -> None:
 
 
 def _http_filters(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) -> None:
-    for index, entry in enumerate(as_list(config.get("http_filters"))):
+    entries = as_list(config.get("http_filters"))
+    # Carried as the whole list in its order, router included: half a chain is not the
+    # original's (a patch replaces a list).
+    whole = filter_list(entries)
+    for index, entry in enumerate(entries):
         kind, _, v2 = extension(entry)
         ctx.v2 = ctx.v2 or v2
         if kind == "Router" or read_http_filter(ctx, entry, hcm):
             continue
         if kind in ("ExtAuthz", "RBAC", "Lua") and as_map(entry).get("disabled") is True:
             continue
-        compressor = read_resilience.compressor_filter(entry)
-        if compressor is not None:
-            name, library, disabled, settings = compressor
-            hcm.compressors.append((name, library, disabled))
-            if not settings:
-                continue  # Envoy's defaults, which the draft's compression keeps
-            ctx.report.differ(
-                "tuning",
-                where,
-                f"compressor {name or library} settings ({', '.join(settings)}) are not "
-                "carried over: the draft compresses with Envoy's defaults",
-                fragment=entry,
-                anchor=hcm,
-            )
+        if read_resilience.read_compressor(ctx, entry, where, hcm, config):
             continue
         package = package_name(type_url(unwrap(as_map(entry).get("typed_config"))))
         topic = HTTP_FILTERS.get(kind) or HTTP_FILTER_PACKAGES.get(package, "access")
-        ctx.report.differ(
+        carry(
+            ctx,
+            hcm,
             topic,
             where,
             f"HTTP filter {label(entry)} (http_filters[{index}]) is not carried over"
             + (": requests it refused reach the routes" if topic in ("access", "auth") else ""),
-            fragment=entry,
-            anchor=hcm,
+            "connection_manager",
+            "http_filters",
+            None if whole is None else {"http_filters": whole},
+            entry,
+            config,
         )
 
 
@@ -199,12 +206,18 @@ def read_route_config(
         if key in HEADER_LISTS:
             continue  # per route, with xdsgen's own client headers left out (read_access)
         if key in ("most_specific_header_mutations_wins", "max_direct_response_body_size_bytes"):
+            # Nothing a request sees without the fields they qualify: no difference, but
+            # carried along when a patch can.
+            merge = {key: value}
+            carry(ctx, hcm, "other", where, "", "route_config", key, merge, None, data, quiet=True)
             continue
         topic = "headers" if key in HEADER_KEYS else "other"
         if key == "ignore_port_in_host_matching":
             hcm.strip_port = hcm.strip_port or flag(value)
             continue
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: value}, hcm)
+        message = f"{key} is not carried over"
+        merge = {key: value}
+        carry(ctx, hcm, topic, where, message, "route_config", key, merge, merge, data)
     vhosts = []
     for index, entry in enumerate(as_list(data.get("virtual_hosts"))):
         if not isinstance(entry, dict):
@@ -233,7 +246,10 @@ def _vhost(
             topic = "routing"
         elif key in ("rate_limits", "per_request_buffer_limit_bytes"):
             topic = "tuning"
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: data[key]}, vhost)
+        # A matcher replaces the routes: not a setting of the draft's vhost.
+        merge = None if key == "matcher" else {key: data[key]}
+        message = f"{key} is not carried over"
+        carry(ctx, vhost, topic, where, message, "vhost", key, merge, merge, data)
     require = enum(data.get("require_tls"), "NONE")
     if require not in ("NONE", "0") and not tls:
         # Every plain-HTTP request is redirected to https, whatever the routes say.
@@ -250,7 +266,8 @@ def _vhost(
 def _route(
     ctx: Context, data: dict[str, Any], where: str, websocket: bool, vhost: Vhost
 ) -> Optional[Route]:
-    action = _action(ctx, data, where, websocket)
+    fields: list[_ActionField] = []
+    action = _action(ctx, data, where, websocket, fields)
     if action is None:
         return None
     match = as_map(data.get("match"))
@@ -268,6 +285,7 @@ def _route(
             data,
             vhost,
         )
+        _left_out(ctx, where, fields)
         return None
     kind = kinds[0]
     conditions = sorted(
@@ -285,16 +303,27 @@ def _route(
             data,
             vhost,
         )
+        _left_out(ctx, where, fields)
         return None
     route = Route(kind, match[kind], action, where=where, raw=data, vhost=vhost)
     route.name = text(data.get("name")) or ""
+    if isinstance(action, Proxy):  # read, and rendered by xdsgen too (carrying.py)
+        route.extras[("route", read_resilience.RETRY)] = action.retry
+        route.extras[("route", read_resilience.IDLE_TIMEOUT)] = action.idle_timeout
+    for topic_of, message, key, merge, fragment in fields:
+        carry(ctx, route, topic_of, where, message, "route", key, merge, fragment, data)
     if match.get("case_sensitive") is False:
-        ctx.report.differ(
+        carry(
+            ctx,
+            route,
             topic,
             where,
             f"{kind} {match[kind]} matched in any case; the draft matches it case-sensitively",
+            "route",
+            "match.case_sensitive",
+            {"match": {"case_sensitive": False}},
             data,
-            route,
+            data,
         )
     for key in sorted(
         set(data) - {"match", "route", "redirect", "direct_response", "name", "use_websocket"}
@@ -306,15 +335,27 @@ def _route(
             key_topic = "access"
         elif key in ("decorator", "tracing"):
             key_topic = "tracing"
-        ctx.report.differ(
-            key_topic, where, f"route {key} is not carried over", {key: data[key]}, route
-        )
+        message, merge = f"route {key} is not carried over", {key: data[key]}
+        carry(ctx, route, key_topic, where, message, "route", key, merge, merge, data)
     return route
 
 
-def _action(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> Optional[Action]:
+# A field of a route's action, reported once the route it belongs to is known:
+# (topic, message, key, merge patch on the route or None, fragment).
+_ActionField = tuple[str, str, str, Any, Any]
+
+
+def _left_out(ctx: Context, where: str, fields: list[_ActionField]) -> None:
+    """The action fields of a route the draft leaves out: no route to carry them to."""
+    for topic, message, _, _, fragment in fields:
+        ctx.report.differ(topic, where, message, fragment)
+
+
+def _action(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, fields: list[_ActionField]
+) -> Optional[Action]:
     if isinstance(data.get("route"), dict):
-        return _proxy(ctx, data, where, websocket)
+        return _proxy(ctx, data, where, websocket, fields)
     if isinstance(data.get("redirect"), dict):
         return _redirect(data["redirect"])
     if isinstance(data.get("direct_response"), dict):
@@ -330,7 +371,9 @@ def _action(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> 
     return None
 
 
-def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> Optional[Proxy]:
+def _proxy(
+    ctx: Context, data: dict[str, Any], where: str, websocket: bool, fields: list[_ActionField]
+) -> Optional[Proxy]:
     action = data["route"]
     cluster = text(action.get("cluster"))
     if cluster is None and isinstance(action.get("weighted_clusters"), dict):
@@ -363,20 +406,25 @@ def _proxy(ctx: Context, data: dict[str, Any], where: str, websocket: bool) -> O
     if "use_websocket" in action or "use_websocket" in data:  # v2
         ctx.v2 = True
         upgrade = flag(action.get("use_websocket")) or flag(data.get("use_websocket"))
+    upgrades = {"route": {"upgrade_configs": as_list(action.get("upgrade_configs"))}}
     for entry in maps(action.get("upgrade_configs")):
         if (text(entry.get("upgrade_type")) or "").lower() == "websocket":
             upgrade = entry.get("enabled") is not False
         else:
-            ctx.report.differ(
-                "other", where, f"{entry.get('upgrade_type')} upgrade not carried over"
-            )
+            message = f"{entry.get('upgrade_type')} upgrade not carried over"
+            fields.append(("other", message, "route.upgrade_configs", upgrades, entry))
     timeout = duration_ns(action.get("timeout"))
     idle = duration_ns(action.get("idle_timeout"))
     for key in sorted(
         set(action) - ROUTE_ACTION_READ - {"weighted_clusters", "retry_policy", "idle_timeout"}
     ):
         topic = ROUTE_ACTION_TOPICS.get(key, "other")
-        ctx.report.differ(topic, where, f"route.{key} is not carried over", {key: action[key]})
+        # Another way to choose the cluster is not a setting of the draft's route.
+        merge = (
+            None if key.startswith(("cluster", "inline_cluster")) else {"route": {key: action[key]}}
+        )
+        message = f"route.{key} is not carried over"
+        fields.append((topic, message, f"route.{key}", merge, {key: action[key]}))
     rewrite = action.get("prefix_rewrite")
     return Proxy(
         cluster=cluster,

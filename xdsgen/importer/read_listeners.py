@@ -7,6 +7,7 @@ import ipaddress
 import os
 from typing import Any, Optional
 
+from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context, Item
 from xdsgen.importer.read_access import cidrs, read_network_rbac, read_udp_matcher
 from xdsgen.importer.read_http import read_access_log, read_hcm
@@ -36,6 +37,8 @@ from xdsgen.importer.topics import (
     TLS_QUIET,
     TLS_TOPICS,
 )
+
+LISTENER_NOT_CARRIED = {"additional_addresses", "api_listener", "internal_listener"}
 
 
 def read_listeners(ctx: Context) -> list[Listener]:
@@ -89,7 +92,11 @@ def _listener(ctx: Context, item: Item) -> Optional[Listener]:
         if key in ("api_listener", "internal_listener"):
             listener.opaque = True
             topic = "ports"
-        ctx.report.differ(topic, where, f"{key} is not carried over", {key: data[key]}, listener)
+        # Other addresses, or no socket at all, are not a setting of the draft's listener.
+        merge = None if key in LISTENER_NOT_CARRIED else {key: data[key]}
+        message = f"{key} is not carried over"
+        fragment = {key: data[key]}
+        carry(ctx, listener, topic, where, message, "listener", key, merge, fragment, data)
     if "access_log" in data:
         ctx.report.note(where, "listener access_log is not carried over")
     udp_filters = _listener_filters(ctx, listener, data)
@@ -122,13 +129,21 @@ def _listener_filters(ctx: Context, listener: Listener, data: dict[str, Any]) ->
         elif kind == "TlsInspector":
             listener.inspector = True
         elif kind not in LISTENER_FILTERS_QUIET:
-            topic = LISTENER_FILTER_TOPICS.get(kind, "access")
-            ctx.report.differ(
-                topic,
+            # The whole list in its order (a patch replaces a list): only on TCP, where
+            # no filter names a cluster of the original.
+            tcp = listener.protocol == "tcp"
+            whole = filter_list(as_list(data.get("listener_filters"))) if tcp else None
+            carry(
+                ctx,
+                listener,
+                LISTENER_FILTER_TOPICS.get(kind, "access"),
                 listener.where,
                 f"listener filter {label(entry)} (listener_filters[{index}]) is not carried over",
+                "listener",
+                "listener_filters",
+                None if whole is None else {"listener_filters": whole},
                 entry,
-                listener,
+                data,
             )
     return udp
 

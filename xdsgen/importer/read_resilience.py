@@ -4,16 +4,20 @@ upstream, retry policies, stream idle timeouts of routes, response compression.
 
 Each is read into a normalised value (Envoy's defaults filled in) so that the comparer
 sees the original and the draft's render alike: a difference is left only where the two
-really behave otherwise. What cannot be read at all stays a difference here.
+really behave otherwise. The values read are also the objects' extras (carrying.py): a
+patch that replaces xdsgen's field with the original's is proven by the same value read
+back. What cannot be read at all stays a difference here, carried as it is.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
+from xdsgen.importer.carrying import carry, filter_list
 from xdsgen.importer.inputs import Context
 from xdsgen.importer.semantics import Cluster, Hcm, HealthCheck, Retry, Vhost
 from xdsgen.importer.shapes import (
+    as_list,
     as_map,
     duration_ns,
     enum,
@@ -28,10 +32,16 @@ from xdsgen.importer.shapes import (
 )
 
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+PANIC_KEY = "healthy_panic_threshold"
 _PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 _SECOND = 10**9
 # Envoy's defaults (health_check.proto, outlier_detection.proto, route_components.proto).
 _NO_TRAFFIC_INTERVAL = 60 * _SECOND
+# The extras keys (and patch fields) of the cluster settings read here.
+PANIC = "common_lb_config.healthy_panic_threshold"
+OVERPROVISIONING = "load_assignment.policy.overprovisioning_factor"
+RETRY = "route.retry_policy"
+IDLE_TIMEOUT = "route.idle_timeout"
 _OUTLIER_DEFAULTS = {
     "consecutive_5xx": 5,
     "enforcing_consecutive_5xx": 100,
@@ -75,11 +85,12 @@ def read_cluster(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> set[st
         cluster.outlier = _outlier(data["outlier_detection"])
         read.add("outlier_detection")
     lb = as_map(data.get("common_lb_config"))
-    if set(lb) <= {"healthy_panic_threshold"} and "common_lb_config" in data:
-        panic = as_map(lb.get("healthy_panic_threshold")).get("value")
-        if isinstance(panic, (int, float)) and not isinstance(panic, bool):
-            cluster.panic_threshold = float(panic)
-        read.add("common_lb_config")
+    # A threshold without a value is 0% (a Percent's default), none at all is Envoy's 50%.
+    panic = as_map(lb.get(PANIC_KEY)).get("value", 0) if PANIC_KEY in lb else None
+    if isinstance(panic, (int, float)) and not isinstance(panic, bool):
+        cluster.panic_threshold = float(panic)
+    if set(lb) <= {PANIC_KEY} and "common_lb_config" in data:
+        read.add("common_lb_config")  # the rest is carried as it is (unread_part)
     # Known by the message's type: the key (its name) may have been read as camelCase.
     options = list(as_map(data.get("typed_extension_protocol_options")).values())
     if len(options) == 1 and type_url(unwrap(options[0])) == _HTTP_OPTIONS:
@@ -91,7 +102,26 @@ def read_cluster(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> set[st
     if isinstance(data.get("http2_protocol_options"), dict):  # the deprecated cluster field
         cluster.http2 = True
         read.add("http2_protocol_options")
+    # What xdsgen renders itself, as read: the same value is the same behaviour however
+    # each side says it (carrying.py). A field read otherwise (two checks) is carried by
+    # the caller, which records it over this.
+    cluster.extras.update(
+        {
+            ("cluster", "health_checks"): cluster.health,
+            ("cluster", "outlier_detection"): cluster.outlier,
+            ("cluster", PANIC): cluster.panic_threshold,
+            ("cluster", OVERPROVISIONING): cluster.overprovisioning,
+        }
+    )
     return read
+
+
+def unread_part(key: str, value: Any) -> Any:
+    """What a patch carries of a cluster field read only in part: common_lb_config
+    without its panic threshold (read, and carried by its own patch)."""
+    if key == "common_lb_config" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != PANIC_KEY}
+    return value
 
 
 def _health_check(ctx: Context, cluster: Cluster, data: dict[str, Any]) -> HealthCheck:
@@ -186,6 +216,8 @@ def read_retry(policy: Any) -> Optional[Retry]:
 
 # --------------------------------------------------------------------------- compression
 
+XDSGEN_COMPRESSION = ("brotli", "gzip")  # the libraries xdsgen's compression uses, in order
+
 
 def compressor_filter(entry: Any) -> Optional[tuple[str, str, bool, list[str]]]:
     """(filter name, library, disabled by default, other settings) of a compressor
@@ -209,6 +241,32 @@ def compressor_filter(entry: Any) -> Optional[tuple[str, str, bool, list[str]]]:
     )
 
 
+def read_compressor(ctx: Context, entry: Any, where: str, hcm: Hcm, config: dict[str, Any]) -> bool:
+    """Record a compressor filter on its connection manager (False: not one). Settings
+    beyond Envoy's defaults are carried with the whole filter list (a patch replaces it)."""
+    compressor = compressor_filter(entry)
+    if compressor is None:
+        return False
+    name, library, disabled, settings = compressor
+    hcm.compressors.append((name, library, disabled))
+    if settings:
+        whole = filter_list(as_list(config.get("http_filters")))
+        carry(
+            ctx,
+            hcm,
+            "tuning",
+            where,
+            f"compressor {name or library} settings ({', '.join(settings)}) are not carried "
+            "over: the draft compresses with Envoy's defaults",
+            "connection_manager",
+            "http_filters",
+            None if whole is None else {"http_filters": whole},
+            entry,
+            config,
+        )
+    return True
+
+
 def vhost_compression(hcm: Hcm, vhost: Vhost, data: dict[str, Any]) -> tuple[str, ...]:
     """The libraries a vhost's responses get: the manager's compressors, less the ones
     disabled by default and not enabled here (typed_per_filter_config)."""
@@ -228,6 +286,37 @@ def vhost_compression(hcm: Hcm, vhost: Vhost, data: dict[str, Any]) -> tuple[str
         if on:
             found.append(library)
     return tuple(found)
+
+
+def offer_compressors(ctx: Context, config: dict[str, Any], where: str, hcm: Hcm) -> None:
+    """Compression with other libraries than xdsgen's (the comparer names what each vhost
+    gets): the filter list is offered as a patch, which the draft's vhosts then use."""
+    libraries = tuple(library for _, library, _ in hcm.compressors)
+    compressing = any(vhost.compression for vhost in hcm.vhosts or [])
+    if not compressing or libraries == XDSGEN_COMPRESSION:
+        return
+    whole = filter_list(as_list(config.get("http_filters")))
+    merge = None if whole is None else {"http_filters": whole}
+    kind = "connection_manager"
+    carry(ctx, hcm, "responses", where, "", kind, "http_filters", merge, None, config, quiet=True)
+
+
+def other_filter_configs(hcm: Hcm, configs: dict[str, Any]) -> dict[str, Any]:
+    """Per-filter configs but for the compressors' (read as compression); a compressor's
+    override without its filter in the chain does nothing."""
+    compressors = {name for name, _, _ in hcm.compressors}
+    return {
+        name: config
+        for name, config in configs.items()
+        if name not in compressors and not _compressor_override(config)
+    }
+
+
+def _compressor_override(config: Any) -> bool:
+    """Whether a vhost's typed_per_filter_config entry is a compressor's (per route)."""
+    kind = message_name(type_url(config))
+    inner = unwrap(as_map(config).get("config")) if kind == "FilterConfig" else as_map(config)
+    return message_name(type_url(inner)) == "CompressorPerRoute"
 
 
 def hcm_compressors(hcm: Hcm) -> list[tuple[str, str, bool]]:

@@ -22,7 +22,7 @@ MAX_ROUNDS = 25
 _PART = re.compile(r'\.?([A-Za-z0-9_][A-Za-z0-9_-]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 
 
-def dump(inventory: dict[str, Any]) -> str:
+def dump(inventory: Any) -> str:
     import yaml
 
     return yaml.safe_dump(

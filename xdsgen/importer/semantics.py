@@ -20,6 +20,28 @@ PROBE_LABEL = "xdsgen-probe"  # a label no real host name uses: stands for "any 
 
 
 @dataclass(frozen=True)
+class Carry:
+    """A field of the original the inventory cannot say, as the patch that would carry it:
+    an RFC 7386 merge patch on the draft's resource of `kind` (cluster, listener,
+    connection_manager, route_config, vhost, route). `key` names the field: the unit a
+    patch carries whole or not at all."""
+
+    kind: str
+    key: str
+    merge: Any = field(compare=False, hash=False)
+    order: tuple[int, ...] = field(default=(), compare=False)  # where it sits in the original
+    # A list the draft's resource has too (header changes): carried after the draft's own
+    # entries there (patches.propose), not instead of them.
+    extends: bool = field(default=False, compare=False)
+
+
+# What an object does beyond what an inventory can say: (kind, key) -> merge patch, or for
+# a field xdsgen renders itself the value read (a HealthCheck, a Retry, None for none).
+# The same reader reads the draft's render, so a draft that carries a field shows the same.
+Extras = dict[tuple[str, str], Any]
+
+
+@dataclass(frozen=True)
 class Retry:
     """A route's retry policy, normalised: what is retried, how often, on which hosts."""
 
@@ -118,6 +140,7 @@ class Route:
     raw: Any = field(default=None, compare=False, repr=False)
     vhost: Optional[Vhost] = field(default=None, compare=False, repr=False)
     name: str = field(default="", compare=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
     access: Access = field(default_factory=Access, compare=False)
 
     def matches(self, path: str) -> bool:
@@ -135,6 +158,7 @@ class Vhost:
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
     hcm: Optional[Hcm] = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
     # Compression libraries its responses get (brotli, gzip), in the filters' order.
     compression: tuple[str, ...] = field(default=(), compare=False)
 
@@ -159,6 +183,7 @@ class Hcm:
     route_config: str = field(default="", compare=False)
     where: str = field(default="", compare=False)
     chain: Optional[Chain] = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
     # Compressor filters: (filter name, library, disabled unless a vhost enables it).
     compressors: list[tuple[str, str, bool]] = field(default_factory=list, compare=False)
 
@@ -216,6 +241,7 @@ class Listener:
     inspector: bool = False
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
     def address_for(self, family: str) -> str:
         if family == "ipv4" and ":" in self.address:
@@ -304,6 +330,7 @@ class Cluster:
     problem: str = field(default="", compare=False)  # why the draft cannot have it
     where: str = field(default="", compare=False)
     raw: Any = field(default=None, compare=False, repr=False)
+    extras: Extras = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass

@@ -214,8 +214,9 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 def snake_keys(value: Any) -> Any:
     """protobuf's JSON mapping reads lowerCamelCase field names too (typedConfig,
-    directResponse): the readers see the proto names. Iterative: depth is bounded by the
-    loader, not by Python's stack."""
+    directResponse): the readers see the proto names. A name with a dot is a map key (an
+    extension's name in typed_extension_protocol_options), never a field: kept as it is.
+    Iterative: depth is bounded by the loader, not by Python's stack."""
     root: list[Any] = [value]
     stack: list[tuple[Any, Any, Any]] = [(root, 0, value)]
     while stack:
@@ -223,7 +224,12 @@ def snake_keys(value: Any) -> Any:
         if isinstance(item, dict):
             renamed: dict[Any, Any] = {}
             for name, inner in item.items():
-                if isinstance(name, str) and name[:1].islower() and _CAMEL.search(name):
+                if (
+                    isinstance(name, str)
+                    and name[:1].islower()
+                    and "." not in name
+                    and _CAMEL.search(name)
+                ):
                     name = _CAMEL.sub(lambda m: "_" + m.group(1).lower(), name)
                 renamed.setdefault(name, inner)
             parent[key] = renamed

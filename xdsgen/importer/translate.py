@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from xdsgen.importer.carrying import vhost_extras
 from xdsgen.importer.differences import Report
 from xdsgen.importer.read_resilience import MAX_RETRIES, upstream_extras
 from xdsgen.importer.semantics import (
@@ -66,11 +67,14 @@ def domain_ok(domain: str, tls: bool) -> bool:
 
 
 class Translator:
-    def __init__(self, config: Config, report: Report, paths: list[str], admin: Any):
+    def __init__(
+        self, config: Config, report: Report, paths: list[str], admin: Any, patches: bool = True
+    ):
         self.config = config
         self.report = report
         self.paths = paths
         self.admin = admin
+        self.patches = patches  # vhosts configured differently are kept apart for them
         self.upstream_names: dict[str, str] = {}
         self.certificates: dict[Certificate, str] = {}
         self.reasons: dict[int, str] = {}
@@ -259,7 +263,7 @@ class Translator:
 
     def vhosts(self, families: dict[str, _Family], everywhere: list[str]) -> list[dict[str, Any]]:
         # (domain, spec) -> families; a spec is (certificate, redirect, routes as JSON,
-        # compressed, the redirect's allow as JSON).
+        # compressed, the redirect's allow as JSON, carrying.vhost_extras).
         found: dict[tuple[str, tuple[Any, ...]], list[str]] = {}
         order: dict[str, tuple[int, int]] = {}
         for family, plan in sorted(families.items()):
@@ -274,7 +278,8 @@ class Translator:
                 for domain in vhost.domains:
                     if domain in claimed or not routes or not domain_ok(domain, tls=False):
                         continue
-                    plain = (None, False, json.dumps(routes), bool(vhost.compression), None)
+                    compress, extras = bool(vhost.compression), vhost_extras(vhost, self.patches)
+                    plain = (None, False, json.dumps(routes), compress, None, extras)
                     found.setdefault((domain, plain), []).append(family)
                     order.setdefault(domain, (_index(_VHOST_INDEX, vhost.name), len(order)))
         grouped: dict[tuple[Any, ...], list[str]] = {}
@@ -287,6 +292,7 @@ class Translator:
             route_text,
             compress,
             redirect_allow,
+            _,
             fams,
         ), domains in grouped.items():
             item: dict[str, Any] = {"domains": domains}
@@ -337,6 +343,7 @@ class Translator:
                     json.dumps(routes),
                     bool(vhost.compression),
                     self.redirect_allow(plan, probe) if redirect else None,
+                    vhost_extras(vhost, self.patches),
                 )
                 out.append((domain, spec, vhost))
         return out
