@@ -242,3 +242,18 @@ def test_http3_on_some_https_ports_only(tmp_path: Path) -> None:
     missing = {"Secret/xdsgen-tls-site"}
     for channel in CHANNELS:
         assert problems(list(found.values()), channel, missing) == []
+
+
+def test_a_difference_of_both_routes_of_a_vhost_is_one_line() -> None:
+    """The http and https HTTPRoutes of a vhost carry the same rules: what differs in them
+    is said once."""
+    source = load(str(REPO / "tests" / "cases" / "security-headers" / "inventory.yaml"))
+    report = export_gateway_api(source, GatewayOptions()).report
+    lines = report.lines()
+    assert len(lines) == len(set(lines))
+    assert len(report.items) > len(lines)  # one record per route object, as before
+    assert (
+        "difference: http[0].routes[0]: prefix /embed/: Gateway API prefixes match whole path "
+        "segments: /embed itself (without the slash) now comes here too (add an exact route "
+        "for /embed above it if that matters)"
+    ) in lines
