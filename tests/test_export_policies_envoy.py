@@ -155,7 +155,10 @@ def test_pages_and_header_values_reach_clients_as_written(tmp_path: Path) -> Non
     app_body = pages["ConfigMap/xdsgen-page-vhost0-app.example.com"]["data"]["response.body"]
     grafana = access["HTTPRoute/xdsgen-https-vhost1-grafana.example.com"]["spec"]["rules"][1]
     modifier = next(f for f in grafana["filters"] if f["type"] == "RequestHeaderModifier")
-    (note,) = modifier["requestHeaderModifier"]["set"]
+    sets = modifier["requestHeaderModifier"]["set"]
+    note = next(e for e in sets if e["name"] == "x-scheme-note")
+    # What xdsgen's route configurations tell every backend, ahead of the vhost's own.
+    assert [e["name"] for e in sets[:2]] == ["x-real-ip", "x-forwarded-port"]
     assert "%%" in wiki_body and "%%" in app_body and note["value"] == "100%% proxied"
     routes = [
         {

@@ -9,20 +9,30 @@ so those headers are appended (`add`), and a header value cannot be empty.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from xdsgen import conventions as xds
+from xdsgen.export.features import HeaderChanges
 
 if TYPE_CHECKING:
     from xdsgen.export.context import Context
     from xdsgen.export.source import Route
 
+# What xdsgen's route configurations tell every backend besides X-Forwarded-For (the
+# ClientTrafficPolicy's) and X-Forwarded-Proto (Envoy's own): set on every rule, in Envoy's
+# format like the other values, replacing whatever the client sent.
+CLIENT_HEADERS = ((xds.REAL_IP_HEADER, xds.XFF_VALUE), (xds.PORT_HEADER, xds.PORT_VALUE))
 MAX_HEADERS = 16  # HTTPHeaderFilter set/add/remove maxItems (gateway-api v1.6.1)
 _CONTENT_TYPE = "content-type"
 
 
 def header_filters(ctx: Context, route: Route, resource: str) -> list[dict[str, Any]]:
-    changes = route.headers
-    if changes is None:
-        return []
+    changes = route.headers or HeaderChanges()
+    if route.direct_status is None:
+        own = {name for name, _ in changes.request_set} | set(changes.request_remove)
+        client = tuple(pair for pair in CLIENT_HEADERS if pair[0] not in own)
+        changes = replace(changes, request_set=(*client, *changes.request_set))
     if route.direct_status is not None:
         # The maintenance page's content type is the HTTPRouteFilter's contentType.
         changes = changes.without_response(_CONTENT_TYPE)
