@@ -151,7 +151,88 @@ def _object_problems(obj: dict[str, Any]) -> list[str]:
         problems += _gateway_problems(where, obj)
     if kind == "HTTPRoute":
         problems += _http_route_problems(where, obj)
+    if obj.get("apiVersion") == "gateway.envoyproxy.io/v1alpha1":
+        problems += _envoy_gateway_problems(where, obj)
     return problems
+
+
+# The Envoy Gateway v1.9.0 CEL rules (x-kubernetes-validations) that bear on what the
+# export writes, checked in code: kinds a policy may target, one of each union, bodies.
+_POLICY_TARGETS = {
+    "BackendTrafficPolicy": {
+        "Gateway",
+        "ListenerSet",
+        "HTTPRoute",
+        "GRPCRoute",
+        "UDPRoute",
+        "TCPRoute",
+        "TLSRoute",
+    },
+    "ClientTrafficPolicy": {"Gateway", "ListenerSet"},
+    "SecurityPolicy": {"Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TCPRoute"},
+}
+
+
+def _envoy_gateway_problems(where: str, obj: dict[str, Any]) -> list[str]:
+    kind, spec = obj["kind"], obj.get("spec") or {}
+    problems = []
+    for ref in spec.get("targetRefs", []) if kind in _POLICY_TARGETS else []:
+        if (
+            ref.get("group") != "gateway.networking.k8s.io"
+            or ref.get("kind") not in (_POLICY_TARGETS[kind])
+        ):
+            problems.append(f"{where}: a {kind} cannot target {ref.get('kind')}")
+    if "compression" in spec and "compressor" in spec:
+        problems.append(f"{where}: either compression or compressor can be set, not both")
+    active = (spec.get("healthCheck") or {}).get("active")
+    if active is not None:
+        for checker in ("http", "tcp"):
+            if (active["type"] == checker.upper()) != (checker in active):
+                problems.append(
+                    f"{where}: If Health Checker type is {checker.upper()}, {checker} field "
+                    "needs to be set."
+                )
+    for override in spec.get("responseOverride", []):
+        if ("response" in override) == ("redirect" in override):
+            problems.append(f"{where}: exactly one of response or redirect must be specified")
+        for match in override["match"].get("statusCodes", []):
+            if match.get("type", "Value") == "Value" and "value" not in match:
+                problems.append(f"{where}: value must be set for type Value")
+        problems += _body_problems(where, (override.get("response") or {}).get("body"))
+    problems += _body_problems(where, (spec.get("directResponse") or {}).get("body"))
+    for rule in (spec.get("authorization") or {}).get("rules", []):
+        if "principal" not in rule and "cel" not in rule:
+            problems.append(f"{where}: at least one of principal or cel must be specified")
+    ext_auth = spec.get("extAuth")
+    if ext_auth is not None:
+        if ("grpc" in ext_auth) == ("http" in ext_auth):
+            problems.append(f"{where}: only one of grpc or http can be specified")
+        for service in (ext_auth.get("http"), ext_auth.get("grpc")):
+            refs = (service or {}).get("backendRefs", [])
+            if service is not None and not refs and "backendRef" not in service:
+                problems.append(f"{where}: backendRef or backendRefs needs to be set")
+            for ref in refs:
+                if ref.get("kind") not in ("Service", "ServiceImport", "Backend"):
+                    problems.append(f"{where}: BackendRefs only supports Service and Backend")
+    if kind == "SecurityPolicy" and any(
+        ref.get("kind") == "TCPRoute" for ref in spec.get("targetRefs", [])
+    ):
+        others = sorted(set(spec) - {"targetRefs", "authorization"})
+        if others:
+            problems.append(f"{where}: a TCPRoute takes only authorization, not {others}")
+    return problems
+
+
+def _body_problems(where: str, body: Optional[dict[str, Any]]) -> list[str]:
+    if body is None:
+        return []
+    if body.get("type", "Inline") == "Inline":
+        return [] if "inline" in body else [f"{where}: inline must be set for type Inline"]
+    if "valueRef" not in body:
+        return [f"{where}: valueRef must be set for type ValueRef"]
+    if body["valueRef"].get("kind") != "ConfigMap":
+        return [f"{where}: only ConfigMap is supported for ValueRef"]
+    return []
 
 
 # Enumerations the API server checks in code: the official OpenAPI documents of core
@@ -301,18 +382,33 @@ def reference_problems(documents: list[dict[str, Any]]) -> list[str]:
             for rule in route["spec"]["rules"]:
                 for ref in rule.get("backendRefs", []):
                     need(ref["kind"], ref["name"], f"{kind} {name}")
-    for kind in ("BackendTLSPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy"):
+    policies = ("BackendTLSPolicy", "BackendTrafficPolicy", "ClientTrafficPolicy", "SecurityPolicy")
+    for kind in policies:
         for name, policy in by_kind.get(kind, {}).items():
             for ref in policy["spec"]["targetRefs"]:
                 need(ref["kind"], ref["name"], f"{kind} {name}")
-                if ref.get("sectionName"):
-                    rules = {
-                        r.get("name") for r in by_kind[ref["kind"]][ref["name"]]["spec"]["rules"]
+                target = by_kind.get(ref["kind"], {}).get(ref["name"])
+                if ref.get("sectionName") and target is not None:
+                    sections = {
+                        r.get("name")
+                        for r in target["spec"].get("rules", target["spec"].get("listeners", []))
                     }
-                    if ref["sectionName"] not in rules:
-                        problems.append(f"{kind} {name}: no rule {ref['sectionName']}")
+                    if ref["sectionName"] not in sections:
+                        problems.append(f"{kind} {name}: no rule or listener {ref['sectionName']}")
             for ref in policy["spec"].get("validation", {}).get("caCertificateRefs", []):
                 need(ref["kind"], ref["name"], f"{kind} {name}")
+            for ref in _policy_refs(policy["spec"]):
+                need(ref.get("kind", "Secret"), ref["name"], f"{kind} {name}")
+    for name, route in by_kind.get("HTTPRoute", {}).items():
+        for rule in route["spec"]["rules"]:
+            for item in rule.get("filters", []):
+                if item["type"] == "ExtensionRef":
+                    ref = item["extensionRef"]
+                    need(ref["kind"], ref["name"], f"HTTPRoute {name}")
+    for name, item in by_kind.get("HTTPRouteFilter", {}).items():
+        body = (item["spec"].get("directResponse") or {}).get("body") or {}
+        if "valueRef" in body:
+            need(body["valueRef"]["kind"], body["valueRef"]["name"], f"HTTPRouteFilter {name}")
     for kind in ("Deployment", "DaemonSet"):
         for name, workload in by_kind.get(kind, {}).items():
             for volume in workload["spec"]["template"]["spec"].get("volumes", []):
@@ -321,6 +417,21 @@ def reference_problems(documents: list[dict[str, Any]]) -> list[str]:
                 if "secret" in volume:
                     need("Secret", volume["secret"]["secretName"], f"{kind} {name}")
     return problems
+
+
+def _policy_refs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects an Envoy Gateway policy's settings name: pages, users, auth services."""
+    refs = []
+    for override in spec.get("responseOverride", []):
+        body = (override.get("response") or {}).get("body") or {}
+        if "valueRef" in body:
+            refs.append(body["valueRef"])
+    if "basicAuth" in spec:
+        refs.append({"kind": "Secret", **spec["basicAuth"]["users"]})
+    ext_auth = spec.get("extAuth") or {}
+    for service in (ext_auth.get("http"), ext_auth.get("grpc")):
+        refs += (service or {}).get("backendRefs", [])
+    return refs
 
 
 def problems(

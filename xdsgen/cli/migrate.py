@@ -216,8 +216,11 @@ def export_gateway_api_command(
     One Gateway listener per port and protocol (per SNI name for HTTPS and TLS
     passthrough); upstreams become Envoy Gateway `Backend` objects (enable them with
     extensionApis.enableBackend), upstream TLS a BackendTLSPolicy, certificates
-    kubernetes.io/tls Secrets read from their files now. What Gateway API cannot say
-    (IPv4/IPv6 splits, listen addresses, first-match route order) is listed.
+    kubernetes.io/tls Secrets read from their files now. Health checks, backups, retries,
+    compression, error pages and maintenance become Envoy Gateway traffic policies and
+    filters; allow lists and logins SecurityPolicies (htpasswd files as Secrets). What
+    they cannot say (IPv4/IPv6 splits, listen addresses, first-match route order, allow
+    on passthrough and UDP) is listed.
     """
     from xdsgen.export.gateway import GatewayOptions, export_gateway_api
     from xdsgen.export.source import load

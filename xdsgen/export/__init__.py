@@ -4,7 +4,8 @@
 - `gateway-api` (xdsgen.export.gateway): Gateway API and Envoy Gateway objects.
 
 Both print multi-document YAML and list what does not map (xdsgen.export.differences);
-only xdsgen.export.source reads xdsgen's model.
+only xdsgen.export.source (with the feature views of xdsgen.export.features) reads
+xdsgen's model.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""Envoy Gateway objects for the upstreams and for what xdsgen sets on every Envoy.
+"""Envoy Gateway objects for the upstreams, and what the envoy section sets.
 
 - `Backend` (gateway.envoyproxy.io/v1alpha1) per upstream: the upstreams of a home router
   are outside the cluster. Envoy Gateway serves Backends only with
   `extensionApis.enableBackend: true` in its configuration, and refuses loopback addresses
-  unless it runs on the host (not in Kubernetes).
+  unless it runs on the host (not in Kubernetes). `h2: true` is the Backend's appProtocol
+  gateway.envoyproxy.io/h2c; `backup` endpoints are a second Backend with `fallback: true`
+  (priority 1), listed after the first in every rule that uses the upstream.
 - BackendTLSPolicy (gateway.networking.k8s.io/v1) for upstream TLS that verifies, with the
   system CA bundle or the inventory's own CA file in a ConfigMap; `verify: false` becomes
   the Backend's own `tls.insecureSkipVerify`, which BackendTLSPolicy cannot express.
-- BackendTrafficPolicy: round robin (Envoy Gateway's default is least request) and the
-  connect timeouts; ClientTrafficPolicy: the client's own X-Forwarded-For dropped before
-  Envoy adds the real address (as xdsgen's route configs do), and the connection limit.
+
+The policies are in policies_backend.py (BackendTrafficPolicy), policies_client.py
+(ClientTrafficPolicy) and policies_security.py (SecurityPolicy).
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from xdsgen.export.context import GATEWAY_API, GATEWAY_GROUP
-from xdsgen.export.routes import gateway_duration
-from xdsgen.export.source import DEFAULT_CONNECT_TIMEOUT_TEXT
+from xdsgen.export.context import GATEWAY_API
+from xdsgen.export.source import Upstream
 
 if TYPE_CHECKING:
     from xdsgen.export.context import Context
 
 EG_API = "gateway.envoyproxy.io/v1alpha1"
+H2C = "gateway.envoyproxy.io/h2c"  # Backend.spec.appProtocols: HTTP/2 to the upstream
 # Backend.spec.endpoints[].ip.address in Envoy Gateway v1.9.0's CRD.
 _EG_IP = re.compile(
     r"^((25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)$"
@@ -47,51 +49,71 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def backend_endpoint(host: str, port: int) -> tuple[dict[str, Any], bool]:
+    """A Backend endpoint for host:port, and whether it is this machine (loopback)."""
+    if _is_ip(host):
+        return {"ip": {"address": _ip_text(host), "port": port}}, ipaddress.ip_address(
+            host
+        ).is_loopback
+    return {"fqdn": {"hostname": host, "port": port}}, host == "localhost"
+
+
 def backend_objects(ctx: Context) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     policies: list[dict[str, Any]] = []
     for name in ctx.used_upstreams():
         upstream = ctx.source.upstreams[name]
-        ref = ctx.backend_ref(name)
-        endpoints = []
-        for host, port in upstream.endpoints:
-            if _is_ip(host):
-                endpoints.append({"ip": {"address": _ip_text(host), "port": port}})
-                loopback = ipaddress.ip_address(host).is_loopback
-            else:
-                endpoints.append({"fqdn": {"hostname": host, "port": port}})
-                loopback = host == "localhost"
-            if loopback:
-                ctx.report.access(
-                    upstream.path,
-                    f"{host} is the machine the inventory was written for; Envoy Gateway in "
-                    "Kubernetes refuses loopback backends, so routes to it answer 500",
-                    "use the service's LAN address or an in-cluster Service",
-                    resource=f"Backend/{ref['name']}",
-                )
-        spec: dict[str, Any] = {"endpoints": endpoints}
-        if upstream.tls and not upstream.tls_verify:
-            tls: dict[str, Any] = {"insecureSkipVerify": True}
-            if upstream.tls_sni:
-                tls["sni"] = upstream.tls_sni
-            spec["tls"] = tls
-        objects.append(
-            {
-                "apiVersion": EG_API,
-                "kind": "Backend",
-                "metadata": ctx.meta(ref["name"]),
-                "spec": spec,
-            }
-        )
+        backends = [(ctx.backend_ref(name)["name"], upstream.endpoints, False)]
+        if upstream.backup:
+            # Envoy Gateway puts a fallback Backend at priority 1, like xdsgen's backup.
+            backends.append((ctx.backup_ref(name)["name"], upstream.backup, True))
+        for backend, endpoints, fallback in backends:
+            spec: dict[str, Any] = {"endpoints": _endpoints(ctx, upstream, backend, endpoints)}
+            if upstream.http2:
+                spec["appProtocols"] = [H2C]
+            if fallback:
+                spec["fallback"] = True
+            if upstream.tls and not upstream.tls_verify:
+                tls: dict[str, Any] = {"insecureSkipVerify": True}
+                if upstream.tls_sni:
+                    tls["sni"] = upstream.tls_sni
+                spec["tls"] = tls
+            objects.append(
+                {
+                    "apiVersion": EG_API,
+                    "kind": "Backend",
+                    "metadata": ctx.meta(backend),
+                    "spec": spec,
+                }
+            )
         if upstream.tls and upstream.tls_verify:
-            policies += _backend_tls(ctx, name, ref["name"])
+            policies += _backend_tls(ctx, name, [backend for backend, _, _ in backends])
     return objects + policies
 
 
-def _backend_tls(ctx: Context, upstream_name: str, backend: str) -> list[dict[str, Any]]:
+def _endpoints(
+    ctx: Context, upstream: Upstream, backend: str, endpoints: tuple[tuple[str, int], ...]
+) -> list[dict[str, Any]]:
+    found = []
+    for host, port in endpoints:
+        endpoint, loopback = backend_endpoint(host, port)
+        found.append(endpoint)
+        if loopback:
+            ctx.report.access(
+                upstream.path,
+                f"{host} is the machine the inventory was written for; Envoy Gateway in "
+                "Kubernetes refuses loopback backends, so routes to it answer 500",
+                "use the service's LAN address or an in-cluster Service",
+                resource=f"Backend/{backend}",
+            )
+    return found
+
+
+def _backend_tls(ctx: Context, upstream_name: str, backends: list[str]) -> list[dict[str, Any]]:
     from xdsgen.export.secrets import read_pem
 
     upstream = ctx.source.upstreams[upstream_name]
+    backend = backends[0]
     name = ctx.object_names(f"{backend}-tls")
     validation: dict[str, Any] = {}
     objects = []
@@ -124,73 +146,17 @@ def _backend_tls(ctx: Context, upstream_name: str, backend: str) -> list[dict[st
         "kind": "BackendTLSPolicy",
         "metadata": ctx.meta(name),
         "spec": {
-            "targetRefs": [{"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend}],
+            "targetRefs": [
+                {"group": "gateway.envoyproxy.io", "kind": "Backend", "name": name}
+                for name in backends
+            ],
             "validation": validation,
         },
     }
     return [policy, *objects]
 
 
-# --------------------------------------------------------------------------- policies
-
-
-def policy_objects(ctx: Context) -> list[dict[str, Any]]:
-    if not ctx.listeners:
-        return []
-    gateway_ref = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": ctx.gateway}
-    default_timeout = gateway_duration(DEFAULT_CONNECT_TIMEOUT_TEXT)[0]
-    objects = []
-    client: dict[str, Any] = {"targetRefs": [gateway_ref]}
-    if any(gl.protocol in ("HTTP", "HTTPS") for gl in ctx.listeners.values()):
-        # Removed before Envoy's own handling, which then sets it to the client's address.
-        client["headers"] = {"earlyRequestHeaders": {"remove": ["X-Forwarded-For"]}}
-    client["connection"] = {"connectionLimit": {"value": ctx.source.envoy.max_connections}}
-    objects.append(
-        {
-            "apiVersion": EG_API,
-            "kind": "ClientTrafficPolicy",
-            "metadata": ctx.meta(ctx.object_names(f"{ctx.gateway}-clients")),
-            "spec": client,
-        }
-    )
-    objects.append(_traffic_policy(ctx, f"{ctx.gateway}-upstreams", [gateway_ref], default_timeout))
-    # A route's policy replaces the Gateway's (no merging), so it repeats the round robin.
-    by_timeout: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for kind, route, rule, upstream_name in sorted(set(ctx.rule_upstreams)):
-        upstream = ctx.source.upstreams[upstream_name]
-        duration, exact = gateway_duration(upstream.connect_timeout)
-        if not exact:
-            ctx.report.behaviour(
-                f"{upstream.path}.connect_timeout",
-                f"{upstream.connect_timeout} becomes {duration}: Gateway API durations count "
-                "whole milliseconds",
-            )
-        if duration == default_timeout:
-            continue
-        ref = {"group": GATEWAY_GROUP, "kind": kind, "name": route, "sectionName": rule}
-        by_timeout.setdefault((duration, kind), []).append(ref)
-    for (duration, kind), refs in sorted(by_timeout.items()):
-        wish = f"{ctx.gateway}-connect-{duration}-{kind.lower()}"
-        for start in range(0, len(refs), 16):
-            chunk = refs[start : start + 16]
-            name = wish if len(refs) <= 16 else f"{wish}-{start // 16}"
-            objects.append(_traffic_policy(ctx, name, chunk, duration))
-    return objects
-
-
-def _traffic_policy(
-    ctx: Context, wish: str, refs: list[dict[str, Any]], connect_timeout: str
-) -> dict[str, Any]:
-    return {
-        "apiVersion": EG_API,
-        "kind": "BackendTrafficPolicy",
-        "metadata": ctx.meta(ctx.object_names(wish)),
-        "spec": {
-            "targetRefs": refs,
-            "loadBalancer": {"type": "RoundRobin"},
-            "timeout": {"tcp": {"connectTimeout": connect_timeout}},
-        },
-    }
+# --------------------------------------------------------------------------- envoy
 
 
 def envoy_differences(ctx: Context) -> None:
@@ -219,6 +185,12 @@ def envoy_differences(ctx: Context) -> None:
                 "read them with kubectl logs, or configure an EnvoyProxy resource's "
                 "telemetry.accessLog",
             )
+    if ctx.source.access_log_format != "default":
+        ctx.report.behaviour(
+            "envoy.access_log_format",
+            f"the {ctx.source.access_log_format} log format is not exported",
+            "an EnvoyProxy resource's telemetry.accessLog format",
+        )
     if "max_connections" in envoy.explicit and ctx.listeners:
         ctx.report.note(
             "envoy.max_connections",

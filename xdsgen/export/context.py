@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from xdsgen.export.differences import Report
 from xdsgen.export.manifests import Names, metadata
-from xdsgen.export.source import Source
+from xdsgen.export.source import Route, Source, VirtualHost
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -41,6 +41,30 @@ class GatewayListener:
         return self.variants[sorted(self.variants)[0]]
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One rule of an exported route, with what the inventory says about it: the policies
+    (BackendTrafficPolicy, SecurityPolicy) target it by sectionName."""
+
+    kind: str  # HTTPRoute, TLSRoute, TCPRoute, UDPRoute
+    route: str  # the route object's name
+    name: str  # the rule's name
+    upstream: Optional[str]  # None: answered without one (maintenance)
+    path: str  # the inventory entry: http[0].routes[1], tcp[0], tls_passthrough[0]
+    http: Optional[Route] = None  # HTTP: the route and its vhost
+    vhost: Optional[VirtualHost] = None
+    allow: Optional[tuple[str, ...]] = None  # TCP, UDP, TLS: allowed CIDRs (None: everyone)
+    proxy_protocol: Optional[str] = None  # TCP, TLS: V1 or V2
+
+    def ref(self) -> dict[str, Any]:
+        return {
+            "group": GATEWAY_GROUP,
+            "kind": self.kind,
+            "name": self.route,
+            "sectionName": self.name,
+        }
+
+
 @dataclass
 class Context:
     """What the parts of one export share: names, the report, the objects so far."""
@@ -53,8 +77,13 @@ class Context:
     listeners: dict[tuple[str, int, Optional[str]], GatewayListener] = field(default_factory=dict)
     object_names: Names = field(default_factory=lambda: Names(253, dots=True))
     backend_names: Names = field(default_factory=lambda: Names(253, dots=True))
-    # (route kind, route name, rule name, upstream) for every rule sending to an upstream
-    rule_upstreams: list[tuple[str, str, str, str]] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    # Access keys (issue 14) an exporter part wrote or reported itself (key paths, or
+    # prefixes ending in "."); gateway.py reports every other one as not exported.
+    carried: set[str] = field(default_factory=set)
+    # vhost key -> the page its ConfigMap holds (error page, or the maintenance page).
+    pages: dict[str, Any] = field(default_factory=dict)
+    maintenance: dict[str, int] = field(default_factory=dict)  # vhost key -> its status
 
     @property
     def namespace(self) -> Optional[str]:
@@ -73,5 +102,24 @@ class Context:
             "name": self.backend_names(f"{self.gateway}-{upstream}"),
         }
 
+    def backup_ref(self, upstream: str) -> dict[str, Any]:
+        """The Backend with an upstream's backup endpoints (fallback: true)."""
+        return {
+            "group": "gateway.envoyproxy.io",
+            "kind": "Backend",
+            "name": self.backend_names(f"{self.gateway}-{upstream}-backup"),
+        }
+
+    def backend_refs(self, upstream: str) -> list[dict[str, Any]]:
+        refs = [self.backend_ref(upstream)]
+        if self.source.upstreams[upstream].backup:
+            refs.append(self.backup_ref(upstream))
+        return refs
+
     def used_upstreams(self) -> list[str]:
-        return sorted({upstream for _, _, _, upstream in self.rule_upstreams})
+        return sorted({rule.upstream for rule in self.rules if rule.upstream is not None})
+
+    def is_carried(self, key: str) -> bool:
+        return key in self.carried or any(
+            key.startswith(p) for p in self.carried if p.endswith(".")
+        )

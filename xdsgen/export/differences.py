@@ -86,4 +86,6 @@ class Report:
         return any(item.severity != NOTE for item in self.items)
 
     def lines(self) -> list[str]:
-        return [item.format() for item in self.sorted()]
+        """One line per difference; the same line for two objects (the http and https
+        routes of a vhost) is printed once."""
+        return list(dict.fromkeys(item.format() for item in self.sorted()))

@@ -13,8 +13,8 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from xdsgen.errors import ExportError
-from xdsgen.export.context import GATEWAY_API
-from xdsgen.export.source import Route, VirtualHost
+from xdsgen.export.context import GATEWAY_API, Rule
+from xdsgen.export.source import Passthrough, Route, VirtualHost
 
 if TYPE_CHECKING:
     from xdsgen.export.context import Context
@@ -82,6 +82,7 @@ def http_routes(ctx: Context) -> list[dict[str, Any]]:
                 )
         route_name = names(f"{ctx.gateway}-{side}-{vh.key.replace('_', '-')}")
         rules = _http_rules(ctx, vh, route_name)
+        ctx.carried.add(f"{vh.path}.")  # allow, auth, headers: on the rules and policies
         lacks_websocket += [r.path for r in vh.routes if r.upstream and not r.websocket]
         if not rules:
             continue  # every route left out (maintenance): an HTTPRoute needs a rule
@@ -106,9 +107,10 @@ def http_routes(ctx: Context) -> list[dict[str, Any]]:
                     "spec": spec,
                 }
             )
-            for rule, upstream in chunk:
-                if upstream is not None:
-                    ctx.rule_upstreams.append(("HTTPRoute", name, rule["name"], upstream))
+            for rule, route in chunk:
+                ctx.rules.append(
+                    Rule("HTTPRoute", name, rule["name"], route.upstream, route.path, route, vh)
+                )
     if lacks_websocket:
         ctx.report.note(
             "http",
@@ -161,20 +163,33 @@ def _family_differences(
 
 def _http_rules(
     ctx: Context, vh: VirtualHost, route_name: str
-) -> list[tuple[dict[str, Any], Optional[str]]]:
-    """(rule, the upstream it sends to) per route, in the inventory's order."""
+) -> list[tuple[dict[str, Any], Route]]:
+    """(rule, the route it says) per route, in the inventory's order."""
+    from xdsgen.export.headers import header_filters
+
     rules = []
     for position, route in enumerate(vh.routes):
-        rule = _http_rule(ctx, route, route_name)
+        rule = _http_rule(ctx, route, route_name, vh)
         if rule is None:
             continue
         _precedence_difference(ctx, list(vh.routes[:position]), route)
-        rules.append((rule, route.upstream))
+        filters = header_filters(ctx, route, f"HTTPRoute/{route_name}")
+        if filters:
+            rule["filters"] = rule.get("filters", []) + filters
+            if "backendRefs" in rule:  # keep backendRefs (and timeouts) after the filters
+                rule.update(
+                    {key: rule.pop(key) for key in ("backendRefs", "timeouts") if key in rule}
+                )
+        rules.append((rule, route))
     return rules
 
 
 def _rule_name(route: Route) -> str:
-    return "redirect-to-https" if route.https_redirect else f"route-{_last_index(route.path)}"
+    if route.https_redirect:
+        return "redirect-to-https"
+    if route.direct_status is not None:
+        return "maintenance"
+    return f"route-{_last_index(route.path)}"
 
 
 def _last_index(path: str) -> int:
@@ -194,7 +209,9 @@ def path_problem(value: str) -> Optional[str]:
     return None
 
 
-def _http_rule(ctx: Context, route: Route, route_name: str) -> Optional[dict[str, Any]]:
+def _http_rule(
+    ctx: Context, route: Route, route_name: str, vh: VirtualHost
+) -> Optional[dict[str, Any]]:
     rule: dict[str, Any] = {"name": _rule_name(route)}
     if route.https_redirect:
         redirect: dict[str, Any] = {"scheme": "https"}
@@ -205,9 +222,14 @@ def _http_rule(ctx: Context, route: Route, route_name: str) -> Optional[dict[str
         rule["filters"] = [{"type": "RequestRedirect", "requestRedirect": redirect}]
         return rule
     if route.upstream is None:
-        # A vhost in maintenance answers itself: Gateway API has no such rule (the
-        # `maintenance` key is reported as not exported).
-        return None
+        if route.direct_status is None:
+            return None
+        from xdsgen.export.pages import maintenance_filter
+
+        # A vhost in maintenance answers itself: Envoy Gateway's HTTPRouteFilter.
+        rule["matches"] = [{"path": {"type": "PathPrefix", "value": route.value}}]
+        rule["filters"] = [maintenance_filter(ctx, vh, route)]
+        return rule
     problem = path_problem(route.value)
     if problem:
         ctx.report.access(
@@ -240,7 +262,7 @@ def _http_rule(ctx: Context, route: Route, route_name: str) -> Optional[dict[str
             path = {"type": "ReplaceFullPath", "replaceFullPath": route.rewrite}
         rule["filters"] = [{"type": "URLRewrite", "urlRewrite": {"path": path}}]
     assert route.upstream is not None
-    rule["backendRefs"] = [ctx.backend_ref(route.upstream)]
+    rule["backendRefs"] = ctx.backend_refs(route.upstream)
     if route.timeout is not None:
         duration, exact = gateway_duration(route.timeout)
         if not exact:
@@ -320,8 +342,10 @@ def gateway_duration(text: str) -> tuple[str, bool]:
 
 def tls_routes(ctx: Context) -> list[dict[str, Any]]:
     by_entry: dict[str, list[tuple[int, tuple[str, ...], str]]] = {}
+    passthroughs: dict[str, Passthrough] = {}
     for item in ctx.source.listeners:
         for passthrough in item.passthrough:
+            passthroughs.setdefault(passthrough.path, passthrough)
             by_entry.setdefault(passthrough.path, []).append(
                 (item.port, passthrough.server_names, passthrough.upstream)
             )
@@ -348,12 +372,22 @@ def tls_routes(ctx: Context) -> list[dict[str, Any]]:
                         "parentRefs": parents,
                         "hostnames": hosts,
                         "rules": [
-                            {"name": "passthrough", "backendRefs": [ctx.backend_ref(upstream)]}
+                            {"name": "passthrough", "backendRefs": ctx.backend_refs(upstream)}
                         ],
                     },
                 }
             )
-            ctx.rule_upstreams.append(("TLSRoute", name, "passthrough", upstream))
+            ctx.rules.append(
+                Rule(
+                    "TLSRoute",
+                    name,
+                    "passthrough",
+                    upstream,
+                    path,
+                    allow=passthroughs[path].allow,
+                    proxy_protocol=passthroughs[path].proxy_protocol,
+                )
+            )
     return objects
 
 
@@ -366,6 +400,21 @@ def l4_routes(ctx: Context, kind: str) -> list[dict[str, Any]]:
         upstream = gl.chosen()
         name = ctx.object_names(f"{ctx.gateway}-{kind}-{port}")
         route_kind = "TCPRoute" if kind == "tcp" else "UDPRoute"
+        items = sorted(
+            (item for item in ctx.source.listeners if item.kind == kind and item.port == port),
+            key=lambda item: item.family,
+        )
+        chosen = items[0]
+        for other in items[1:]:
+            if (other.allow, other.proxy_protocol) != (chosen.allow, chosen.proxy_protocol):
+                add = ctx.report.access if other.allow != chosen.allow else ctx.report.behaviour
+                add(
+                    other.path,
+                    f"{kind} port {port} allows other clients or sends another PROXY protocol "
+                    f"on {other.family} than on {chosen.family}; the {route_kind} has "
+                    f"{chosen.family}'s",
+                    resource=f"{route_kind}/{name}",
+                )
         objects.append(
             {
                 "apiVersion": GATEWAY_API,
@@ -373,9 +422,19 @@ def l4_routes(ctx: Context, kind: str) -> list[dict[str, Any]]:
                 "metadata": ctx.meta(name),
                 "spec": {
                     "parentRefs": _parent_refs(ctx, {gl.name}, f"{kind} port {port}"),
-                    "rules": [{"name": "forward", "backendRefs": [ctx.backend_ref(upstream)]}],
+                    "rules": [{"name": "forward", "backendRefs": ctx.backend_refs(upstream)}],
                 },
             }
         )
-        ctx.rule_upstreams.append((route_kind, name, "forward", upstream))
+        ctx.rules.append(
+            Rule(
+                route_kind,
+                name,
+                "forward",
+                upstream,
+                chosen.path,
+                allow=chosen.allow,
+                proxy_protocol=chosen.proxy_protocol,
+            )
+        )
     return objects

@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from xdsgen.export.edge import KEYS as EDGE_KEYS
+from xdsgen.export import features
+from xdsgen.export.coverage import access_keys, unknown_keys
+from xdsgen.export.features import Authenticator, Ejection, HeaderChanges, HealthCheck, Page
 from xdsgen.model import DEFAULT_CA, DEFAULT_CONNECT_TIMEOUT, Model, format_duration
 
 FAMILIES = ("ipv4", "ipv6")
@@ -31,6 +33,11 @@ class Upstream:
     tls_ca: Optional[str] = None  # CA bundle file when verifying
     tls_ca_set: bool = False  # the inventory names its own CA file
     tls_ca_is_system: bool = True  # the CA file is the system bundle (the default)
+    # Upstreams that fail well (issue 15).
+    backup: tuple[tuple[str, int], ...] = ()  # used only while no endpoint is healthy
+    health_check: Optional[HealthCheck] = None
+    ejection: Optional[Ejection] = None
+    http2: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,18 @@ class Route:
     timeout: Optional[str]  # protobuf text
     https_redirect: bool
     redirect_port: Optional[int]
+    retries: int = 0
+    retry_on: Optional[str] = None  # Envoy's retry conditions ("connect-failure,...")
+    idle_timeout: Optional[str] = None  # "0s": no stream idle cut; None: Envoy's 5 minutes
+    # Answered without an upstream (maintenance): status and body.
+    direct_status: Optional[int] = None
+    direct_body: Optional[str] = None
+    # Access (issue 14), the vhost's settings merged in: allowed CIDRs (None: everyone),
+    # the authenticator asked, and the header changes.
+    allow: Optional[tuple[str, ...]] = None
+    allow_label: str = ""
+    auth: Optional[str] = None
+    headers: Optional[HeaderChanges] = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,9 @@ class VirtualHost:
     path: str  # http[0]
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    error_page: Optional[Page] = None  # the body of Envoy's own 502/503/504
+    compress: bool = False
+    maintenance: bool = False  # every route answers 503 with the page itself
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,8 @@ class Passthrough:
     path: str  # tls_passthrough[0]
     server_names: tuple[str, ...]
     upstream: str
+    allow: Optional[tuple[str, ...]] = None  # CIDRs; None: everyone
+    proxy_protocol: Optional[str] = None  # V1 or V2
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,8 @@ class Listener:
     tls_chains: tuple[TlsChain, ...] = ()
     passthrough: tuple[Passthrough, ...] = ()
     upstream: Optional[str] = None  # tcp/udp
+    allow: Optional[tuple[str, ...]] = None  # tcp/udp: CIDRs; None: everyone
+    proxy_protocol: Optional[str] = None  # tcp: V1 or V2
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,10 @@ class Source:
     # Who may reach what (issue 14): each exporter says what it carries of these.
     access_keys: tuple[str, ...] = ()
     basic_files: dict[str, str] = field(default_factory=dict)  # auth name -> htpasswd file
+    authenticators: dict[str, Authenticator] = field(default_factory=dict)
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    http3: dict[str, tuple[int, int]] = field(default_factory=dict)  # family -> (port, alt-svc)
+    access_log_format: str = "default"
 
 
 def load(path: str) -> Source:
@@ -155,6 +185,10 @@ def _build(path: str, model: Model, data: dict[str, Any]) -> Source:
             tls_ca=cluster.tls.ca if cluster.tls else None,
             tls_ca_set=bool(tls_spec and "ca" in tls_spec),
             tls_ca_is_system=cluster.tls is None or cluster.tls.ca in (None, DEFAULT_CA),
+            backup=tuple((e.host, e.port) for e in cluster.backup),
+            health_check=features.health_check(cluster),
+            ejection=features.ejection(cluster),
+            http2=cluster.http2,
         )
     listeners = tuple(_listener(model, data, item) for item in model.listeners)
     used = {chain.certificate for item in listeners for chain in item.tls_chains}
@@ -179,6 +213,10 @@ def _build(path: str, model: Model, data: dict[str, Any]) -> Source:
             for name, spec in (data.get("auth") or {}).items()
             if isinstance(spec, dict) and "basic" in spec
         },
+        authenticators=features.authenticators(model, data),
+        trusted_proxies=features.trusted_proxies(model),
+        http3=features.http3(model, data),
+        access_log_format=model.envoy.access_log_format,
     )
 
 
@@ -201,20 +239,34 @@ def _listener(model: Model, data: dict[str, Any], item: Any) -> Listener:
             and item.family in entry.get("families", FAMILIES)
             and entry["upstream"] == _upstream_of(model, item.cluster)
         )
+        if item.kind == "udp":
+            allow = tuple(str(c) for c in item.udp_sources) if item.udp_sources else None
+            proxy_protocol = None
+        else:
+            allow, proxy_protocol = features.chain_access(model, item.filter_chains[0])
         return Listener(
-            **common, path=f"{item.kind}[{index}]", upstream=_upstream_of(model, item.cluster)
+            **common,
+            path=f"{item.kind}[{index}]",
+            upstream=_upstream_of(model, item.cluster),
+            allow=allow,
+            proxy_protocol=proxy_protocol,
         )
     vhosts: tuple[VirtualHost, ...] = ()
     if item.route_config:
         rc = next(r for r in model.route_configs if r.name == item.route_config)
         vhosts = tuple(_vhost(vh) for vh in rc.virtual_hosts)
-    pass_index = re.compile(r"_pass_([0-9]+)$")
     passthrough = []
     for chain in item.passthrough:
-        match = pass_index.search(chain.name)
-        where = f"tls_passthrough[{match.group(1)}]" if match else "tls_passthrough"
+        where = _passthrough_path(data, item.family, chain.server_names)
+        allow, proxy_protocol = features.chain_access(model, chain)
         passthrough.append(
-            Passthrough(where, chain.server_names, _upstream_of(model, chain.cluster))
+            Passthrough(
+                where,
+                chain.server_names,
+                _upstream_of(model, chain.cluster),
+                allow=allow,
+                proxy_protocol=proxy_protocol,
+            )
         )
     return Listener(
         **common,
@@ -229,6 +281,17 @@ def _listener(model: Model, data: dict[str, Any], item: Any) -> Listener:
     )
 
 
+def _passthrough_path(data: dict[str, Any], family: str, server_names: tuple[str, ...]) -> str:
+    """The tls_passthrough entry of a chain: the one with its names on its family."""
+    names = {name.lower() for name in server_names}
+    for index, entry in enumerate(data.get("tls_passthrough") or []):
+        if {str(s).lower() for s in entry["sni"]} == names and family in entry.get(
+            "families", FAMILIES
+        ):
+            return f"tls_passthrough[{index}]"
+    return "tls_passthrough"
+
+
 def _upstream_of(model: Model, cluster: Any) -> Any:
     """The inventory's upstream behind a cluster (a PROXY protocol copy is its upstream's)."""
     found = next((c for c in model.clusters if c.name == cluster), None)
@@ -241,6 +304,7 @@ def _vhost(vh: Any) -> VirtualHost:
     routes = []
     for route in vh.routes:
         route_path = f"{where}.routes[{route.name}]" if route.name.isdigit() else where
+        allow, allow_label, auth = features.route_access(route)
         routes.append(
             Route(
                 path=route_path,
@@ -252,9 +316,26 @@ def _vhost(vh: Any) -> VirtualHost:
                 timeout=route.timeout,
                 https_redirect=route.https_redirect,
                 redirect_port=route.redirect_port,
+                retries=route.retries,
+                retry_on=route.retry_on,
+                idle_timeout=route.idle_timeout,
+                direct_status=route.direct_status,
+                direct_body=route.direct_body,
+                allow=allow,
+                allow_label=allow_label,
+                auth=auth,
+                headers=features.header_changes(route.headers),
             )
         )
-    return VirtualHost(key=vh.name, path=where, domains=vh.domains, routes=tuple(routes))
+    return VirtualHost(
+        key=vh.name,
+        path=where,
+        domains=vh.domains,
+        routes=tuple(routes),
+        error_page=features.page(vh.error_page),
+        compress=bool(vh.compressors),
+        maintenance=vh.maintenance,
+    )
 
 
 # --------------------------------------------------------------------------- rendering
@@ -333,144 +414,4 @@ def _path_config_sources(node: Any) -> list[dict[str, Any]]:
     elif isinstance(node, list):
         for value in node:
             found.extend(_path_config_sources(value))
-    return found
-
-
-# --------------------------------------------------------------------------- coverage
-
-# Every inventory key an exporter reads or knowingly leaves out. A key outside this list
-# comes from a feature newer than the exporters: it is reported, never silently dropped.
-_KNOWN = frozenset(
-    {
-        "version",
-        "envoy",
-        *(
-            f"envoy.{k}"
-            for k in (
-                "config_dir",
-                "container_config_dir",
-                "admin",
-                "admin_allow_remote",
-                "access_log",
-                "node_id",
-                "max_connections",
-            )
-        ),
-        # k8s renders the model, patches merged; gateway-api names each one it cannot carry.
-        "patches",
-        "patches[]",
-        *(
-            f"patches[].{k}"
-            for k in ("cluster", "listener", "connection_manager", "route_config", "vhost", "route")
-        ),
-        "listen",
-        "listen.*",
-        "listen.*.address",
-        "listen.*.http",
-        "listen.*.https",
-        "upstreams",
-        "upstreams.*",
-        "upstreams.*.endpoints",
-        "upstreams.*.endpoints[]",
-        "upstreams.*.connect_timeout",
-        "upstreams.*.tls",
-        "upstreams.*.tls.sni",
-        "upstreams.*.tls.verify",
-        "upstreams.*.tls.ca",
-        "certificates",
-        "certificates.*",
-        "certificates.*.cert",
-        "certificates.*.key",
-        "http",
-        "http[]",
-        *(f"http[].{k}" for k in ("domains", "tls", "redirect_to_https", "families", "routes")),
-        "http[].domains[]",
-        "http[].families[]",
-        "http[].routes[]",
-        *(
-            f"http[].routes[].{k}"
-            for k in ("prefix", "path", "upstream", "rewrite", "websocket", "timeout")
-        ),
-        *(
-            f"{section}{suffix}"
-            for section, keys in (
-                ("tls_passthrough", ("sni", "upstream", "families")),
-                ("tcp", ("port", "upstream", "families")),
-                ("udp", ("port", "upstream", "families")),
-            )
-            for suffix in ("", "[]", *(f"[].{k}" for k in keys), *(f"[].{k}[]" for k in keys))
-        ),
-        *EDGE_KEYS,
-    }
-)
-# Access (issue 14): known, and reported by each exporter as far as it cannot carry them.
-ACCESS_TOP = ("networks", "auth", "trusted_proxies")
-ACCESS_KEYS = frozenset(
-    {
-        *ACCESS_TOP,
-        "http[].allow",
-        "http[].auth",
-        "http[].hsts",
-        "http[].security_headers",
-        "http[].headers",
-        "http[].routes[].allow",
-        "http[].routes[].auth",
-        "http[].routes[].headers",
-        *(
-            f"{section}[].{key}"
-            for section in ("tcp", "tls_passthrough")
-            for key in ("allow", "proxy_protocol")
-        ),
-        "udp[].allow",
-    }
-)
-_NAMED = ("listen", "upstreams", "certificates")  # mappings whose keys the person chooses
-_OPAQUE = ("patches[].merge",)  # Envoy's own config, carried whole
-
-
-def unknown_keys(data: Any) -> list[str]:
-    """Key paths (http[0].routes[1].allow) of the inventory that no exporter knows."""
-    found: list[str] = []
-
-    def walk(node: Any, pattern: str, where: str) -> None:
-        if pattern in _OPAQUE:
-            return
-        if pattern in ACCESS_KEYS:
-            return  # access_keys() lists these
-        if pattern and pattern not in _KNOWN:
-            found.append(where)
-            return
-        if isinstance(node, dict):
-            for key, value in node.items():
-                named = pattern in _NAMED
-                sub = f"{pattern}.*" if named else (f"{pattern}.{key}" if pattern else str(key))
-                walk(value, sub, f"{where}.{key}" if where else str(key))
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                walk(value, f"{pattern}[]", f"{where}[{index}]")
-
-    walk(data, "", "")
-    return found
-
-
-def access_keys(data: Any) -> list[str]:
-    """Key paths (http[0].routes[1].allow, auth.sso) of the inventory's access settings."""
-    found: list[str] = []
-    for key in ACCESS_TOP:
-        value = data.get(key) if isinstance(data, dict) else None
-        if isinstance(value, dict):
-            found += [f"{key}.{name}" for name in value]
-        elif value is not None:
-            found.append(key)
-    for section in ("http", "tcp", "udp", "tls_passthrough"):
-        for index, item in enumerate(data.get(section) or [] if isinstance(data, dict) else []):
-            if not isinstance(item, dict):
-                continue
-            for key in sorted(item):
-                if f"{section}[].{key}" in ACCESS_KEYS:
-                    found.append(f"{section}[{index}].{key}")
-            for r_index, route in enumerate(item.get("routes") or [] if section == "http" else []):
-                for key in sorted(route) if isinstance(route, dict) else []:
-                    if f"http[].routes[].{key}" in ACCESS_KEYS:
-                        found.append(f"http[{index}].routes[{r_index}].{key}")
     return found
