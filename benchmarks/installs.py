@@ -69,7 +69,8 @@ def closure(extra: str) -> list[str]:
 def _console_script() -> tuple[str, str, str]:
     """The `xdsgen` entry point from xdsgen's metadata ("module:function"), as pip reads it."""
     (entry,) = [
-        e for e in metadata.distribution("xdsgen").entry_points
+        e
+        for e in metadata.distribution("xdsgen").entry_points
         if e.group == "console_scripts" and e.name == "xdsgen"
     ]
     return entry.value.partition(":")
