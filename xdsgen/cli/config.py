@@ -74,7 +74,7 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
             click.echo(f"# --- {name}")
             click.echo(text, nl=False)
         return
-    written = render_into(model.envoy.config_dir, rendered)
+    written = render_into(model.envoy.config_dir, rendered, model.envoy.layout)
     out.rendered(model.envoy.config_dir, len(written), len(rendered.files))
 
 
