@@ -120,3 +120,71 @@ def sweep_leftovers(config_dir: str, *temp_dirs: str) -> list[str]:
     from xdsgen.live.swap import sweep
 
     return [name for d in temp_dirs for name in sweep_temp_files(d)] + sweep(config_dir)
+
+
+def keep_files(
+    model: Any,
+    rendered: Any,
+    old: Mapping[str, str],
+    admin: Any,
+    timeout: float,
+    say: Callable[[str], None] = lambda _: None,
+) -> Any:
+    """Directory mode: the rendered files, plus the rds_/sds_ files of ours that a listener
+    still reads: one on disk now (Envoy drains it once this apply replaces it) or one Envoy
+    is draining (`admin`: asked when given), and the clusters their routes name. Every swap
+    makes each subscription re-read its file, a draining listener's too, and a missing file
+    is an update_failure; so such a file stays until no listener reads it, and a later
+    apply removes it."""
+    if model.envoy.layout != LAYOUT_DIRECTORY:
+        return rendered
+    from xdsgen.conventions import CDS_FILE, LDS_FILE, is_rds, is_sds
+    from xdsgen.live.confirm import subscriptions
+    from xdsgen.live.plan import cluster_references, union_cds
+    from xdsgen.render import Rendered
+
+    read = set(subscriptions(old.get(LDS_FILE)))
+    if admin is not None:
+        read |= draining_reads(admin, timeout)
+    kept = {
+        n: t
+        for n, t in old.items()
+        if n in read and n not in rendered.files and (is_rds(n) or is_sds(n))
+    }
+    if not kept:
+        return rendered
+    say(f"  kept until no listener reads them: {', '.join(sorted(kept))}")
+    files = {**rendered.files, **kept}
+    # ... and the clusters their routes name: a draining listener still routes by them.
+    named = cluster_references([t for n, t in kept.items() if is_rds(n)])
+    cds = union_cds(old.get(CDS_FILE), files[CDS_FILE], named)
+    if cds is not None:
+        files[CDS_FILE] = cds
+    return Rendered(dict(sorted(files.items())))
+
+
+def draining_reads(admin: Any, timeout: float) -> set[str]:
+    """The rds_/sds_ files (base names) the listeners Envoy is draining read."""
+    from xdsgen.admin import AdminUnreachable
+
+    try:
+        dump = admin.config_dump("dynamic_listeners", timeout=timeout)
+    except AdminUnreachable:
+        return set()
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            source = node.get("path_config_source")
+            if isinstance(source, dict) and isinstance(source.get("path"), str):
+                found.add(os.path.basename(source["path"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for entry in dump.get("configs") or []:
+        if isinstance(entry, dict):
+            walk(entry.get("draining_state"))
+    return found

@@ -27,7 +27,6 @@ from typing import Any, Callable, Optional
 from xdsgen import conventions as xds
 from xdsgen.admin import Admin, AdminUnreachable, parse_address
 from xdsgen.errors import IOProblem, UsageProblem, XdsgenError
-from xdsgen.files import sweep_temp_files
 from xdsgen.live import layout
 from xdsgen.live.blobs import BLOB_DIR
 from xdsgen.live.certs import fingerprint, reloads_needed, reloads_to_give
@@ -283,11 +282,9 @@ def _apply_locked(
     the files on disk."""
     config_dir = model.envoy.config_dir
     address = admin.address if admin else ""
-    for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
-        for name in sweep_temp_files(directory):
-            says.progress(f"  removed {name}, left by an interrupted run")
-    for name in layout.sweep_leftovers(config_dir):
-        says.progress(f"  removed {name}, left by an interrupted swap")
+    temp_dirs = (config_dir, state_dir(config_dir), blob_dir(config_dir))
+    for name in layout.sweep_leftovers(config_dir, *temp_dirs):
+        says.progress(f"  removed {name}, left by an interrupted run")
     state = State.load(config_dir)
     stats = reach(admin, options)
     if stats is None:
@@ -303,6 +300,7 @@ def _apply_locked(
         result.model = model
     managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
     old.update(read_files(config_dir, managed))
+    rendered = layout.keep_files(model, rendered, old, admin, options.timeout, says.progress)
     _drift_notes(state, old, source, result.notes)
     for note in result.notes:
         says.warn(f"note: {note}")
@@ -418,6 +416,7 @@ def _dry_run(
             stats = admin.apply_stats(timeout=DRY_RUN_ADMIN_TIMEOUT)
         except AdminUnreachable:
             stats = None
+    rendered = layout.keep_files(model, rendered, old, admin if stats else None, 1.0)
     plan = compute_plan(
         old,
         rendered.files,
