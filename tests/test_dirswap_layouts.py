@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from test_dirswap_envoy import assert_swap_layout
 
 from xdsgen.conventions import DATA_LINK, file_version
 from xdsgen.live.confirm import subscriptions
-from xdsgen.live.swap import is_stamp_dir
+from xdsgen.live.swap import is_stamp_dir, write_generation
 from xdsgen.live.transition import read_files
 from xdsgen.pipeline import load_model, render, render_into
 from xdsgen.render import render_bootstrap
@@ -173,3 +176,78 @@ def test_moving_between_the_layouts_under_a_running_envoy(tmp_path: Path) -> Non
     finally:
         a.close()
         b.close()
+
+
+class SlowLinkingKubelet(KubeletVolume):
+    """kubelet, busy for a moment between the rename of ..data and the links of new names
+    (its sequence is unchanged; only the pause is added, as a loaded node would have)."""
+
+    def __init__(self, directory: Path, pause: float):
+        super().__init__(directory)
+        self.pause = pause
+
+    def write(self, files: dict[str, Any]) -> None:
+        real_rename = os.rename
+
+        def rename_then_pause(src: Any, dst: Any) -> None:
+            real_rename(src, dst)
+            if str(dst).endswith(DATA_LINK):
+                time.sleep(self.pause)
+
+        os.rename = rename_then_pause  # type: ignore[assignment]
+        try:
+            super().write(files)
+        finally:
+            os.rename = real_rename  # type: ignore[assignment]
+
+
+def test_a_new_file_linked_after_the_swap_can_be_missed_but_not_one_linked_before(
+    tmp_path: Path,
+) -> None:
+    """Why xdsgen links a new name before the swap: Envoy checks that the route file of a
+    listener exists when it reads the listener. kubelet links a new file only after the
+    rename; an Envoy that reads the new lds.yaml first refuses the new listener ("paths
+    must refer to an existing path") and, with no later move, never retries. xdsgen's
+    writer, same generation: the file is there, the listener serves."""
+    app = HttpBackend("app")
+    http4, http6 = free_ports(2)
+    mount = tmp_path / "mount"
+
+    def files(ipv6: bool) -> tuple[Path, dict[str, str]]:
+        listen = {"ipv4": {"address": "127.0.0.1", "http": http4}}
+        if ipv6:
+            listen["ipv6"] = {"address": "::1", "http": http6}
+        data = {
+            "version": 1,
+            "envoy": {"config_dir": str(mount), "access_log": "off", "layout": "directory"},
+            "listen": listen,
+            "upstreams": {"app": app.endpoint},
+            "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "app"}]}],
+        }
+        inventory = write_inventory(tmp_path / f"ipv6-{ipv6}.yaml", data)
+        return inventory, dict(render(load_model(str(inventory))).files)
+
+    rejected = "listener_manager.lds.update_rejected"
+    try:
+        first, without = files(False)
+        _, with_ipv6 = files(True)
+        kubelet = SlowLinkingKubelet(mount, pause=1.0)
+        kubelet.write(without)
+        with _envoy(first, tmp_path, "kubelet-envoy") as envoy:
+            kubelet.write(with_ipv6)
+            wait_until(lambda: envoy.stat(rejected) not in ("", "0"), 5, "the refusal")
+            assert "paths must refer to an existing path" in envoy.log()
+            time.sleep(0.5)  # the link is there by now; nothing makes Envoy read it again
+            assert os.path.exists(mount / "rds_http_ipv6.yaml")
+            with pytest.raises(OSError):
+                socket.create_connection(("::1", http6), timeout=1).close()
+        shutil.rmtree(mount)
+        mount.mkdir()
+        write_generation(str(mount), without, ())
+        with _envoy(first, tmp_path, "xdsgen-envoy") as envoy:
+            write_generation(str(mount), with_ipv6, without)
+            _runs(envoy, with_ipv6)
+            assert envoy.stat(rejected) in ("", "0")
+            assert _backend_of(http6, "any", "/", "::1") == "app"
+    finally:
+        app.close()
