@@ -31,6 +31,7 @@ into ..data are removed: a file of your own in the directory is never touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -125,7 +126,15 @@ def write_generation(config_dir: str, files: Mapping[str, str], previous: Iterab
         with contextlib.suppress(OSError):
             if data_target(config_dir) != stamp:
                 shutil.rmtree(os.path.join(config_dir, stamp), ignore_errors=True)
-        raise IOProblem(f"cannot swap {config_dir} to a new generation: {exc.strerror}") from None
+        hint = (
+            " (directory mode needs symlinks: a file system such as ext4, f2fs or tmpfs, not "
+            "FAT; or set envoy.layout: rename)"
+            if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP)
+            else ""
+        )
+        raise IOProblem(
+            f"cannot swap {config_dir} to a new generation: {exc.strerror}{hint}"
+        ) from None
     try:
         fsync_dir(config_dir)
         for name in occupied:
