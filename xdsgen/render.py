@@ -152,6 +152,7 @@ def render_bootstrap(model: Model) -> str:
         if envoy.admin.is_unix
         else (envoy.admin.host, envoy.admin.port),
         "paths": (model.cds_path, model.lds_path),
+        "watched": (envoy.watched_directory, envoy.watched_directory),
     }
     address = parsed["admin"]["address"]
     dyn = parsed["dynamic_resources"]
@@ -162,6 +163,10 @@ def render_bootstrap(model: Model) -> str:
         "paths": (
             dyn["cds_config"]["path_config_source"]["path"],
             dyn["lds_config"]["path_config_source"]["path"],
+        ),
+        "watched": tuple(
+            (dyn[k]["path_config_source"].get("watched_directory") or {}).get("path")
+            for k in ("cds_config", "lds_config")
         ),
     }
     if got != expected:
@@ -412,6 +417,7 @@ def _verify(model: Model, rendered: Rendered) -> None:
     if expected_names != set(rendered.files):
         raise RenderError(f"rendered files {sorted(rendered.files)} != {sorted(expected_names)}")
     checks += _access_checks(model)
+    checks.append(_watched_check(model))
     docs: dict[str, Any] = {}  # each file parsed once, however many checks read it
     for name, parse, expected in checks:
         text = rendered.files[name]
@@ -443,6 +449,33 @@ def _access_checks(model: Model) -> list[tuple[str, Callable[[Any], Any], Any]]:
             (rc.file_name, facts.parsed_routes, facts.expected_routes(model, rc.file_name))
         )
     return checks
+
+
+def _watched_check(model: Model) -> tuple[str, Callable[[Any], Any], Any]:
+    """Every path_config_source of the listeners watches the directory the model says
+    (envoy.layout directory, export k8s) or none: one missing would miss every swap."""
+    wanted = model.envoy.watched_directory
+
+    def wrong(doc: Any) -> list[Any]:
+        found: list[Any] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                source = node.get("path_config_source")
+                if isinstance(source, dict):
+                    watched = (source.get("watched_directory") or {}).get("path")
+                    if watched != wanted:
+                        found.append((source.get("path"), watched))
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(doc)
+        return found
+
+    return (LDS_FILE, wrong, [])
 
 
 def _normalise(value: Any) -> Any:
