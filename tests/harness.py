@@ -396,12 +396,14 @@ def write_inventory(path: Path, data: dict[str, Any]) -> Path:
 @contextlib.contextmanager
 def running_envoy(inventory: Path, workdir: Path) -> Iterator[Envoy]:
     """Render the inventory into workdir/config, write its bootstrap and start Envoy."""
-    from xdsgen.pipeline import load_model, render, write_plain
+    from xdsgen.pipeline import load_model, render, write_plain, write_swapped
     from xdsgen.render import render_bootstrap
 
     config = workdir / "config"
     model = load_model(str(inventory), config_dir=str(config))
-    write_plain(str(config), render(model))
+    # envoy.layout: directory lays the files out for swaps (..data), as render does.
+    write = write_swapped if model.envoy.layout == "directory" else write_plain
+    write(str(config), render(model))
     bootstrap = workdir / "bootstrap.yaml"
     bootstrap.write_text(render_bootstrap(model))
     admin = model.envoy.admin

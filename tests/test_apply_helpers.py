@@ -42,13 +42,13 @@ class Live:
     tmp: Path
     config: Path
     admin_port: int = 0  # unused: the admin is the default Unix socket in `config`
+    layout: Optional[str] = None  # envoy.layout of every inventory (None: the default)
 
     def inventory(self, name: str, **sections: Any) -> Path:
-        data = {
-            "version": 1,
-            "envoy": {"config_dir": str(self.config), "access_log": "off"},
-            **sections,
-        }
+        envoy = {"config_dir": str(self.config), "access_log": "off"}
+        if self.layout:
+            envoy["layout"] = self.layout
+        data = {"version": 1, "envoy": envoy, **sections}
         return write_inventory(self.tmp / f"{name}.yaml", data)
 
     def counters(self) -> dict[str, str]:
@@ -68,13 +68,21 @@ class Live:
         }
 
 
-def start_live(tmp: Path, admin_port: int, backend_endpoint: str, http_port: int) -> Any:
+def start_live(
+    tmp: Path, admin_port: int, backend_endpoint: str, http_port: int, layout: str = ""
+) -> Any:
     """Start Envoy on a minimal config (one http listener); returns running_envoy's context.
-    Its admin is the default: a Unix socket in the config directory (`admin_port` unused)."""
+    Its admin is the default: a Unix socket in the config directory (`admin_port` unused).
+    `layout`: envoy.layout of the seed inventory (and so of Envoy's bootstrap)."""
     config = tmp / "config"
+    envoy = {
+        "config_dir": str(config),
+        "access_log": "off",
+        **({"layout": layout} if layout else {}),
+    }
     data = {
         "version": 1,
-        "envoy": {"config_dir": str(config), "access_log": "off"},
+        "envoy": envoy,
         "listen": {"ipv4": {"address": "127.0.0.1", "http": http_port}},
         "upstreams": {"seed": backend_endpoint},
         "http": [{"domains": ["*"], "routes": [{"prefix": "/", "upstream": "seed"}]}],

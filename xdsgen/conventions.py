@@ -31,6 +31,17 @@ EMPTY_BODY = "resources: []\n"
 
 KINDS = ("cluster", "secret", "route", "listener")  # also the make-before-break order
 
+# How the files reach Envoy (envoy.layout). rename: each file is renamed into place, one
+# make-before-break step at a time. directory: the whole set is swapped at once, the way
+# kubelet updates a ConfigMap volume (live/swap.py): every file is a symlink through
+# `..data`, which points at a `..<timestamp>` directory and is replaced by one rename;
+# Envoy sees it through path_config_source.watched_directory.
+LAYOUT_RENAME = "rename"
+LAYOUT_DIRECTORY = "directory"
+LAYOUTS = (LAYOUT_RENAME, LAYOUT_DIRECTORY)
+DATA_LINK = "..data"
+DATA_LINK_TMP = "..data_tmp"
+
 # Where an acme: certificate without cert/key lives: under the config directory, so that a
 # Docker Envoy which mounts that directory sees it too.
 ACME_CERTS_DIR = "certs"

@@ -201,6 +201,7 @@ def file_checks(model: Model, name: str) -> list[Check]:
         return [
             (lambda d: parsed_listener_facts(d, model), listener_facts(model)),
             (facts.parsed_listeners, facts.expected_listeners(model)),
+            (_watched_wrong(model), []),
         ]
     if any(rc.file_name == name for rc in model.route_configs):
         return [
@@ -211,6 +212,33 @@ def file_checks(model: Model, name: str) -> list[Check]:
     if not secrets:
         raise RenderError(f"{name}: the model makes no such file")
     return [(parsed_secret_facts, secrets)]
+
+
+def _watched_wrong(model: Model) -> Callable[[Any], Any]:
+    """Every path_config_source of the listeners watches the directory the model says
+    (envoy.layout directory, export k8s) or none: one missing would miss every swap."""
+    wanted = model.envoy.watched_directory
+
+    def wrong(doc: Any) -> list[Any]:
+        found: list[Any] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                source = node.get("path_config_source")
+                if isinstance(source, dict):
+                    watched = (source.get("watched_directory") or {}).get("path")
+                    if watched != wanted:
+                        found.append((source.get("path"), watched))
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(doc)
+        return found
+
+    return wrong
 
 
 def parsed_secret_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -7,6 +7,7 @@ from typing import Optional
 
 from xdsgen import inventory as inventory_mod
 from xdsgen import model as model_mod
+from xdsgen.conventions import LAYOUT_DIRECTORY
 from xdsgen.errors import InventoryError, IOProblem
 from xdsgen.model import Model
 from xdsgen.render import Rendered, render
@@ -59,13 +60,15 @@ def _servable(inventory: inventory_mod.Inventory, model: Model) -> Model:
     return replace(model, warnings=tuple(sorted([*model.warnings, *notes])))
 
 
-def render_into(directory: str, rendered: Rendered) -> list[str]:
+def render_into(directory: str, rendered: Rendered, layout: str = "rename") -> list[str]:
     """`xdsgen render` into a directory: refused where apply manages a running Envoy (its
-    history is there), since render writes without order, lock or confirmation."""
+    history is there), since render writes without order, lock or confirmation.
+    `layout`: envoy.layout (directory: one swap, live/swap.py)."""
     from xdsgen.live.lock import locked, state_dir
 
+    write = write_swapped if layout == LAYOUT_DIRECTORY else write_plain
     if not os.path.isdir(state_dir(directory)):
-        return write_plain(directory, rendered)
+        return write(directory, rendered)
     from xdsgen.errors import UsageProblem
     from xdsgen.live.state import State
 
@@ -77,7 +80,7 @@ def render_into(directory: str, rendered: Rendered) -> list[str]:
                 "make-before-break order or confirmation. Use `xdsgen apply`, or render "
                 "somewhere else (-o DIR)."
             )
-        return write_plain(directory, rendered)
+        return write(directory, rendered)
 
 
 def write_plain(directory: str, rendered: Rendered) -> list[str]:
@@ -88,12 +91,55 @@ def write_plain(directory: str, rendered: Rendered) -> list[str]:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise IOProblem(f"cannot create {directory}: {exc.strerror}") from None
+    from xdsgen.live.swap import is_directory_layout
+
+    if is_directory_layout(directory):  # rendered in directory mode before
+        from xdsgen.live.swap import to_rename_layout
+        from xdsgen.live.transition import read_files
+
+        to_rename_layout(directory, read_files(directory, _our_links(directory)))
     written = []
     for name, text in rendered.files.items():
         target = os.path.join(directory, name)
         if write_atomic(target, text):
             written.append(target)
     return written
+
+
+def write_swapped(directory: str, rendered: Rendered) -> list[str]:
+    """render -o in directory mode: the whole set in one swap (live/swap.py), kubelet's way.
+    With no Envoy to confirm anything, it is one generation: the new files, with the
+    clusters and rds_/sds_ files the files on disk still use kept until the next render
+    (live/generations.py). Nothing changed: nothing is written."""
+    from xdsgen.conventions import is_config_file
+    from xdsgen.live.generations import one_generation
+    from xdsgen.live.swap import is_our_link, sweep, write_generation
+    from xdsgen.live.transition import read_files
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise IOProblem(f"cannot create {directory}: {exc.strerror}") from None
+    sweep(directory)
+    ours = _our_links(directory)
+    old = read_files(directory, ours | set(rendered.files))
+    target = one_generation(old, rendered.files)
+    plain = [n for n in old if not is_our_link(directory, n) and is_config_file(n)]
+    if target == old and not plain and set(target) <= ours:
+        return []
+    write_generation(directory, target, ours)
+    return [os.path.join(directory, n) for n in sorted(target) if old.get(n) != target[n]]
+
+
+def _our_links(directory: str) -> set[str]:
+    """The files of an earlier directory-mode render: links into ..data."""
+    from xdsgen.live.swap import is_our_link
+
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return set()
+    return {n for n in names if is_our_link(directory, n)}
 
 
 __all__ = ["Model", "Rendered", "load_model", "render", "write_plain"]

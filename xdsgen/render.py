@@ -188,6 +188,7 @@ def render_bootstrap(model: Model) -> str:
         if envoy.admin.is_unix
         else (envoy.admin.host, envoy.admin.port),
         "paths": (model.cds_path, model.lds_path),
+        "watched": (envoy.watched_directory, envoy.watched_directory),
     }
     address = parsed["admin"]["address"]
     dyn = parsed["dynamic_resources"]
@@ -198,6 +199,10 @@ def render_bootstrap(model: Model) -> str:
         "paths": (
             dyn["cds_config"]["path_config_source"]["path"],
             dyn["lds_config"]["path_config_source"]["path"],
+        ),
+        "watched": tuple(
+            (dyn[k]["path_config_source"].get("watched_directory") or {}).get("path")
+            for k in ("cds_config", "lds_config")
         ),
     }
     if got != expected:

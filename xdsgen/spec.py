@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
     "http[].routes[].websocket": False,
     # Upstreams that fail well, and the edge features (issue 15).
     "envoy.access_log_format": "default",
+    # Directory-swap mode (issue 17).
+    "envoy.layout": "rename",
     "listen.*.http3": False,
     "upstreams.*.h2": False,
     "upstreams.*.health_check.tcp": False,
@@ -180,6 +182,7 @@ def _envoy(section: dict[str, Any], tolerant: bool) -> EnvoySpec:
         max_connections=value("max_connections", int),
         written=frozenset(section),
         access_log_format=value("access_log_format", str),
+        layout=value("layout", str),
     )
 
 

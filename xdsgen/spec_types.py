@@ -20,6 +20,7 @@ class EnvoySpec:
     max_connections: int
     written: frozenset[str]  # the keys the inventory wrote (not defaulted)
     access_log_format: str = "default"  # default, combined or json
+    layout: str = "rename"  # rename or directory (conventions.LAYOUTS)
 
 
 @dataclass(frozen=True)

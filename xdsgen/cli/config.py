@@ -61,7 +61,9 @@ def validate(inventory: str, output_format: str, strict: bool, check_files: bool
 def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     """Render cds.yaml, lds.yaml, rds_*.yaml and sds_*.yaml from INVENTORY.
 
-    Files whose content is unchanged are not touched. For a live Envoy use `apply`,
+    Files whose content is unchanged are not touched (envoy.layout: directory: one swap
+    of ..data, the clusters and files the files on disk use kept until the next render).
+    For a live Envoy use `apply`,
     which also orders the updates and waits for Envoy to accept them (render refuses a
     directory apply manages).
     """
@@ -79,7 +81,7 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
             click.echo(f"# --- {name}")
             click.echo(text, nl=False)
         return
-    written = render_into(model.envoy.config_dir, rendered)
+    written = render_into(model.envoy.config_dir, rendered, model.envoy.layout)
     out.rendered(model.envoy.config_dir, len(written), len(rendered.files))
 
 

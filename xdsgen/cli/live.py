@@ -145,12 +145,13 @@ def apply(
     Validates and renders in memory, shows the plan (+ add, ~ change, - remove), then
     replaces the files by rename in make-before-break order (clusters, secrets, routes,
     listeners, then removed clusters), waiting after each step until Envoy's admin reports
-    it. If Envoy refuses a step or does not confirm it within --timeout, the last config
-    Envoy confirmed is put back the same way (exit 3). Renewed certificates are handed to
-    Envoy too, and acme: certificates that are missing or due are obtained or renewed
-    first (exit 8 when the CA does not issue; nothing is applied then). Only one apply runs
-    per config directory at a time. Without a TTY it prints nothing on success unless
-    --verbose (for cron); errors go to stderr.
+    it (envoy.layout: directory swaps whole sets instead, kubelet's way: new clusters, then
+    listeners, routes and secrets, then the pruning). If Envoy refuses a step or does not
+    confirm it within --timeout, the last config Envoy confirmed is put back the same way
+    (exit 3). Renewed certificates are handed to Envoy too, and acme: certificates that
+    are missing or due are obtained or renewed first (exit 8 when the CA does not issue;
+    nothing is applied then). Only one apply runs per config directory at a time. Without
+    a TTY it prints nothing on success unless --verbose (for cron); errors go to stderr.
     """
     from xdsgen.errors import UsageProblem
     from xdsgen.live.orchestrate import Options

@@ -51,6 +51,7 @@ _KNOWN = frozenset(
                 "access_log",
                 "node_id",
                 "max_connections",
+                "layout",  # directory swaps are how a ConfigMap volume works anyway
             )
         ),
         # k8s renders the model, patches merged; gateway-api names each one it cannot carry.

@@ -61,6 +61,8 @@ def import_files(paths: list[str], patches: bool = True) -> ImportResult:
         report.note("", "no clusters were given: add the CDS file to import the upstreams")
     translator = Translator(original, report, paths, ctx.inputs.admin, patches)
     draft = translator.run(ctx.files.referenced_dirs, ctx.access_logs)
+    if ctx.files.watched_dirs:  # directory-swap mode (issue 17)
+        draft.inventory["envoy"]["layout"] = "directory"
     problems = make_valid(draft.inventory, report, load_model)
     written: list[Any] = []
     if not problems:

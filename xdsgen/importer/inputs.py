@@ -96,6 +96,10 @@ class Context:
         path = text(as_map(source_map.get("path_config_source")).get("path")) or text(
             source_map.get("path")
         )
+        source_path = as_map(source_map.get("path_config_source"))
+        watched = text(as_map(source_path.get("watched_directory")).get("path"))
+        if watched:
+            self.files.watched_dirs.append(watched)
         if not path:
             if source_map.get("ads") is not None or source_map.get("api_config_source"):
                 return None, f"{what} comes from a management server"

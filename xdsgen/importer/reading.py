@@ -168,6 +168,9 @@ class Files:
         self.cache: dict[str, Any] = {}
         self.referenced_dirs: list[str] = []
         self.notes: list[str] = []
+        # The directories config sources watch (path_config_source.watched_directory):
+        # the original was swapped as a whole, so the draft says envoy.layout: directory.
+        self.watched_dirs: list[str] = []
 
     def load(self, path: str) -> Any:
         key = os.path.abspath(path)

@@ -113,6 +113,7 @@ class LiveDirectory:
             previous_clusters=resources_of(confirmed["files"].get(xds.CDS_FILE))
             if confirmed
             else None,
+            layout=self.model.envoy.layout,
         )
 
     def back_to_base(self) -> None:

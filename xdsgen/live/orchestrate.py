@@ -27,14 +27,14 @@ from typing import Any, Callable, Optional
 from xdsgen import conventions as xds
 from xdsgen.admin import Admin, AdminUnreachable, parse_address
 from xdsgen.errors import IOProblem, UsageProblem, XdsgenError
-from xdsgen.files import sweep_temp_files
+from xdsgen.live import layout
 from xdsgen.live.blobs import BLOB_DIR
 from xdsgen.live.certs import fingerprint, reloads_needed, reloads_to_give
 from xdsgen.live.lock import locked, state_dir
-from xdsgen.live.plan import Plan, compute_plan, plan_steps
+from xdsgen.live.plan import Plan, compute_plan
 from xdsgen.live.progress import announced, quiet
 from xdsgen.live.state import State, state_path
-from xdsgen.live.transition import read_files, transition
+from xdsgen.live.transition import read_files, steps_for, transition
 from xdsgen.parsed import resources_of
 from xdsgen.speed import gc_paused
 
@@ -282,9 +282,9 @@ def _apply_locked(
     the files on disk."""
     config_dir = model.envoy.config_dir
     address = admin.address if admin else ""
-    for directory in (config_dir, state_dir(config_dir), blob_dir(config_dir)):
-        for name in sweep_temp_files(directory):
-            says.progress(f"  removed {name}, left by an interrupted run")
+    temp_dirs = (config_dir, state_dir(config_dir), blob_dir(config_dir))
+    for name in layout.sweep_leftovers(config_dir, *temp_dirs):
+        says.progress(f"  removed {name}, left by an interrupted run")
     state = State.load(config_dir)
     stats = reach(admin, options)
     if stats is None:
@@ -300,6 +300,7 @@ def _apply_locked(
         result.model = model
     managed = state.owned() | set(rendered.files) | {xds.CDS_FILE, xds.LDS_FILE}
     old.update(read_files(config_dir, managed))
+    rendered = layout.keep_files(model, rendered, old, admin, options.timeout, says.progress)
     _drift_notes(state, old, source, result.notes)
     for note in result.notes:
         says.warn(f"note: {note}")
@@ -311,6 +312,7 @@ def _apply_locked(
         stale = stale_files(old, stats)
         result.plan = plan = compute_plan(old, rendered.files, reloads, stale, _known(state))
     certs = {s.name: fingerprint(s.cert, s.key) or "" for s in model.secrets}
+    layout.prepare(model, old, admin, options.timeout, plan.empty, says.warn)
     if plan.empty:
         if not state.accepted or served or (state.last_confirmed() is None and stats):
             state.commit(rendered.files, certs, stats is not None, address, source)
@@ -364,7 +366,14 @@ def _change(
     check = start_check(model, rendered, plan, options.envoy_check, progress)
     try:
         state.begin(rendered.files, *journal)
-        steps = plan_steps(plan.old_files, rendered.files, plan.cert_reloads, plan.stale, previous)
+        steps = steps_for(
+            model.envoy.layout,
+            plan.old_files,
+            rendered.files,
+            plan.cert_reloads,
+            plan.stale,
+            previous,
+        )
     except BaseException:
         if check is not None:
             with contextlib.suppress(Exception):
@@ -379,6 +388,7 @@ def _change(
                     state.abandon()
                 raise
     confirmed = state.last_confirmed()
+    layout.convert(state.config_dir, model.envoy.layout, plan.old_files, says.warn)
     transition(
         state,
         plan.old_files,
@@ -389,6 +399,7 @@ def _change(
         managed=managed,
         previous_clusters=previous,
         steps=steps,
+        layout=model.envoy.layout,
     )
 
 
@@ -405,6 +416,7 @@ def _dry_run(
             stats = admin.apply_stats(timeout=DRY_RUN_ADMIN_TIMEOUT)
         except AdminUnreachable:
             stats = None
+    rendered = layout.keep_files(model, rendered, old, admin if stats else None, 1.0)
     plan = compute_plan(
         old,
         rendered.files,
@@ -414,6 +426,7 @@ def _dry_run(
     )
     result = Result(plan, admin=address, warnings=list(model.warnings), model=model)
     _drift_notes(state, old, source, result.notes)
+    result.notes += layout.dry_run_notes(config_dir, model.envoy.layout, old)
     return result
 
 
@@ -434,8 +447,7 @@ def rollback(
     if not os.path.isdir(state_dir(config_dir)):
         raise IOProblem(f"{config_dir} has no apply history ({state_dir(config_dir)} is missing)")
     with locked(config_dir, options.lock_timeout):
-        for directory in (config_dir, state_dir(config_dir)):
-            sweep_temp_files(directory)
+        layout.sweep_leftovers(config_dir, state_dir(config_dir))
         state = State.load(config_dir)
         history = state.accepted
         managed = state.owned() | {xds.CDS_FILE, xds.LDS_FILE}
@@ -472,6 +484,7 @@ def rollback(
             restore_to=confirmed["files"] if confirmed else now,
             managed=managed,
             previous_clusters=_previous_clusters(state),
+            layout=layout.layout_on_disk(config_dir),
         )
         result.applied = True
         result.confirmed = admin is not None

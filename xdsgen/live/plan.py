@@ -307,6 +307,9 @@ class Step:
     # Clusters or listeners this step adds or changes: only their warming is waited for
     # (a restore must not wait for a cluster whose DNS never answers, that it did not add).
     causes: frozenset[str] = frozenset()
+    # Directory mode (live/generations.py): the whole set of files this step swaps in
+    # (`writes`/`removes` then say what differs from the set before, for confirmation).
+    generation: Optional[tuple[tuple[str, str], ...]] = None
 
 
 def union_cds(
@@ -339,7 +342,7 @@ def union_cds(
     return versioned(dump({"resources": [*new, *dropped]}))
 
 
-def _changed_names(old_text: Optional[str], new_text: str) -> frozenset[str]:
+def changed_names(old_text: Optional[str], new_text: str) -> frozenset[str]:
     old = {str(r.get("name")): r for r in resources_of(old_text) or []}
     return frozenset(
         str(r.get("name")) for r in resources_of(new_text) or [] if old.get(str(r.get("name"))) != r
@@ -376,7 +379,7 @@ def plan_steps(
                 "clusters (old and new)" if union is not None else "clusters",
                 writes=((CDS_FILE, first),),
                 lds_before=lds_now,
-                causes=_changed_names(cds_now, first),
+                causes=changed_names(cds_now, first),
             )
         )
         if union is None:
@@ -398,7 +401,7 @@ def plan_steps(
                 writes=((LDS_FILE, changed[LDS_FILE]),),
                 lds_before=lds_now,
                 final=True,
-                causes=_changed_names(lds_now, changed[LDS_FILE]),
+                causes=changed_names(lds_now, changed[LDS_FILE]),
             )
         )
         lds_now = changed[LDS_FILE]
@@ -408,7 +411,7 @@ def plan_steps(
                 "clusters",
                 writes=((CDS_FILE, final_cds),),
                 lds_before=lds_now,
-                causes=_changed_names(cds_now, final_cds),
+                causes=changed_names(cds_now, final_cds),
             )
         )
     removes = tuple(sorted(n for n in old_files if n not in target))

@@ -15,13 +15,14 @@ import os
 from collections.abc import Mapping
 from typing import Callable, NoReturn, Optional
 
-from xdsgen.conventions import is_config_file
+from xdsgen.conventions import LAYOUT_DIRECTORY, LAYOUT_RENAME, is_config_file
 from xdsgen.errors import EnvoyRefused, IOProblem, XdsgenError
 from xdsgen.files import fsync_dir, replace_file
 from xdsgen.live.certs import CertificateFailure, CertReload, signal_reload
 from xdsgen.live.confirm import Confirmer, StepFailed
 from xdsgen.live.plan import Previous, Step, plan_steps
 from xdsgen.live.state import State
+from xdsgen.live.swap import write_generation
 
 Progress = Callable[[str], None]
 _FAILURES = (StepFailed, IOProblem, CertificateFailure)
@@ -71,13 +72,17 @@ def run_steps(
     files = dict(files)
     for step in steps:
         base = confirmer.snapshot()
-        for name, text in step.writes:
+        if step.generation is not None:  # directory mode: the whole set in one swap
+            generation = dict(step.generation)
+            write_generation(config_dir, generation, files)
+            files = generation
+        for name, text in step.writes if step.generation is None else ():
             replace_file(os.path.join(config_dir, name), text)
             files[name] = text
-        for name in step.removes:
+        for name in step.removes if step.generation is None else ():
             _remove(os.path.join(config_dir, name))
             files.pop(name, None)
-        if step.removes:
+        if step.removes and step.generation is None:
             with contextlib.suppress(OSError):
                 fsync_dir(config_dir)
         for reload in step.reloads:
@@ -112,17 +117,37 @@ def transition(
     stale: tuple[str, ...] = (),
     previous_clusters: Previous = None,
     steps: Optional[list[Step]] = None,
+    layout: str = LAYOUT_RENAME,
 ) -> None:
     """Go from `old` (on disk now) to `new`; on failure go to `restore_to` (the last
     confirmed config) the same way and raise. The state's journal is dropped once the
     restore is through, and kept when it is not (the next apply then knows). `steps`: the
     steps from `old` to `new` when the caller planned them already."""
     if steps is None:
-        steps = plan_steps(old, new, reloads, stale, previous_clusters)
+        steps = steps_for(layout, old, new, reloads, stale, previous_clusters)
     try:
         run_steps(state.config_dir, steps, old, confirmer, progress)
     except _FAILURES as failure:
-        _restore(state, failure, confirmer, progress, restore_to, managed, previous_clusters)
+        _restore(
+            state, failure, confirmer, progress, restore_to, managed, previous_clusters, layout
+        )
+
+
+def steps_for(
+    layout: str,
+    old: dict[str, str],
+    new: Mapping[str, str],
+    reloads: tuple[CertReload, ...] = (),
+    stale: tuple[str, ...] = (),
+    previous_clusters: Previous = None,
+) -> list[Step]:
+    """The ordered steps of envoy.layout: renames one file kind at a time, or swaps of
+    whole generations (live/generations.py)."""
+    if layout == LAYOUT_DIRECTORY:
+        from xdsgen.live.generations import plan_generations
+
+        return plan_generations(old, new, reloads, stale, previous_clusters)
+    return plan_steps(old, new, reloads, stale, previous_clusters)
 
 
 def _restore(
@@ -133,13 +158,14 @@ def _restore(
     restore_to: Mapping[str, str],
     managed: set[str],
     previous_clusters: Previous,
+    layout: str,
 ) -> NoReturn:
     config_dir = state.config_dir
     progress(f"  restoring the last confirmed config: {failure}")
     names = managed | set(restore_to)
     try:
         now = read_files(config_dir, names)
-        steps = plan_steps(now, restore_to, previous_clusters=previous_clusters)
+        steps = steps_for(layout, now, restore_to, previous_clusters=previous_clusters)
         run_steps(config_dir, steps, now, confirmer, progress)
     except _FAILURES as again:
         where = describe_directory(config_dir, names, restore_to)

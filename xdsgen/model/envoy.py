@@ -7,7 +7,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from xdsgen.conventions import ADMIN_SOCKET
+from xdsgen.conventions import ADMIN_SOCKET, LAYOUT_DIRECTORY
 from xdsgen.errors import PathKey
 from xdsgen.hints import endpoint_hint
 from xdsgen.model.ir import AdminAddress, Envoy
@@ -44,6 +44,10 @@ def build(spec: EnvoySpec, base_dir: Path, problems: Problems) -> Envoy:
         node_id=spec.node_id,
         max_connections=spec.max_connections,
         access_log_format=spec.access_log_format,
+        layout=spec.layout,
+        # Directory-swap mode: kubelet-style `..data` swaps move no file Envoy reads, so
+        # every subscription watches the directory instead (live/swap.py).
+        watched_directory=envoy_dir if spec.layout == LAYOUT_DIRECTORY else None,
     )
 
 

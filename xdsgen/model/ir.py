@@ -331,6 +331,9 @@ class Envoy:
     # Set for a Kubernetes ConfigMap volume: kubelet swaps a `..data` symlink in this
     # directory and never moves the files themselves, so Envoy must watch the directory.
     watched_directory: Optional[str] = None
+    # envoy.layout (conventions.LAYOUTS): directory = the files swapped at once through
+    # `..data` (live/swap.py); Envoy then watches envoy_dir (watched_directory above).
+    layout: str = "rename"
 
     @property
     def admin_host(self) -> str:
@@ -397,6 +400,8 @@ class Model:
         if envoy_dir is None:
             envoy_dir = self.envoy.envoy_dir if self.envoy.envoy_dir_fixed else config_dir
         envoy = replace(self.envoy, config_dir=config_dir, envoy_dir=envoy_dir)
+        if envoy.layout == xds.LAYOUT_DIRECTORY:  # Envoy watches the directory it reads
+            envoy = replace(envoy, watched_directory=envoy_dir)
         if envoy.admin_in_config_dir:
             envoy = replace(
                 envoy,
