@@ -23,7 +23,9 @@ more values than safeyaml allows. tests/test_fastyaml.py compares both readers o
 inventory in the repository and on mutations of them.
 
 Positions are not recorded: they only serve messages, and the inventory reads them
-(with safeyaml) the first time a message needs one (xdsgen/inventory.py).
+(with safeyaml, one top-level section at a time) the first time a message needs one
+(xdsgen/later_positions.py). Python < 3.11 (no possessive quantifiers in `re`) always
+reads with safeyaml.
 """
 
 from __future__ import annotations
