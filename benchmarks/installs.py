@@ -66,6 +66,16 @@ def closure(extra: str) -> list[str]:
     return sorted(seen.values(), key=str.lower)
 
 
+def _console_script() -> tuple[str, str, str]:
+    """The `xdsgen` entry point from xdsgen's metadata ("module:function"), as pip reads it."""
+    (entry,) = [
+        e
+        for e in metadata.distribution("xdsgen").entry_points
+        if e.group == "console_scripts" and e.name == "xdsgen"
+    ]
+    return entry.value.partition(":")
+
+
 def _site_packages(venv: Path) -> Path:
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     return venv / "lib" / version / "site-packages"
@@ -112,9 +122,10 @@ def make_install(name: str, work: Path, pkg: Path, pkg_src: Path) -> Install:
         _link_distribution(package, site)
     python = str(venv / "bin" / "python")
     script = venv / "bin" / "xdsgen"
+    module, _, function = _console_script()
     script.write_text(
-        f"#!{python}\nimport sys\nfrom xdsgen.cli import main\nif __name__ == '__main__':\n"
-        "    sys.exit(main())\n"
+        f"#!{python}\nimport sys\nfrom {module} import {function}\nif __name__ == '__main__':\n"
+        f"    sys.exit({function}())\n"
     )
     script.chmod(0o755)
     return Install(

@@ -84,7 +84,7 @@ def test_wheel_holds_what_xdsgen_needs_at_run_time(dist: dict[str, Path]) -> Non
     assert (info["xdsgen/data/apply.sh"].external_attr >> 16) & 0o111, "apply.sh not executable"
     # Nothing from outside the package: no tests, examples or benchmarks in site-packages.
     assert {n.split("/")[0] for n in names} == {"xdsgen", meta_dir}
-    assert re.search(r"^\[console_scripts\]\nxdsgen = xdsgen.cli:main$", entry_points, re.M)
+    assert re.search(r"^\[console_scripts\]\nxdsgen = xdsgen.cli.leave:run$", entry_points, re.M)
     assert "Requires-Python: >=3.9" in metadata
     for requirement in ("click>=8.0", "pyyaml>=5.4", "jinja2>=3.0", "jsonschema>=4.0"):
         assert f"Requires-Dist: {requirement}\n" in metadata, requirement

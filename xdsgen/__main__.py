@@ -1,3 +1,3 @@
-from xdsgen.cli import main
+from xdsgen.cli.leave import run
 
-main()
+run()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from xdsgen import resources
 from xdsgen.errors import InventoryError, PathKey, Problem, format_path
@@ -27,12 +28,12 @@ class Inventory:
     """The parsed inventory: data as YAML gave it, where each key was, and the file it came from."""
 
     data: dict[str, Any]
-    positions: dict[PathKey, tuple[int, int]]
+    positions: Mapping[PathKey, tuple[int, int]]
     source: str
     base_dir: Path
     # The source text of plain scalars YAML turned into something other than a string
     # (no -> false, 012 -> 10), so that messages can quote what the person wrote.
-    raw: dict[PathKey, str] = field(default_factory=dict)
+    raw: Mapping[PathKey, str] = field(default_factory=dict)
 
     def problem(
         self, path: PathKey, message: str, hint: str | None = None, severity: str = "error"
@@ -90,8 +91,17 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
     text = read_text(source)
     from xdsgen.speed import gc_paused
 
+    positions: Mapping[PathKey, tuple[int, int]]
+    raw: Mapping[PathKey, str]
     with gc_paused():  # a big inventory is millions of objects: see xdsgen/speed.py
-        data, positions, raw, problems, broken = _parse(text, source)
+        fast = _read_fast(text)
+        if fast is None:
+            data, positions, raw, problems, broken = _parse(text, source)
+        else:
+            from xdsgen.later_positions import LaterPositions
+
+            later = LaterPositions(text, source, list(fast))
+            data, positions, raw, problems, broken = fast, later.positions, later.raw, [], set()
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else "a single value"
         raise InventoryError(
@@ -117,3 +127,11 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
     if problems:
         raise InventoryError(problems, partial=inventory)
     return inventory
+
+
+def _read_fast(text: str) -> Optional[dict[str, Any]]:
+    """A big inventory by xdsgen/fastyaml.py (the same data, without positions); None
+    when it is small or outside what that reader takes."""
+    from xdsgen.fastyaml import FAST_FROM_BYTES, parse
+
+    return parse(text, MAX_VALUES) if len(text) >= FAST_FROM_BYTES else None

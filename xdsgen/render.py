@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from xdsgen import resources
-from xdsgen import verify_features as features
 from xdsgen.conventions import BARE_KEYS, BARE_WORDS, CDS_FILE, LDS_FILE, file_version, versioned
 from xdsgen.errors import RenderError
 from xdsgen.model import Model
@@ -24,15 +23,28 @@ class _Safe(str):
     """A string that a filter made safe to print into YAML."""
 
 
+# q's results during one render, by the exact string: a 10 000-vhost config prints ~226 000
+# strings, ~36 000 of them distinct (cluster names, "/", timeouts...). Cleared by every
+# render, so a long-lived watcher keeps only the last config's strings.
+_QUOTED: dict[str, _Safe] = {}
+
+
 def yaml_quote(value: object) -> _Safe:
-    if not isinstance(value, str):
+    if type(value) is str:
+        found = _QUOTED.get(value)
+        if found is not None:
+            return found
+    elif not isinstance(value, str):
         raise RenderError(f"template bug: q filter got {type(value).__name__} {value!r}")
     from xdsgen.yamlsubset import quote
 
     try:
-        return _Safe(quote(value))
+        quoted = _Safe(quote(value))
     except ValueError as exc:  # a lone surrogate: the loader refuses those, so a bug
         raise RenderError(str(exc)) from None
+    if type(value) is str:
+        _QUOTED[value] = quoted
+    return quoted
 
 
 def yaml_int(value: object) -> _Safe:
@@ -122,25 +134,49 @@ def render(model: Model, check: bool = True) -> Rendered:
 
 
 def _render(model: Model, check: bool) -> Rendered:
-    files = {
-        CDS_FILE: _with_version(_template("cds.yaml.j2").render(model=model)),
-        LDS_FILE: _with_version(_template("lds.yaml.j2").render(model=model)),
-    }
-    rds = _template("rds.yaml.j2")
-    for rc in model.route_configs:
-        files[rc.file_name] = _with_version(rds.render(rc=rc))
-    sds = _template("sds.yaml.j2")
-    for secret in model.secrets:
-        files[secret.file_name] = _with_version(sds.render(secret=secret))
+    _QUOTED.clear()
+    try:
+        return _render_files(model, check)
+    finally:
+        _QUOTED.clear()
+
+
+def _render_files(model: Model, check: bool) -> Rendered:
+    jobs = _jobs(model)
+    from xdsgen.render_parallel import render_in_pair
+
+    verified = (lambda name, text: _verified(model, name, text)) if check else None
+    files = render_in_pair(model, jobs, verified)  # None: one process renders them all
+    if files is None:
+        files = {name: make() for name, make in jobs}
+        if check:
+            verify(model, Rendered(files))
+    elif check:
+        _check_names(model, files)
     rendered = Rendered(dict(sorted(files.items())))
-    if check:
-        verify(model, rendered)
     if model.patches:
         # The user's own Envoy config, merged last: verify checked what xdsgen decided.
         from xdsgen.patching import apply_patches
 
         rendered = Rendered(apply_patches(rendered.files, model.patches))
     return rendered
+
+
+Job = tuple[str, Callable[[], str]]
+
+
+def _jobs(model: Model) -> list[Job]:
+    """Every file as (name, what renders it), the templates loaded already."""
+    cds, lds = _template("cds.yaml.j2"), _template("lds.yaml.j2")
+    rds, sds = _template("rds.yaml.j2"), _template("sds.yaml.j2")
+
+    def rendering(template: Any, **context: Any) -> Callable[[], str]:
+        return lambda: _with_version(template.render(**context))
+
+    jobs = [(CDS_FILE, rendering(cds, model=model)), (LDS_FILE, rendering(lds, model=model))]
+    jobs += [(rc.file_name, rendering(rds, rc=rc)) for rc in model.route_configs]
+    jobs += [(s.file_name, rendering(sds, secret=s)) for s in model.secrets]
+    return jobs
 
 
 def render_bootstrap(model: Model) -> str:
@@ -204,178 +240,6 @@ def parse_back(text: str) -> Any:
     return doc
 
 
-def _cluster_facts(model: Model) -> list[tuple[Any, ...]]:
-    return [
-        (
-            c.name,
-            c.discovery,
-            c.connect_timeout,
-            tuple((e.host, e.port) for e in c.endpoints),
-            c.tls.sni if c.tls else None,
-            c.tls.ca if c.tls else None,
-            *features.cluster(c),
-        )
-        for c in model.clusters
-    ]
-
-
-def _parsed_cluster_facts(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
-    facts = []
-    for c in doc["resources"]:
-        tls = (c.get("transport_socket") or {}).get("typed_config", {})
-        ca = tls.get("common_tls_context", {}).get("validation_context", {}).get("trusted_ca", {})
-        endpoints = tuple(
-            (
-                e["endpoint"]["address"]["socket_address"]["address"],
-                e["endpoint"]["address"]["socket_address"]["port_value"],
-            )
-            for group in c["load_assignment"]["endpoints"]
-            if group.get("priority", 0) == 0
-            for e in group["lb_endpoints"]
-        )
-        facts.append(
-            (
-                c["name"],
-                c["type"],
-                c["connect_timeout"],
-                endpoints,
-                tls.get("sni"),
-                ca.get("filename"),
-                *features.parsed_cluster(c),
-            )
-        )
-    return facts
-
-
-def _listener_facts(model: Model) -> list[tuple[Any, ...]]:
-    facts = []
-    for listener in model.listeners:
-        chains = tuple(
-            [(p.server_names, "tcp", p.cluster) for p in listener.passthrough]
-            + [(h.server_names, "http", h.secret) for h in listener.http_chains]
-        )
-        facts.append(
-            (
-                listener.name,
-                listener.protocol,
-                listener.address,
-                listener.port,
-                listener.cluster,
-                listener.route_config,
-                chains,
-                tuple(features.chain(c, c.http) for c in listener.filter_chains),
-            )
-        )
-    return facts
-
-
-def _parsed_listener_facts(doc: dict[str, Any], model: Model) -> list[tuple[Any, ...]]:
-    facts = []
-    for listener in doc["resources"]:
-        sock = listener["address"]["socket_address"]
-        cluster = route_config = None
-        chains = []
-        extras = []
-        for lf in listener.get("listener_filters", []):
-            if lf["name"] == "envoy.filters.udp_listener.udp_proxy":
-                matcher = lf["typed_config"]["matcher"]
-                if "on_no_match" in matcher:
-                    action = matcher["on_no_match"]["action"]
-                else:  # allow (issue 14): the route of the allowed sources
-                    action = matcher["matcher_list"]["matchers"][0]["on_match"]["action"]
-                cluster = action["typed_config"]["cluster"]
-        for chain in listener.get("filter_chains", []):
-            names = tuple((chain.get("filter_chain_match") or {}).get("server_names", ()))
-            config = chain["filters"][0]["typed_config"]
-            extras.append(features.parsed_chain(chain, config))
-            log = config.get("access_log")
-            if (log[0]["typed_config"]["path"] if log else None) != model.envoy.access_log:
-                raise RenderError(f"listener {listener['name']}: access log differs from the model")
-            if "rds" in config:
-                route_config = config["rds"]["route_config_name"]
-                if config["rds"]["config_source"]["path_config_source"]["path"] != model.route_path(
-                    route_config
-                ):
-                    raise RenderError(
-                        f"listener {listener['name']}: RDS path differs from the model"
-                    )
-                chains.append((names, "http", features.chain_secret(chain)))
-            else:
-                if not names:
-                    cluster = config["cluster"]
-                    continue
-                chains.append((names, "tcp", config["cluster"]))
-        facts.append(
-            (
-                listener["name"],
-                sock["protocol"],
-                sock["address"],
-                sock["port_value"],
-                cluster,
-                route_config,
-                tuple(chains),
-                tuple(extras),
-            )
-        )
-    return facts
-
-
-def _route_facts(model: Model, name: str) -> Any:
-    rc = next(r for r in model.route_configs if r.file_name == name)
-    return (
-        rc.name,
-        [
-            (
-                vh.name,
-                vh.domains,
-                [
-                    (
-                        r.match,
-                        r.value,
-                        r.cluster,
-                        r.prefix_rewrite,
-                        r.timeout,
-                        r.websocket,
-                        r.https_redirect,
-                        r.redirect_port,
-                        *features.route(r),
-                    )
-                    for r in vh.routes
-                ],
-                *features.vhost(vh),
-            )
-            for vh in rc.virtual_hosts
-        ],
-        *features.route_config(rc.response_headers, rc.max_direct_response_body),
-    )
-
-
-def _parsed_route_facts(doc: dict[str, Any]) -> Any:
-    (rc,) = doc["resources"]
-    vhosts = []
-    for vh in rc["virtual_hosts"]:
-        routes = []
-        for r in vh["routes"]:
-            ((kind, value),) = r["match"].items()
-            action = r.get("route", {})
-            redirect = r.get("redirect", {})
-            routes.append(
-                (
-                    kind,
-                    value,
-                    action.get("cluster"),
-                    action.get("prefix_rewrite"),
-                    action.get("timeout"),
-                    bool(action.get("upgrade_configs")),
-                    bool(redirect.get("https_redirect")),
-                    redirect.get("port_redirect"),
-                    *features.parsed_route(r),
-                )
-            )
-        vhosts.append((vh["name"], tuple(vh["domains"]), routes, *features.parsed_vhost(vh)))
-    return (rc["name"], vhosts, *features.parsed_route_config(rc))
-
-
 _BUG = "an xdsgen bug, please report it; nothing was written"
 
 
@@ -385,45 +249,47 @@ def verify(model: Model, rendered: Rendered) -> None:
     Runs on every render, in production too: a difference is a bug in xdsgen (a template,
     a filter), reported as RenderError before anything is written."""
     try:
-        _verify(model, rendered)
+        _check_names(model, rendered.files)
+        for name in expected_files(model):
+            verify_file(model, name, rendered.files[name])
     except RenderError as exc:
-        text = str(exc)
-        raise RenderError(text if _BUG in text else f"{text} ({_BUG})") from None
+        raise as_bug(exc) from None
 
 
-def _verify(model: Model, rendered: Rendered) -> None:
-    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
-        (CDS_FILE, _parsed_cluster_facts, _cluster_facts(model)),
-        (LDS_FILE, lambda d: _parsed_listener_facts(d, model), _listener_facts(model)),
-    ]
-    for rc in model.route_configs:
-        checks.append((rc.file_name, _parsed_route_facts, _route_facts(model, rc.file_name)))
-    for s in model.secrets:
-        checks.append(
-            (
-                s.file_name,
-                lambda d: [
-                    (
-                        r["name"],
-                        r["tls_certificate"]["certificate_chain"]["filename"],
-                        r["tls_certificate"]["private_key"]["filename"],
-                    )
-                    for r in d["resources"]
-                ],
-                [(s.name, s.cert, s.key)],
-            )
-        )
-    expected_names = {name for name, _, _ in checks}
-    if expected_names != set(rendered.files):
-        raise RenderError(f"rendered files {sorted(rendered.files)} != {sorted(expected_names)}")
-    checks += _access_checks(model)
-    checks.append(_watched_check(model))
-    docs: dict[str, Any] = {}  # each file parsed once, however many checks read it
-    for name, parse, expected in checks:
-        text = rendered.files[name]
+def as_bug(exc: RenderError) -> RenderError:
+    text = str(exc)
+    return RenderError(text if _BUG in text else f"{text} ({_BUG})")
+
+
+def expected_files(model: Model) -> list[str]:
+    """The files the model makes, in the order verify checks them."""
+    names = [CDS_FILE, LDS_FILE, *(rc.file_name for rc in model.route_configs)]
+    return names + [s.file_name for s in model.secrets]
+
+
+def _check_names(model: Model, files: dict[str, str]) -> None:
+    expected = set(expected_files(model))
+    if expected != set(files):
+        raise as_bug(RenderError(f"rendered files {sorted(files)} != {sorted(expected)}"))
+
+
+def _verified(model: Model, name: str, text: str) -> Any:
+    try:
+        return verify_file(model, name, text)
+    except RenderError as exc:
+        raise as_bug(exc) from None
+
+
+def verify_file(model: Model, name: str, text: str) -> Any:
+    """Parse one rendered file back (once) and compare what it means with the model;
+    returns the parsed document. RenderError for any difference."""
+    doc: Any = None
+    from xdsgen.file_facts import file_checks
+
+    for parse, expected in file_checks(model, name):
         try:
-            doc = docs[name] if name in docs else parse_back(text)
-            docs[name] = doc
+            if doc is None:
+                doc = parse_back(text)
             got = parse(doc)
         except RenderError:
             raise
@@ -432,50 +298,9 @@ def _verify(model: Model, rendered: Rendered) -> None:
         # Plain == first (cheap on 10 000 vhosts); equal then means equal after normalising.
         if got != expected and _normalise(got) != _normalise(expected):
             raise RenderError(_mismatch(name, expected, got))
-        if doc.get("version_info") != rendered.version(name):
-            raise RenderError(f"{name}: version_info does not parse back")
-
-
-def _access_checks(model: Model) -> list[tuple[str, Callable[[Any], Any], Any]]:
-    """Who may reach what (issue 14): xdsgen/access_facts.py."""
-    from xdsgen import access_facts as facts
-
-    checks: list[tuple[str, Callable[[Any], Any], Any]] = [
-        (CDS_FILE, facts.parsed_clusters, facts.expected_clusters(model)),
-        (LDS_FILE, facts.parsed_listeners, facts.expected_listeners(model)),
-    ]
-    for rc in model.route_configs:
-        checks.append(
-            (rc.file_name, facts.parsed_routes, facts.expected_routes(model, rc.file_name))
-        )
-    return checks
-
-
-def _watched_check(model: Model) -> tuple[str, Callable[[Any], Any], Any]:
-    """Every path_config_source of the listeners watches the directory the model says
-    (envoy.layout directory, export k8s) or none: one missing would miss every swap."""
-    wanted = model.envoy.watched_directory
-
-    def wrong(doc: Any) -> list[Any]:
-        found: list[Any] = []
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                source = node.get("path_config_source")
-                if isinstance(source, dict):
-                    watched = (source.get("watched_directory") or {}).get("path")
-                    if watched != wanted:
-                        found.append((source.get("path"), watched))
-                for value in node.values():
-                    walk(value)
-            elif isinstance(node, list):
-                for value in node:
-                    walk(value)
-
-        walk(doc)
-        return found
-
-    return (LDS_FILE, wrong, [])
+    if doc.get("version_info") != file_version(text):
+        raise RenderError(f"{name}: version_info does not parse back")
+    return doc
 
 
 def _normalise(value: Any) -> Any:

@@ -197,6 +197,19 @@ def suspicious_character(text: str) -> Optional[tuple[int, str]]:
     return match.start(), char_name(match.group())
 
 
+def checked_text(text: str) -> bool:
+    """Whether no value of `text` can hold a character the checks above refuse or look at
+    (any such character anywhere, comments included, says no): xdsgen/fastyaml.py reads
+    only such texts, and PyYAML's reader refuses nothing that these checks let through."""
+    if text.isascii():  # the common case, and a much smaller set to look for
+        return _ASCII_CONTROL_RE.search(text) is None
+    return _CHECK_RE.search(text.replace("\n", " ")) is None
+
+
+# The characters of _CHECK_RE that are ASCII, but the line break.
+_ASCII_CONTROL_RE = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+
+
 def _in_patch(path: PathKey) -> bool:
     """A value inside a patch's merge (patches[N].merge...)."""
     return len(path) > 2 and path[0] == "patches" and path[2] == "merge"

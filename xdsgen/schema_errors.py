@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from xdsgen.errors import PathKey
@@ -80,7 +81,10 @@ def _quote_hint(raw: Optional[str], value: Any) -> Optional[str]:
 class _Context:
     def __init__(self, inventory: Any):
         self.data = inventory.data if inventory is not None else None
-        self.raw: dict[PathKey, str] = getattr(inventory, "raw", {}) or {}
+        # Not `or {}`: an inventory read by fastyaml reads its raw texts when asked (and
+        # all of them when asked for its length).
+        raw = getattr(inventory, "raw", None)
+        self.raw: Mapping[PathKey, str] = raw if raw is not None else {}
 
     def raw_at(self, path: PathKey) -> Optional[str]:
         return self.raw.get(path)

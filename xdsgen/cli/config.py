@@ -32,9 +32,12 @@ from xdsgen.cli.base import (
 @says_invalid("invalid")
 def validate(inventory: str, output_format: str, strict: bool, check_files: bool) -> None:
     """Check INVENTORY against the schema and its meaning; exit 0 if valid, 1 otherwise."""
+    from xdsgen.cli.leave import allow_fast_exit
     from xdsgen.errors import InventoryError
     from xdsgen.pipeline import load_model
     from xdsgen.summary import summarize
+
+    allow_fast_exit()
 
     model = load_model(inventory, check_files=check_files)
     if strict and model.warnings:
@@ -64,9 +67,11 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     which also orders the updates and waits for Envoy to accept them (render refuses a
     directory apply manages).
     """
+    from xdsgen.cli.leave import allow_fast_exit
     from xdsgen.pipeline import load_model, render_into
     from xdsgen.pipeline import render as render_files
 
+    allow_fast_exit()
     model = load_model(inventory, config_dir=out_dir, servable=True)
     out = reporter()
     out.problems(list(model.warnings))

@@ -174,6 +174,9 @@ def apply(
         from xdsgen.watch import watch_and_apply
 
         sys.exit(watch_and_apply(inventory, options, get_console(), debounce, recheck))
+    from xdsgen.cli.leave import allow_fast_exit
+
+    allow_fast_exit()
     sys.exit(run_apply(inventory, options, get_console(), reporter()))
 
 

@@ -136,21 +136,22 @@ def virtual_host(vhost: VhostSpec, family: Family, for_tls: bool) -> VirtualHost
             )
         )
     else:
-        routes.extend(
-            Route(
-                name=f"{route.index}",
-                match=route.match,
-                value=route.value,
-                cluster=route.upstream,
-                prefix_rewrite=route.rewrite,
-                websocket=route.websocket,
-                timeout=_timeout(route.timeout),
-                retries=route.retries,
-                retry_on=RETRY_ON if route.retries else None,
-                idle_timeout=streaming_idle_timeout(route.websocket, _timeout(route.timeout)),
+        for route in vhost.routes:
+            timeout = _timeout(route.timeout)
+            routes.append(
+                Route(
+                    name=f"{route.index}",
+                    match=route.match,
+                    value=route.value,
+                    cluster=route.upstream,
+                    prefix_rewrite=route.rewrite,
+                    websocket=route.websocket,
+                    timeout=timeout,
+                    retries=route.retries,
+                    retry_on=RETRY_ON if route.retries else None,
+                    idle_timeout=streaming_idle_timeout(route.websocket, timeout),
+                )
             )
-            for route in vhost.routes
-        )
     return VirtualHost(
         name=f"vhost{vhost.index}_{vhost.domains[0]}".replace("*", "any"),
         domains=vhost.domains,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -21,6 +22,7 @@ _DURATION_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)$")
 _PATH_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct texts, tens of thousands of calls at scale
 def format_duration(text: str) -> str:
     """Turn an inventory duration (250ms, 2s, 5m, 1h) into protobuf's seconds form."""
     match = _DURATION_RE.match(text)
