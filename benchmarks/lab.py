@@ -26,6 +26,7 @@ import yaml
 from common import EXAMPLE, run_timed
 from installs import Install
 
+from xdsgen.demo import Backend
 from xdsgen.envoyproc import EnvoyProcess, free_ports
 
 EDIT_BACKEND = "grafana"
@@ -55,37 +56,6 @@ def listener_ports(count: int) -> list[int]:
             if len(found) == count:
                 return found
     return found + free_ports(count - len(found))
-
-
-class Backend:
-    """Answers every request with its name (JSON), without Nagle's delay."""
-
-    def __init__(self, name: str):
-        backend = name
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                body = json.dumps({"backend": backend, "path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class _SniConnection(http.client.HTTPSConnection):

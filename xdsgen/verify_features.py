@@ -115,7 +115,7 @@ def parsed_route(r: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def vhost(vh: VirtualHost) -> tuple[Any, ...]:
-    page = None if vh.maintenance else vh.error_page
+    page = vh.custom_response
     return (None if page is None else (page.body, page.content_type), vh.compressors)
 
 

@@ -405,7 +405,7 @@ class Comparer:
     # ------------------------------------------------------------------ clusters
 
     def compare_clusters(self) -> None:
-        used = _used_clusters(self.original)
+        used = self.original.used_clusters()
         for name, cluster in self.original.clusters.items():
             theirs = self.draft.clusters.get(self.names.get(name, ""))
             if theirs is None and name in self.auth_clusters:
@@ -452,26 +452,6 @@ def _paths(ours: Optional[Vhost], theirs: Optional[Vhost]) -> list[str]:
 def _sni_like(name: str) -> bool:
     """A name a client may send as SNI (a vhost's domain may hold a port or a prefix *)."""
     return name != "*" and ":" not in name and not name.endswith("*")
-
-
-def _used_clusters(config: Config) -> set[str]:
-    used: set[str] = set()
-    for listener in config.listeners:
-        if listener.udp_cluster:
-            used.add(listener.udp_cluster)
-        for chain in [*listener.chains, listener.default_chain]:
-            if chain is None:
-                continue
-            if chain.cluster:
-                used.add(chain.cluster)
-            for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
-                used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
-                used.update(
-                    r.access.auth[1]
-                    for r in vhost.routes
-                    if r.access.auth and r.access.auth[0] == "forward"
-                )
-    return used
 
 
 def _who(cidrs: Optional[tuple[str, ...]]) -> str:

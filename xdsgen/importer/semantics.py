@@ -339,6 +339,27 @@ class Config:
     clusters: dict[str, Cluster]
     access_log: Optional[str] = None
 
+    def used_clusters(self, auth_services: bool = True) -> set[str]:
+        """Clusters routes, TCP chains and UDP maps send to, and (unless told not to) the
+        forward-auth services routes ask."""
+        used: set[str] = set()
+        for listener in self.listeners:
+            if listener.udp_cluster:
+                used.add(listener.udp_cluster)
+            for chain in [*listener.chains, listener.default_chain]:
+                if chain is None:
+                    continue
+                if chain.cluster:
+                    used.add(chain.cluster)
+                for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
+                    for route in vhost.routes:
+                        if isinstance(route.action, Proxy):
+                            used.add(route.action.cluster)
+                        auth = route.access.auth
+                        if auth_services and auth and auth[0] == "forward":
+                            used.add(auth[1])
+        return used
+
 
 # --------------------------------------------------------------------------- matching
 

@@ -144,7 +144,7 @@ class Translator:
         upstreams: dict[str, Any] = {}
         taken: set[str] = set()
         self.access.prepare()
-        used = _used_by_traffic(self.config)
+        used = self.config.used_clusters(auth_services=False)
         for cluster in self.config.clusters.values():
             if not cluster.endpoints or self.access.skips(cluster, used):
                 continue
@@ -477,19 +477,3 @@ def _index(pattern: re.Pattern[str], name: str) -> int:
     """xdsgen's own names keep the inventory's order (vhost3_..., https_ipv4_pass_2)."""
     match = pattern.search(name or "")
     return int(match.group(1)) if match else 10**6
-
-
-def _used_by_traffic(config: Config) -> set[str]:
-    """Clusters routes, TCP chains and UDP maps send to (not auth services)."""
-    used: set[str] = set()
-    for listener in config.listeners:
-        if listener.udp_cluster:
-            used.add(listener.udp_cluster)
-        for chain in [*listener.chains, listener.default_chain]:
-            if chain is None:
-                continue
-            if chain.cluster:
-                used.add(chain.cluster)
-            for vhost in (chain.hcm.vhosts or []) if chain.hcm else []:
-                used.update(r.action.cluster for r in vhost.routes if isinstance(r.action, Proxy))
-    return used

@@ -136,6 +136,12 @@ class VirtualHost:
     maintenance: bool = False  # every route answers the page itself (error_page unused)
     index: int = field(default=-1, compare=False)  # the vhost's place in `http`
 
+    @property
+    def custom_response(self) -> Optional[ErrorPage]:
+        """The page Envoy's own 502-504 answers get: none in maintenance, where every
+        route answers the page itself."""
+        return None if self.maintenance else self.error_page
+
 
 @dataclass(frozen=True)
 class RouteConfig:
