@@ -194,6 +194,42 @@ def test_stored_digests_plan_what_parsing_plans(tmp_path: Path, variant: str) ->
         assert not any(parsed.is_parsed(t) for t in stored if t not in new.values())
 
 
+def test_a_route_file_without_stored_digests_beside_one_with_them(tmp_path: Path) -> None:
+    """A file on disk that apply never stored digests for (left by an apply killed before
+    its state was saved) beside one it did: each is compared with its own kind (this
+    crashed the plan with an AttributeError, found by killing applies at random)."""
+    from harness import write_inventory
+
+    from xdsgen import parsed
+    from xdsgen.live.digests import index_from_json, index_json, route_digests
+    from xdsgen.live.plan import compute_plan
+    from xdsgen.pipeline import load_model, render
+
+    def two_families(name: str, prefix: str) -> dict[str, str]:
+        data = {
+            "version": 1,
+            "envoy": {"config_dir": str(tmp_path / "config")},
+            "listen": {
+                "ipv4": {"address": "127.0.0.1", "http": 8080},
+                "ipv6": {"address": "::1", "http": 8080},
+            },
+            "upstreams": {"a": "127.0.0.1:3000"},
+            "http": [{"domains": ["*"], "routes": [{"prefix": prefix, "upstream": "a"}]}],
+        }
+        return render(load_model(str(write_inventory(tmp_path / f"{name}.yaml", data)))).files
+
+    old, new = two_families("old", "/"), two_families("new", "/x/")
+    parsing = compute_plan(old, new)
+    ipv4 = old["rds_http_ipv4.yaml"]
+    stored = {ipv4: index_json(route_digests(ipv4) or {})}
+    parsed._CACHE.clear()
+    mixed = compute_plan(
+        old, new, known=lambda text: index_from_json(stored[text]) if text in stored else None
+    )
+    assert mixed.lines() == parsing.lines()
+    assert mixed.writes == parsing.writes
+
+
 def test_apply_stores_route_digests_and_the_next_plan_uses_them(tmp_path: Path) -> None:
     """Stored with the texts, removed with them; read by the next apply's plan."""
     from xdsgen import parsed

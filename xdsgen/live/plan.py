@@ -245,8 +245,11 @@ def compute_plan(
     old_files = {n: t for n, t in old_files.items() if is_config_file(n)}
     old, unreadable = named_resources(old_files, None if known is None else _unparsed(known))
     new, _ = named_resources(new_files)
-    if any(isinstance(r, RouteDigest) for r in old.values()):
-        new.update(_route_digests(new_files))  # compared digest to digest
+    # An old route known by its stored digests is compared digest to digest; one whose
+    # file had none stored (left by a killed apply) was parsed, and is compared parsed.
+    digests = (
+        _route_digests(new_files) if any(isinstance(r, RouteDigest) for r in old.values()) else {}
+    )
     changes = []
     for key in sorted(set(old) | set(new), key=lambda k: (KINDS.index(k[0]), k[1])):
         kind, name = key
@@ -257,8 +260,11 @@ def compute_plan(
                 changes.append(Change("+", kind, name))
         elif key not in new:
             changes.append(Change("-", kind, name))
-        elif old[key] != new[key]:
-            changes.append(Change("~", kind, name, _differences(kind, old[key], new[key])))
+        else:
+            was = old[key]
+            now = digests.get(key, new[key]) if isinstance(was, RouteDigest) else new[key]
+            if was != now:
+                changes.append(Change("~", kind, name, _differences(kind, was, now)))
     # A removed file whose resources could not be read is still listed: no removal unsaid.
     for name in sorted(n for n in old_files if n not in new_files):
         if resources_of(old_files[name]) is None:
