@@ -2,9 +2,11 @@
 to a real Envoy running it, against Envoy's own load of the changed files.
 
 The change: vhost ~N/2's /api/ route moves between two upstreams served by two real
-backends (A and B); its two route files change (the vhost is on the http and the https
-listener), nothing else. The end points are xdsgen's exit (confirmed) and real traffic: the
-first request for site<~N/2>.example.com/api/ that the new backend answers.
+backends (A and B), and its timeout gets a value it never had before (every change is new:
+no render can have been kept for it, see xdsgen/reuse.py); its two route files change
+(the vhost is on the http and the https listener), nothing else. The end points are
+xdsgen's exit (confirmed) and real traffic: the first request for
+site<~N/2>.example.com/api/ that the new backend answers.
 
 Envoy's reference: the same two files, rendered beforehand, renamed into place by hand,
 timed until the new backend answers that request on both listeners (plain HTTP and TLS:
@@ -27,7 +29,7 @@ from installs import Install
 from lab import Backend, Client, certificate
 from scale import listening_ports, start_envoy, write_synthetic
 
-API_ROUTE = re.compile(r"(\{prefix: /api/, upstream: )(up\d+)")
+API_ROUTE = re.compile(r"(\{prefix: /api/, upstream: )(up\d+)(, timeout: )(\d+)s")
 
 
 def edited_vhost(n: int) -> int:
@@ -54,20 +56,32 @@ class ScaleLab:
         self.host = f"site{edited_vhost(n)}.example.com"
         self.text = self.inventory.read_text()
         self.envoy: Any = None
+        self.edits = 0
 
-    def variant(self, backend: str) -> str:
-        """The inventory text with vhost N/2's /api/ route on up0 (A) or up1 (B)."""
+    def variant(self, backend: str, timeout: int) -> str:
+        """The inventory text with vhost N/2's /api/ route on up0 (A) or up1 (B), its
+        timeout `timeout` seconds."""
         lines = self.text.split("\n")
         for i, line in enumerate(lines):
             if f"[{self.host}," in line:
                 lines[i] = API_ROUTE.sub(
-                    lambda m: m.group(1) + ("up0" if backend == "A" else "up1"), line, count=1
+                    lambda m: (
+                        m.group(1)
+                        + ("up0" if backend == "A" else "up1")
+                        + m.group(3)
+                        + str(timeout)
+                        + "s"
+                    ),
+                    line,
+                    count=1,
                 )
         return "\n".join(lines)
 
     def write(self, backend: str, path: Path) -> None:
+        """A new variant each time (the timeout counts up from 31 s)."""
+        self.edits += 1
         temp = path.with_name(f".{path.name}.swp")
-        temp.write_text(self.variant(backend))
+        temp.write_text(self.variant(backend, 30 + self.edits))
         temp.replace(path)
 
     def served_by(self, backend: str, since: float, clients: Any = None) -> float:
@@ -185,6 +199,26 @@ class ScaleLab:
             raise RuntimeError(f"apply -v exited {proc.returncode}, saw {seen}")
         return seen
 
+    def renders(self, runs: int) -> tuple[list[float], list[float]]:
+        """`xdsgen render` of a new one-vhost change, `runs` times, after one render of the
+        inventory into the same directory (kept for reuse, as any earlier render or apply
+        is); and full renders of the same (XDSGEN_REUSE=off)."""
+        out, edited = self.root / "render-out", self.root / "render-edit.yaml"
+        command = [*self.install.xdsgen, "render", str(edited), "-o", str(out)]
+        shutil.copy2(self.inventory, edited)
+        run_timed(command, self.install.env)
+        time.sleep(2)  # the kept render is written by a detached process
+        reused, full = [], []
+        for env, times in (
+            (self.install.env, reused),
+            ({**self.install.env, "XDSGEN_REUSE": "off"}, full),
+        ):
+            for _ in range(runs):
+                self.write("B", edited)
+                times.append(run_timed(command, env).seconds)
+        shutil.rmtree(out, ignore_errors=True)
+        return reused, full
+
     def close(self) -> None:
         if self.envoy is not None:
             self.envoy.stop()
@@ -199,16 +233,10 @@ def apply_scale(bench: Any, install: Install) -> None:
     try:
         first = lab.start()
         loads = [lab.envoy_load("B", "A") for _ in range(runs)]
-        renders, applies, served, peaks = [], [], [], []
+        renders, full_renders = lab.renders(runs)
+        applies, served, peaks = [], [], []
         current = "A"
         for _ in range(runs):
-            out = lab.root / "render-out"
-            renders.append(
-                run_timed(
-                    [*install.xdsgen, "render", str(lab.inventory), "-o", str(out)], install.env
-                ).seconds
-            )
-            shutil.rmtree(out, ignore_errors=True)
             target = "B" if current == "A" else "A"
             lab.write(target, lab.inventory)
             watch = lab.traffic_until(target)
@@ -232,6 +260,7 @@ def apply_scale(bench: Any, install: Install) -> None:
         "apply_s": applies,
         "served_s": served,
         "render_s": renders,
+        "full_render_s": full_renders,
         "apply_peak_rss_mb": rss_mb(max(peaks)),
         "timeline_s": parts,
     }
@@ -277,6 +306,15 @@ def apply_scale(bench: Any, install: Install) -> None:
         load * 1000,
         "envoy load",
         target("apply_scale_render"),
+        note="reusing the last full render (xdsgen/reuse.py)",
+    )
+    rows.row(
+        section,
+        f"N={n}: render in full (XDSGEN_REUSE=off)",
+        median(full_renders) * 1000,
+        "ms",
+        load * 1000,
+        "envoy load",
     )
     rows.row(
         section,

@@ -49,16 +49,13 @@ def scale(bench: Any, install: Install) -> None:
         if with_envoy:
             envoy_inventory = inventory
         runs = bench.args.scale_runs if n < 10000 else max(1, min(bench.args.scale_runs, 3))
+        env = {**install.env, "XDSGEN_REUSE": "off"}  # every render in full (xdsgen/reuse.py)
         times, peaks = [], []
-        run_timed(
-            [*install.xdsgen, "render", str(inventory), "-o", str(root / "warm")], install.env
-        )
+        run_timed([*install.xdsgen, "render", str(inventory), "-o", str(root / "warm")], env)
         size = 0
         for r in range(runs):
             out = root / f"out{r}"  # a new directory: every file is written, as after a change
-            proc = run_timed(
-                [*install.xdsgen, "render", str(inventory), "-o", str(out)], install.env
-            )
+            proc = run_timed([*install.xdsgen, "render", str(inventory), "-o", str(out)], env)
             times.append(proc.seconds)
             peaks.append(proc.rss_kb)
             size = sum(f.stat().st_size for f in out.iterdir())

@@ -62,6 +62,23 @@ def format_path(path: PathKey) -> str:
     return text
 
 
+_PATH_PART = re.compile(r'\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]|\.?([A-Za-z0-9_][A-Za-z0-9_-]*)')
+
+
+def parse_path(text: str) -> Optional[PathKey]:
+    """The key path format_path wrote `text` from; None for anything it cannot have written."""
+    parts: list[Union[str, int]] = []
+    at = 0
+    while at < len(text):
+        match = _PATH_PART.match(text, at)
+        if match is None or (match.group(3) and at > 0 and text[at] != "."):
+            return None
+        index, quoted, word = match.groups()
+        parts.append(int(index) if index else json.loads(quoted) if quoted else word)
+        at = match.end()
+    return tuple(parts)
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """One thing wrong with an inventory, located as precisely as we can."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -85,8 +85,13 @@ def _schema_problems(inventory: Inventory, broken: set[PathKey]) -> list[Problem
     return problems
 
 
-def load(path: Union[str, os.PathLike[str]]) -> Inventory:
-    """Read, parse and schema-check an inventory; raise InventoryError listing every problem."""
+# The indices of vhosts (`http`) known to pass the schema, given the data and base dir.
+CheckedVhosts = Callable[[dict[str, Any], Path], frozenset[int]]
+
+
+def load(path: Union[str, os.PathLike[str]], checked: Optional[CheckedVhosts] = None) -> Inventory:
+    """Read, parse and schema-check an inventory; raise InventoryError listing every problem.
+    `checked`: vhosts the schema accepted before, exactly as they are (xdsgen/reuse.py)."""
     source = str(path)
     text = read_text(source)
     from xdsgen.speed import gc_paused
@@ -122,11 +127,22 @@ def load(path: Union[str, os.PathLike[str]]) -> Inventory:
     # cannot vouch for the data: it alone writes the messages (xdsgen/schemacheck.py).
     from xdsgen.schemacheck import is_valid
 
-    if problems or not is_valid(schema(), data):
+    if problems or not is_valid(schema(), _unchecked(data, inventory.base_dir, checked)):
         problems += _schema_problems(inventory, broken)
     if problems:
         raise InventoryError(problems, partial=inventory)
     return inventory
+
+
+def _unchecked(data: dict[str, Any], base_dir: Path, checked: Optional[CheckedVhosts]) -> Any:
+    """`data` less the vhosts `checked` vouches for (the schema checks them one by one)."""
+    vhosts = data.get("http")
+    if checked is None or not isinstance(vhosts, list):
+        return data
+    known = checked(data, base_dir)
+    if not known:
+        return data
+    return {**data, "http": [v for i, v in enumerate(vhosts) if i not in known]}
 
 
 def _read_fast(text: str) -> Optional[dict[str, Any]]:

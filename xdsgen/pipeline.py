@@ -23,13 +23,52 @@ def load_model(
 ) -> Model:
     """The model of the inventory at `path`. `servable`: as Envoy can run it now, without
     the acme: certificates not obtained yet (model/challenges.py; render and status)."""
+    return _model(_inventory(path, check_files), check_files, config_dir, servable)
+
+
+def build(
+    path: str,
+    check_files: bool = False,
+    config_dir: Optional[str] = None,
+    servable: bool = False,
+    documents: bool = False,
+) -> tuple[Model, Rendered]:
+    """The model and the rendered files of the inventory at `path` (load_model, render).
+    A big inventory whose routes alone changed since its last full render reuses that
+    render (xdsgen/reuse.py); `documents`: leave the parsed files in the parse cache, as a
+    full render does (apply's plan reads them)."""
+    from xdsgen import reuse
+
+    options = (check_files, config_dir, servable)
+    finder = reuse.Finder(options)
+    inventory = _inventory(path, check_files, finder.checked_vhosts)
+    found = finder.reused(inventory, documents)
+    if found is not None:
+        return found
+    model = _model(inventory, check_files, config_dir, servable)
+    rendered = render(model)
+    reuse.keep(inventory, options, model, rendered)
+    return model, rendered
+
+
+def _inventory(
+    path: str, check_files: bool, checked: Optional[inventory_mod.CheckedVhosts] = None
+) -> inventory_mod.Inventory:
     try:
-        inventory = inventory_mod.load(path)
+        return inventory_mod.load(path, checked)
     except InventoryError as exc:
         if isinstance(exc.partial, inventory_mod.Inventory):
             more = model_mod.meaning_problems(exc.partial, check_files, exc.problems)
             raise InventoryError(exc.problems + more, exc.warnings) from None
         raise
+
+
+def _model(
+    inventory: inventory_mod.Inventory,
+    check_files: bool,
+    config_dir: Optional[str],
+    servable: bool,
+) -> Model:
     model = model_mod.build(inventory, check_files=check_files)
     if config_dir is not None:
         model = model.with_config_dir(config_dir)
@@ -142,4 +181,4 @@ def _our_links(directory: str) -> set[str]:
     return {n for n in names if is_our_link(directory, n)}
 
 
-__all__ = ["Model", "Rendered", "load_model", "render", "write_plain"]
+__all__ = ["Model", "Rendered", "build", "load_model", "render", "write_plain"]

@@ -113,9 +113,10 @@ def _mapping(data: Any, key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def read(data: dict[str, Any], tolerant: bool = False) -> Spec:
+def read(data: dict[str, Any], tolerant: bool = False, http_first: int = 0) -> Spec:
     """The spec of a schema-valid inventory, or (`tolerant`) of the well-shaped parts of one
-    the schema refused."""
+    the schema refused. `http_first`: the index of data's first vhost in the inventory
+    (xdsgen/reuse.py builds one vhost of a big inventory alone, under its own index)."""
 
     def each(entries: Any, make: Any) -> list[Any]:
         made = []
@@ -139,7 +140,7 @@ def read(data: dict[str, Any], tolerant: bool = False) -> Spec:
         upstreams_readable=isinstance(data.get("upstreams", {}), dict),
         certificates={c.name: c for c in certificates},
         certificate_names=frozenset(_mapping(data, "certificates")),
-        http=tuple(each(enumerate(_items(data, "http")), _vhost)),
+        http=tuple(each(enumerate(_items(data, "http"), http_first), _vhost)),
         tls_passthrough=tuple(each(enumerate(_items(data, "tls_passthrough")), _passthrough)),
         tcp=tuple(each(((i, v, "tcp") for i, v in enumerate(_items(data, "tcp"))), _port_map)),
         udp=tuple(each(((i, v, "udp") for i, v in enumerate(_items(data, "udp"))), _port_map)),

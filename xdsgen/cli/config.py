@@ -68,14 +68,12 @@ def render(inventory: str, out_dir: Optional[str], to_stdout: bool) -> None:
     directory apply manages).
     """
     from xdsgen.cli.leave import allow_fast_exit
-    from xdsgen.pipeline import load_model, render_into
-    from xdsgen.pipeline import render as render_files
+    from xdsgen.pipeline import build, render_into
 
     allow_fast_exit()
-    model = load_model(inventory, config_dir=out_dir, servable=True)
+    model, rendered = build(inventory, config_dir=out_dir, servable=True)
     out = reporter()
     out.problems(list(model.warnings))
-    rendered = render_files(model)
     if to_stdout:
         for name, text in rendered.files.items():
             click.echo(f"# --- {name}")

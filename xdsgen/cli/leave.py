@@ -21,11 +21,16 @@ import os
 import sys
 
 _ALLOWED: list[bool] = []
+_SCRIPT: list[bool] = []  # run() runs the command: the process ends with it
 
 
 def allow_fast_exit() -> None:
     """This command leaves nothing for the interpreter's exit to do."""
     _ALLOWED.append(True)
+    if _SCRIPT:
+        from xdsgen.speed import one_shot
+
+        one_shot()  # and the garbage collector need not look at what it builds
 
 
 def fast_exit_allowed() -> bool:
@@ -36,6 +41,7 @@ def run() -> None:
     """The console script: `xdsgen ...` (and `python -m xdsgen`)."""
     from xdsgen.cli import main
 
+    _SCRIPT.append(True)
     try:
         main()
     except SystemExit as exc:

@@ -61,6 +61,17 @@ class RouteDigest:
         bare = {_name(h): digest_of(without_route_metadata(h)) for h in hosts}
         return cls(whole, named, bare)
 
+    def with_vhosts(self, resource: dict[str, Any], changed: dict[str, Any]) -> RouteDigest:
+        """The digests of `resource`, a route configuration that differs from the one these
+        digests are of only in the vhosts `changed` (name -> the vhost as parsed)."""
+        vhosts, bare = dict(self.vhosts), dict(self.bare)
+        for name, host in changed.items():
+            vhosts[name] = digest_of(host)
+            bare[name] = digest_of(without_route_metadata(host))
+        rest = {k: v for k, v in resource.items() if k != "virtual_hosts"}
+        whole = digest_of([rest, list(vhosts.values()), "virtual_hosts" in resource])
+        return RouteDigest(whole, vhosts, bare)
+
     def users_only(self, other: RouteDigest, vhost: str) -> bool:
         """Whether `vhost` differs from `other`'s only in its routes' metadata."""
         mine, theirs = self.bare.get(vhost), other.bare.get(vhost)
@@ -109,6 +120,13 @@ def route_digests(text: str) -> Optional[dict[str, RouteDigest]]:
     while len(_MEMO) > _MEMO_FILES:
         _MEMO.popitem(last=False)
     return found
+
+
+def remember(text: str, found: dict[str, RouteDigest]) -> None:
+    """The digests of a route file known without parsing it (xdsgen/reuse.py)."""
+    _MEMO[text] = found
+    while len(_MEMO) > _MEMO_FILES:
+        _MEMO.popitem(last=False)
 
 
 def retain(texts: set[str]) -> None:

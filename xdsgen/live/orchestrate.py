@@ -149,10 +149,9 @@ def stale_files(files: dict[str, str], stats: Optional[dict[str, str]]) -> dict[
 
 
 def build(inventory: str, config_dir: Optional[str]) -> tuple[Any, Any]:
-    from xdsgen.pipeline import load_model, render
+    from xdsgen.pipeline import build as build_files
 
-    model = load_model(inventory, check_files=True, config_dir=config_dir)
-    return model, render(model)
+    return build_files(inventory, check_files=True, config_dir=config_dir, documents=True)
 
 
 def _settle_journal(state: State, stats: Optional[dict[str, str]], notes: list[str]) -> None:

@@ -24,6 +24,8 @@ The IR is in ir.py; single values are parsed in values.py.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from xdsgen.errors import InventoryError, Problem
 from xdsgen.inventory import Inventory
 from xdsgen.model import (
@@ -88,6 +90,20 @@ def build(inventory: Inventory, check_files: bool = False) -> Model:
         model = _build(read(inventory.data), inventory, problems, check_files)
         problems.raise_errors()
         return model
+
+
+def build_part(
+    data: dict[str, Any], inventory: Inventory, check_files: bool, http_first: int
+) -> Optional[Model]:
+    """The model of `data`, a part of `inventory`'s data whose vhosts are the inventory's from
+    index `http_first` on (xdsgen/reuse.py); None when it has errors. Problems are located
+    in `inventory`."""
+    from xdsgen.speed import gc_paused
+
+    with gc_paused():
+        problems = Problems(inventory)
+        model = _build(read(data, http_first=http_first), inventory, problems, check_files)
+    return None if problems.errors else model
 
 
 def _build(spec: Spec, inventory: Inventory, problems: Problems, check_files: bool) -> Model:
@@ -181,6 +197,7 @@ __all__ = [
     "UpstreamTls",
     "VirtualHost",
     "build",
+    "build_part",
     "domain_problem",
     "format_duration",
     "is_ip",

@@ -31,7 +31,6 @@ decorates them, finding each item's inventory entry by the names they gave it.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import replace
 from typing import Optional, Union
 
@@ -62,7 +61,6 @@ from xdsgen.spec import PassthroughSpec, PortMapSpec, Spec, VhostSpec
 RBAC_FILTER = "envoy.filters.http.rbac"
 STRIP_FILTER = "envoy.filters.http.header_mutation"
 PROXY_VERSIONS = {"v1": "V1", "v2": "V2"}
-_VHOST_INDEX = re.compile(r"^vhost([0-9]+)_")
 
 
 def parse_cidr(text: str) -> Union[Cidr, str]:
@@ -321,9 +319,11 @@ class Access:
     def _route_config(self, rc: RouteConfig) -> RouteConfig:
         scheme = "https" if rc.name.startswith("https_") else "http"
         vhosts = []
+        # By index, not position: a tolerant read leaves malformed vhosts out, and
+        # xdsgen/reuse.py builds one vhost alone under its own index.
+        by_index = {v.index: v for v in self.spec.http}
         for vhost in rc.virtual_hosts:
-            match = _VHOST_INDEX.match(vhost.name)
-            spec = self.spec.http[int(match.group(1))] if match else None
+            spec = by_index.get(vhost.index)
             vhosts.append(self._vhost(vhost, spec, scheme) if spec is not None else vhost)
         return replace(
             rc, virtual_hosts=tuple(vhosts), request_headers=header_part.client_headers(scheme)

@@ -114,12 +114,12 @@ def check_reference(spec: Spec, name: str, path: PathKey, problems: Problems) ->
     return False
 
 
+def unused_message(name: str) -> str:
+    return f"upstream {name!r} is not used by any route, port map or passthrough"
+
+
 def check_unused(spec: Spec, used: set[str], problems: Problems) -> None:
     """An upstream nothing routes to is often a typo elsewhere, or left over."""
     for name, upstream in spec.upstreams.items():
         if name not in used:
-            problems.warn(
-                upstream.path,
-                f"upstream {name!r} is not used by any route, port map or passthrough",
-                "remove it, or route to it",
-            )
+            problems.warn(upstream.path, unused_message(name), "remove it, or route to it")
