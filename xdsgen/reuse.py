@@ -34,13 +34,10 @@ XDSGEN_REUSE_FOREGROUND=1 keeps the render in the foreground (tests).
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import marshal
 import os
-import pickle
-import shutil
 import stat
 import sys
 from collections.abc import Callable
@@ -213,6 +210,8 @@ def keep(inventory: Inventory, options: Options, model: Model, rendered: Rendere
 
 
 def _keep(folder: str, key: str, items: list[Any], model: Model, rendered: Rendered) -> None:
+    import pickle
+
     from xdsgen.parsed import document, is_parsed
     from xdsgen.speed import gc_paused
 
@@ -251,6 +250,8 @@ def _keep(folder: str, key: str, items: list[Any], model: Model, rendered: Rende
 
 
 def _write(folder: str, parts: dict[str, bytes]) -> None:
+    import shutil
+
     temp = f"{folder}.{os.getpid()}.tmp"
     old = f"{folder}.{os.getpid()}.old"
     try:
@@ -272,6 +273,8 @@ def _write(folder: str, parts: dict[str, bytes]) -> None:
 
 def _prune(renders: str) -> None:
     """Only the _KEEP_RENDERS most recently used renders stay."""
+    import shutil
+
     try:
         entries = sorted(
             (e for e in os.scandir(renders) if e.is_dir(follow_symlinks=False)),
@@ -287,6 +290,8 @@ def _prune(renders: str) -> None:
 def _read(folder: str, name: str, loads: Any, meta: Any = None) -> Any:
     """A part of a kept render, or None. Parts but the meta are checked against the digest
     the meta has of them: a damaged file is never used (the vhosts are read lazily)."""
+    import pickle
+
     try:
         with open(os.path.join(folder, name), "rb") as handle:
             data = handle.read()
@@ -325,6 +330,8 @@ class Finder:
         return frozenset(i for i in range(len(self.meta["blobs"])) if i not in changed)
 
     def _find(self, data: dict[str, Any], base_dir: Path) -> None:
+        import pickle
+
         if self.looked:
             return
         self.looked = True
@@ -361,6 +368,9 @@ class Finder:
     def _reuse(
         self, folder: str, inventory: Inventory, documents: bool
     ) -> Optional[tuple[Model, Rendered]]:
+        import ast
+        import pickle
+
         model = _read(folder, "model.pickle", pickle.loads, self.meta)
         files = _read(folder, "files.marshal", marshal.loads, self.meta)
         vhosts = _read(folder, "vhosts.pickle", bytes, self.meta)  # unpickled when used
@@ -388,6 +398,8 @@ class Finder:
 
 
 def _unpickled(data: bytes) -> Callable[[], dict[str, Any]]:
+    import pickle
+
     found: list[dict[str, Any]] = []
 
     def load() -> dict[str, Any]:
