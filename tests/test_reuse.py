@@ -326,6 +326,22 @@ def test_a_damaged_cache_renders_in_full(tmp_path: Path, builds: Builds, cache: 
         (kept,) = (cache / "renders").iterdir()
 
 
+def test_a_failure_inside_reuse_renders_in_full(
+    tmp_path: Path, builds: Builds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xdsgen import reuse_edits
+
+    path, data = synthetic(tmp_path)
+    builds.build(path)
+
+    def broken(*args: Any) -> bool:
+        raise KeyError("something reuse did not expect")
+
+    monkeypatch.setattr(reuse_edits.Edits, "rebuild", broken)
+    data["http"][1]["routes"][0]["timeout"] = "5s"
+    refused(builds, path, data)
+
+
 def test_a_new_xdsgen_is_a_new_context(
     tmp_path: Path, builds: Builds, monkeypatch: pytest.MonkeyPatch
 ) -> None:

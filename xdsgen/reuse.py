@@ -202,7 +202,8 @@ def keep(inventory: Inventory, options: Options, model: Model, rendered: Rendere
     if folder is None:
         return
     if os.environ.get("XDSGEN_REUSE_FOREGROUND") == "1" or not hasattr(os, "fork"):
-        _keep(folder, key, items, model, rendered)
+        with contextlib.suppress(Exception):  # keeping only saves time later
+            _keep(folder, key, items, model, rendered)
         return
     from xdsgen.speed import detached
 
@@ -363,7 +364,10 @@ class Finder:
             self._find(inventory.data, inventory.base_dir)
             if self.folder is None:
                 return None
-            return self._reuse(self.folder, inventory, documents)
+            try:
+                return self._reuse(self.folder, inventory, documents)
+            except Exception:  # reuse only saves time: the full render decides anything odd
+                return None
 
     def _reuse(
         self, folder: str, inventory: Inventory, documents: bool
