@@ -152,6 +152,8 @@ def apply(
     are missing or due are obtained or renewed first (exit 8 when the CA does not issue;
     nothing is applied then). Only one apply runs per config directory at a time. Without
     a TTY it prints nothing on success unless --verbose (for cron); errors go to stderr.
+    An inventory of 1 000 vhosts or more reuses its last full render when only routes
+    changed (README: Big inventories; XDSGEN_REUSE=off renders in full).
     """
     from xdsgen.errors import UsageProblem
     from xdsgen.live.orchestrate import Options
