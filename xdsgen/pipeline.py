@@ -37,17 +37,16 @@ def build(
     A big inventory whose routes alone changed since its last full render reuses that
     render (xdsgen/reuse.py); `documents`: leave the parsed files in the parse cache, as a
     full render does (apply's plan reads them)."""
-    from xdsgen import reuse
+    from xdsgen.reuse import Finder
 
-    options = (check_files, config_dir, servable)
-    finder = reuse.Finder(options)
+    finder = Finder((check_files, config_dir, servable))
     inventory = _inventory(path, check_files, finder.checked_vhosts)
     found = finder.reused(inventory, documents)
     if found is not None:
         return found
     model = _model(inventory, check_files, config_dir, servable)
     rendered = render(model)
-    reuse.keep(inventory, options, model, rendered)
+    finder.keep(inventory, model, rendered)
     return model, rendered
 
 

@@ -50,7 +50,7 @@ from xdsgen.errors import parse_path
 from xdsgen.inventory import Inventory
 from xdsgen.model import Model
 from xdsgen.render import Rendered
-from xdsgen.reuse_edits import Edits, Options, fragments, routes_of
+from xdsgen.reuse_edits import Edits, Options, fragments, upstreams_of
 
 FORMAT = 1
 REUSE_FROM = 1000  # vhosts: below, a full render takes a few tenths of a second at most
@@ -151,8 +151,7 @@ def _counts(model: Model, items: list[Any]) -> dict[str, int]:
     served = {vh.index for rc in model.route_configs for vh in rc.virtual_hosts}
     counts: dict[str, int] = {}
     for index in served:
-        for route in routes_of(items[index]):
-            name = str(route.get("upstream"))
+        for name in upstreams_of(items[index]):
             counts[name] = counts.get(name, 0) + 1
     return counts
 
@@ -185,29 +184,6 @@ def _folder(key: str, create: bool = False) -> Optional[str]:
         except OSError:
             return None
     return os.path.join(renders, key)
-
-
-def keep(inventory: Inventory, options: Options, model: Model, rendered: Rendered) -> None:
-    """Keep a full render of a big inventory for the next render to reuse; quietly nothing
-    when it is small, not eligible, or the cache cannot be written. The writing (~0.5 s at
-    10 000 vhosts) is done by a detached process, so no one waits for it
-    (XDSGEN_REUSE_FOREGROUND=1: by this one, for tests)."""
-    items = _vhosts(inventory.data)
-    if items is None or model.patches or model.user_files:
-        return
-    if any(c.acme for c in model.certificates):
-        return
-    key = context_key(inventory.data, inventory.base_dir, items, options)
-    folder = _folder(key, create=True)
-    if folder is None:
-        return
-    if os.environ.get("XDSGEN_REUSE_FOREGROUND") == "1" or not hasattr(os, "fork"):
-        with contextlib.suppress(Exception):  # keeping only saves time later
-            _keep(folder, key, items, model, rendered)
-        return
-    from xdsgen.speed import detached
-
-    detached(lambda: _keep(folder, key, items, model, rendered))
 
 
 def _keep(folder: str, key: str, items: list[Any], model: Model, rendered: Rendered) -> None:
@@ -278,7 +254,12 @@ def _prune(renders: str) -> None:
 
     try:
         entries = sorted(
-            (e for e in os.scandir(renders) if e.is_dir(follow_symlinks=False)),
+            # Kept renders only: another process's .tmp or .old folder is its own business.
+            (
+                e
+                for e in os.scandir(renders)
+                if "." not in e.name and e.is_dir(follow_symlinks=False)
+            ),
             key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns,
             reverse=True,
         )
@@ -317,7 +298,9 @@ class Finder:
     def __init__(self, options: Options):
         self.options = options
         self.looked = False
-        self.folder: Optional[str] = None
+        self.key: Optional[str] = None  # the context, once the vhosts are big enough
+        self.items: list[Any] = []
+        self.folder: Optional[str] = None  # the kept render of that context, if reusable
         self.meta: Any = None
         self.changed: list[int] = []
 
@@ -340,6 +323,7 @@ class Finder:
         if items is None:
             return
         key = context_key(data, base_dir, items, self.options)
+        self.key, self.items = key, items
         folder = _folder(key)
         meta = None if folder is None else _read(folder, "meta.pickle", pickle.loads)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("key") != key:
@@ -350,6 +334,28 @@ class Finder:
         changed = [i for i, (new, old) in enumerate(zip(blobs, meta["blobs"])) if new != old]
         if len(changed) <= MAX_CHANGED:
             self.folder, self.meta, self.changed = folder, meta, changed
+
+    def keep(self, inventory: Inventory, model: Model, rendered: Rendered) -> None:
+        """Keep a full render of a big inventory for the next render to reuse; quietly
+        nothing when it is small, not eligible, or the cache cannot be written. The writing
+        (~0.5 s at 10 000 vhosts) is done by a detached process, so no one waits for it
+        (XDSGEN_REUSE_FOREGROUND=1: by this one, for tests)."""
+        self._find(inventory.data, inventory.base_dir)
+        key, items = self.key, self.items
+        if key is None or model.patches or model.user_files:
+            return
+        if any(c.acme for c in model.certificates):
+            return
+        folder = _folder(key, create=True)
+        if folder is None:
+            return
+        if os.environ.get("XDSGEN_REUSE_FOREGROUND") == "1" or not hasattr(os, "fork"):
+            with contextlib.suppress(Exception):  # keeping only saves time later
+                _keep(folder, key, items, model, rendered)
+            return
+        from xdsgen.speed import detached
+
+        detached(lambda: _keep(folder, key, items, model, rendered))
 
     def reused(
         self, inventory: Inventory, documents: bool = False

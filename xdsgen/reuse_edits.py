@@ -49,6 +49,11 @@ def routes_of(item: Any) -> list[dict[str, Any]]:
     return [r for r in routes if isinstance(r, dict)] if isinstance(routes, list) else []
 
 
+def upstreams_of(item: Any) -> list[str]:
+    """The upstream of each of a vhost's routes (inventory data)."""
+    return [str(route.get("upstream")) for route in routes_of(item)]
+
+
 def under(problem: Problem, index: int) -> bool:
     prefix = f"http[{index}]"
     return problem.path == prefix or problem.path.startswith((prefix + ".", prefix + "["))
@@ -156,7 +161,7 @@ class Edits:
 
         if not routes_only(old, new):
             return False
-        names = {r.get("upstream") for r in routes_of(old) + routes_of(new)}
+        names = set(upstreams_of(old) + upstreams_of(new))
         was, now = self._alone(index, old, names), self._alone(index, new, names)
         if was is None or now is None or not self._as_kept(index, *was):
             return False
@@ -168,9 +173,9 @@ class Edits:
         if _elsewhere(old_model, index) != _elsewhere(model, index):
             return False  # the edit says something about another part
         for name, text in new_files.files.items():
-            found, base = fragments(text) if is_rds(name) else None, self.split(name)
             if not is_rds(name):
                 continue
+            found, base = fragments(text), self.split(name)
             if found is None or base is None or found[1] != [index] or found[0] != base[0]:
                 return False
             self.fragments.setdefault(name, {})[index] = found[2][0]
@@ -181,14 +186,14 @@ class Edits:
             for vhost in rc.virtual_hosts:
                 self.vhosts.setdefault(rc.name, {})[index] = vhost
         self.warnings[index] = [w for w in model.warnings if under(w, index)]
-        if self.fragments and any(index in f for f in self.fragments.values()):  # served
-            for route in routes_of(old):
-                self.counts[route["upstream"]] = self.counts.get(route["upstream"], 0) - 1
-            for route in routes_of(new):
-                self.counts[route["upstream"]] = self.counts.get(route["upstream"], 0) + 1
+        if any(index in f for f in self.fragments.values()):  # served
+            for name in upstreams_of(old):
+                self.counts[name] = self.counts.get(name, 0) - 1
+            for name in upstreams_of(new):
+                self.counts[name] = self.counts.get(name, 0) + 1
         return True
 
-    def _alone(self, index: int, item: Any, upstreams: set[Any]) -> Optional[tuple[Model, Any]]:
+    def _alone(self, index: int, item: Any, upstreams: set[str]) -> Optional[tuple[Model, Any]]:
         from xdsgen.model import build_part
         from xdsgen.render import render
 

@@ -116,14 +116,13 @@ def route_digests(text: str) -> Optional[dict[str, RouteDigest]]:
 
     items = resources_of(text)
     found = None if items is None else {str(r.get("name")): RouteDigest.of(r) for r in items}
-    _MEMO[text] = found
-    while len(_MEMO) > _MEMO_FILES:
-        _MEMO.popitem(last=False)
+    remember(text, found)
     return found
 
 
-def remember(text: str, found: dict[str, RouteDigest]) -> None:
-    """The digests of a route file known without parsing it (xdsgen/reuse.py)."""
+def remember(text: str, found: Optional[dict[str, RouteDigest]]) -> None:
+    """A route file's digests (None: it does not parse); xdsgen/reuse.py knows some
+    without parsing the file."""
     _MEMO[text] = found
     while len(_MEMO) > _MEMO_FILES:
         _MEMO.popitem(last=False)
